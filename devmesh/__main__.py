@@ -1,0 +1,3 @@
+from devmesh.cli import main
+
+main()

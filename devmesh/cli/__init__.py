@@ -1,0 +1,99 @@
+"""The ``devmesh`` command. Subcommands load lazily so ``--help`` and ``--version`` start fast."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from devmesh import __version__
+from devmesh.errors import DevmeshError
+
+# name → (module, function, one-line help). Modules are imported only when the command runs.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("devmesh.cli.init", "init", "Write a devmesh.yaml, or scaffold the starter app."),
+    "render": ("devmesh.cli.render", "render", "Print the Kubernetes and Istio objects for a branch."),
+    "doctor": ("devmesh.cli.doctor", "doctor", "Check the tools and engines each runtime needs."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+class State:
+    """Options shared by every command."""
+
+    def __init__(self, config: Path | None, debug: bool) -> None:
+        self.config = config
+        self.debug = debug
+
+    def project(self) -> Any:
+        from devmesh.config import load_project
+
+        return load_project(self.config)
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group(cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "-c", type=click.Path(path_type=Path, dir_okay=False), help="Path to devmesh.yaml (default: search upwards from here).")
+@click.option("--debug", is_flag=True, envvar="DEVMESH_DEBUG", help="Show tracebacks.")
+@click.version_option(__version__, "--version", "-V", prog_name="devmesh")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, debug: bool) -> None:
+    """devmesh: a preview of your branch in a real service mesh, live-synced, promoted by GitOps."""
+    ctx.obj = State(config, debug)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def _report(exc: DevmeshError) -> None:
+    for line in str(exc).splitlines():
+        click.secho(f"error: {line}" if not line.startswith(("error:",)) else line, fg="red", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("DEVMESH_DEBUG"))
+    try:
+        cli.main(args=argv, prog_name="devmesh", standalone_mode=False)
+    except DevmeshError as exc:
+        if debug:
+            traceback.print_exc()
+        _report(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
