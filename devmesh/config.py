@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -29,6 +29,8 @@ CONFIG_NAME = "devmesh.yaml"
 DEFAULT_ENVOY_IMAGE = "envoyproxy/envoy:v1.36.2"
 
 _LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Service names become Kubernetes Service names, which are DNS-1035 labels: a letter first.
+_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _HEADER_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _DOMAIN_RE = re.compile(r"^(?=.{1,200}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -58,7 +60,7 @@ def _port(value: Any) -> int:
     return value
 
 
-def _label(max_len: int, what: str):  # type: ignore[no-untyped-def]
+def _label(max_len: int, what: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if not isinstance(value, str) or len(value) > max_len or not _LABEL_RE.match(value):
             raise PydanticCustomError(
@@ -70,6 +72,47 @@ def _label(max_len: int, what: str):  # type: ignore[no-untyped-def]
         return value
 
     return check
+
+
+def _name(max_len: int, what: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or len(value) > max_len or not _NAME_RE.match(value):
+            raise PydanticCustomError(
+                "devmesh_name",
+                "expected {what}: lower-case letters, digits and '-', starting with a letter, "
+                "ending with a letter or digit, at most {max} characters, got {got}",
+                {"what": what, "max": max_len, "got": _describe(value)},
+            )
+        return value
+
+    return check
+
+
+def _scalar(value: Any) -> Any:
+    if not isinstance(value, (str, int, float, bool)):
+        raise PydanticCustomError(
+            "devmesh_scalar",
+            "expected a string, a number or true/false, got {got}",
+            {"got": _describe(value)},
+        )
+    return value
+
+
+def _branch(value: Any) -> str:
+    from devmesh.naming import check_branch_name
+
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "devmesh_branch", "expected a branch name, got {got}", {"got": _describe(value)}
+        )
+    try:
+        check_branch_name(value)
+    except UserInputError as exc:
+        raise PydanticCustomError(
+            "devmesh_branch", "expected a valid git branch name, got {got}: {why}",
+            {"got": _describe(value), "why": exc.message.split(": ", 1)[-1]},
+        ) from None
+    return value
 
 
 def _env_value(value: Any) -> str:
@@ -131,15 +174,27 @@ def _container_path(value: Any) -> str:
     return value
 
 
+def _dockerfile_path(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or value.startswith("/"):
+        raise PydanticCustomError(
+            "devmesh_dockerfile",
+            "expected a path relative to the build context, got {got}",
+            {"got": _describe(value)},
+        )
+    return value
+
+
 Port = Annotated[int, BeforeValidator(_port)]
-AppName = Annotated[str, BeforeValidator(_label(22, "an app name"))]
-ServiceName = Annotated[str, BeforeValidator(_label(30, "a service name"))]
+# <app>-<env> must fit a 63-character namespace name; environment names take up to 40.
+AppName = Annotated[str, BeforeValidator(_name(22, "an app name"))]
+ServiceName = Annotated[str, BeforeValidator(_name(30, "a service name"))]
+BranchName = Annotated[str, BeforeValidator(_branch)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
 HeaderName = Annotated[str, BeforeValidator(_header)]
 Domain = Annotated[str, BeforeValidator(_domain)]
 RelativePath = Annotated[str, BeforeValidator(_relative_path)]
 ContainerPath = Annotated[str, BeforeValidator(_container_path)]
-Scalar = str | int | float | bool
+Scalar = Annotated[str | int | float | bool, BeforeValidator(_scalar)]
 
 
 class _Model(BaseModel):
@@ -155,7 +210,9 @@ class SyncRule(_Model):
 
 class Service(_Model):
     context: RelativePath = "."
-    dockerfile: RelativePath = "Dockerfile"
+    # Relative to the context; may lie outside it (``../docker/api.Dockerfile``) but not
+    # outside the project.
+    dockerfile: Annotated[str, BeforeValidator(_dockerfile_path)] = "Dockerfile"
     port: Port | None = None
     entry: bool = False
     preset: str | None = None
@@ -181,8 +238,8 @@ class Cluster(_Model):
 
 class Manifests(_Model):
     repo: str
-    path: str = "."
-    branch: str = "main"
+    path: RelativePath = "."
+    branch: BranchName = "main"
     mode: Literal["push", "pull-request"] = "push"
     registry: str | None = None
 
@@ -193,7 +250,7 @@ class DockerSettings(_Model):
 
 class Project(_Model):
     app: AppName
-    baseline: str | None = None
+    baseline: BranchName | None = None
     runtime: Literal["auto", "kind", "docker"] = "auto"
     services: dict[ServiceName, Service]
     routing: Routing = Field(default_factory=Routing)
@@ -215,15 +272,19 @@ class Project(_Model):
 
     @property
     def entry_service(self) -> str:
+        """The service behind the preview URL."""
         return next(name for name, svc in self.services.items() if svc.entry)
 
     def context_dir(self, service: str) -> Path:
+        """The build context of ``service`` on disk."""
         return self.root / self.services[service].context
 
     def dockerfile_path(self, service: str) -> Path:
+        """The Dockerfile of ``service`` on disk."""
         return self.context_dir(service) / self.services[service].dockerfile
 
     def port_of(self, service: str) -> int:
+        """The container port of ``service`` (given, or filled in by its preset)."""
         port = self.services[service].port
         assert port is not None, "ports are resolved when the project is loaded"
         return port
@@ -420,9 +481,11 @@ def _iter_semantic_errors(project: Project, lines: Mapping[Loc, int]) -> Iterato
             where = (*base, "context") if (*base, "context") in lines else base
             yield where, f"build context {svc.context!r} does not exist (looked in {context})"
             continue
-        dockerfile = context / svc.dockerfile
-        if not dockerfile.is_file():
-            where = (*base, "dockerfile") if (*base, "dockerfile") in lines else base
+        dockerfile = (context / svc.dockerfile).resolve()
+        where = (*base, "dockerfile") if (*base, "dockerfile") in lines else base
+        if not dockerfile.is_relative_to(project.root.resolve()):
+            yield where, f"Dockerfile {svc.dockerfile!r} lies outside the project"
+        elif not dockerfile.is_file():
             yield where, f"Dockerfile {svc.dockerfile!r} not found in build context {svc.context!r}"
         if svc.port is None:
             yield (*base, "port") if (*base, "port") in lines else base, (

@@ -1,0 +1,158 @@
+"""`devmesh render`: pure, schema-valid, routes the changed service by header and preview host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devmesh.cli import main
+from tests.conftest import ProjectFactory, git
+from tests.schemas import validate
+
+
+def _render(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, Any]]:
+    with pytest.raises(SystemExit) as done:
+        main(["-c", str(root / "devmesh.yaml"), "render", *args])
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    assert done.value.code == 0, out.err
+    return [doc for doc in yaml.safe_load_all(out.out) if doc]
+
+
+def _by(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def _change_api(root: Path) -> None:
+    git(root, "checkout", "-q", "-b", "feature/cheaper-stock")
+    (root / "services/api/app.py").write_text('print("cheaper")\n')
+    git(root, "commit", "-qam", "api: cheaper")
+
+
+def test_branch_changing_api_routes_api_by_header_and_host(make_project: ProjectFactory,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project()
+    _change_api(root)
+    objects = _render(root, capsys)
+    env = _env_of(objects)
+    assert env.startswith("feature-cheaper-stock-")
+    for obj in objects:
+        validate(obj)
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "devmesh"
+        assert labels["devmesh.dev/app"] == "shop"
+        assert "devmesh.dev/env" in labels and "devmesh.dev/service" in labels
+
+    deployments = _by(objects, "Deployment")
+    assert set(deployments) == {"web-baseline", "api-baseline", "stock-baseline", f"api-{env}"}
+    assert deployments[f"api-{env}"]["metadata"]["labels"]["devmesh.dev/env"] == env
+
+    vs = _by(objects, "VirtualService")
+    api_routes = vs["api"]["spec"]["http"]
+    assert api_routes[0]["match"] == [{"headers": {"x-devmesh-env": {"exact": env}}}]
+    assert api_routes[0]["route"][0]["destination"]["subset"] == env
+    assert "match" not in api_routes[-1]
+    assert api_routes[-1]["route"][0]["destination"]["subset"] == "baseline"
+    for untouched in ("web", "stock"):
+        routes = vs[untouched]["spec"]["http"]
+        assert len(routes) == 1 and routes[0]["route"][0]["destination"]["subset"] == "baseline"
+
+    preview = vs[f"shop-gateway-{env}"]["spec"]
+    assert preview["hosts"] == [f"{env}.shop.localhost"]
+    (route,) = preview["http"]
+    assert route["headers"] == {"request": {"set": {"x-devmesh-env": env}}}
+    # web is not forked: the preview host enters through the baseline web, which forwards the header.
+    assert route["route"][0]["destination"]["subset"] == "baseline"
+
+    subsets = {s["name"] for s in _by(objects, "DestinationRule")["api"]["spec"]["subsets"]}
+    assert subsets == {"baseline", env}
+    assert _by(objects, "Gateway")["shop-gateway"]["spec"]["servers"][0]["hosts"] == [
+        "shop.localhost", "*.shop.localhost"]
+
+
+def _env_of(objects: list[dict[str, Any]]) -> str:
+    envs = {o["metadata"]["labels"]["devmesh.dev/env"] for o in objects} - {"baseline"}
+    (env,) = envs
+    return env
+
+
+def test_env_name_for_slashed_branch_has_hash_suffix(make_project: ProjectFactory,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project()
+    _change_api(root)
+    env = _env_of(_render(root, capsys))
+    assert env.startswith("feature-cheaper-stock-") and len(env) == len("feature-cheaper-stock-") + 6
+
+
+def test_uncommitted_and_untracked_changes_count(make_project: ProjectFactory,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project()
+    git(root, "checkout", "-q", "-b", "wip")
+    (root / "services/stock/new_file.py").write_text("x = 1\n")  # untracked
+    (root / "services/web/app.py").write_text('print("edited")\n')  # unstaged
+    deployments = _by(_render(root, capsys), "Deployment")
+    assert set(deployments) == {"web-baseline", "api-baseline", "stock-baseline", "web-wip", "stock-wip"}
+
+
+def test_entry_fork_takes_the_preview_host(make_project: ProjectFactory,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project()
+    git(root, "checkout", "-q", "-b", "web-change")
+    (root / "services/web/app.py").write_text('print("new")\n')
+    vs = _by(_render(root, capsys), "VirtualService")
+    (route,) = vs["shop-gateway-web-change"]["spec"]["http"]
+    assert route["route"][0]["destination"]["subset"] == "web-change"
+    base = vs["shop-gateway-baseline"]["spec"]["http"]
+    assert base[0]["match"] == [{"headers": {"x-devmesh-env": {"exact": "web-change"}}}]
+    assert base[-1]["route"][0]["destination"]["subset"] == "baseline"
+
+
+def test_all_forks_every_service_and_other_branch_by_name(make_project: ProjectFactory,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project()
+    git(root, "branch", "review")
+    deployments = _by(_render(root, capsys, "--branch", "review", "--all"), "Deployment")
+    assert {n for n in deployments if n.endswith("-review")} == {"web-review", "api-review", "stock-review"}
+
+
+def test_baseline_branch_renders_baseline_only(make_project: ProjectFactory,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project()
+    objects = _render(root, capsys)
+    assert {o["metadata"]["labels"]["devmesh.dev/env"] for o in objects} == {"baseline"}
+    for obj in objects:
+        validate(obj)
+
+
+def test_dockerfile_outside_context_counts(make_project: ProjectFactory,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    config = ("app: shop\nbaseline: main\nservices:\n  web:\n    context: services/web\n"
+              "    dockerfile: ../../docker/web.Dockerfile\n    port: 8000\n")
+    root = make_project(config=config, services=("web",), extra={"docker/web.Dockerfile": "FROM x\n"})
+    git(root, "checkout", "-q", "-b", "dockerfile-only")
+    (root / "docker/web.Dockerfile").write_text("FROM y\n")
+    assert "web-dockerfile-only" in _by(_render(root, capsys), "Deployment")
+
+
+def test_unknown_branch_and_not_a_repo(make_project: ProjectFactory, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project()
+    with pytest.raises(SystemExit) as bad:
+        main(["-c", str(root / "devmesh.yaml"), "render", "--branch", "nope"])
+    assert bad.value.code == 2
+    assert "no branch named 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        main(["-c", str(root / "devmesh.yaml"), "render", "--branch", "a..b"])
+    assert bad.value.code == 2
+    assert "contains '..'" in capsys.readouterr().err
+    plain = tmp_path / "plain"
+    (plain / "services/web").mkdir(parents=True)
+    (plain / "services/web/Dockerfile").write_text("FROM x\n")
+    (plain / "devmesh.yaml").write_text("app: shop\nservices:\n  web:\n    context: services/web\n    port: 80\n")
+    with pytest.raises(SystemExit) as bad:
+        main(["-c", str(plain / "devmesh.yaml"), "render"])
+    assert bad.value.code == 2
+    assert "not inside a git repository" in capsys.readouterr().err
