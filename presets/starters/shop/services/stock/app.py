@@ -38,13 +38,14 @@ class Handler(BaseHTTPRequestHandler):
         else:
             status, reply = 404, {"service": SERVICE, "error": f"no route for {self.path}"}
         data = json.dumps(reply).encode() + b"\n"
+        # Log before answering, so the line is out even if the caller stops us right after.
+        print(f"{SERVICE} {self.command} {self.path} {HEADER}={route or '-'} {status}", flush=True)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        print(f"{SERVICE} {self.command} {self.path} {HEADER}={route or '-'} {status}", flush=True)
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # answer() logs one line per request to stdout instead
