@@ -150,3 +150,35 @@ def current_branch(project: Project, name: str | None = None) -> Branch:
     """The branch to work on: ``name`` or the checked-out one."""
     with open_repo(project.root) as repo:
         return resolve_branch(project, repo, name)
+
+
+def baseline_commit(project: Project) -> tuple[str, str]:
+    """The baseline branch and the commit it points at."""
+    with open_repo(project.root) as repo:
+        name = baseline_branch(project, repo)
+        sha = _resolve(repo, name)
+        assert sha is not None  # baseline_branch checked it
+        return name, sha
+
+
+def checkout(project: Project, commit: str, slot: str = "baseline") -> Path:
+    """A git worktree of ``commit`` (never the developer's working tree).
+
+    The worktree lives inside the repository's git directory under ``slot``, is reused across
+    runs and moved to ``commit`` when the branch advanced. Returns the project root inside it.
+    """
+    with open_repo(project.root) as repo:
+        top = Path(repo.working_dir).resolve()
+        tree = Path(repo.git_dir).resolve() / "devmesh" / "worktrees" / slot
+        if (tree / ".git").exists():
+            from git import Repo
+
+            with Repo(tree) as wt:
+                if wt.head.commit.hexsha != commit:
+                    wt.git.checkout("--detach", "--force", commit)
+                    wt.git.clean("-fdx")
+        else:
+            repo.git.worktree("prune")
+            tree.parent.mkdir(parents=True, exist_ok=True)
+            repo.git.worktree("add", "--detach", "--force", str(tree), commit)
+    return tree / project.root.resolve().relative_to(top)

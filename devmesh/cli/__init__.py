@@ -19,6 +19,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("devmesh.cli.init", "init", "Write a devmesh.yaml, or scaffold the starter app."),
     "render": ("devmesh.cli.render", "render", "Print the Kubernetes and Istio objects for a branch."),
     "doctor": ("devmesh.cli.doctor", "doctor", "Check the tools and engines each runtime needs."),
+    "up": ("devmesh.cli.env", "up", "Build the branch's changed services and run them beside the baseline."),
+    "down": ("devmesh.cli.env", "down", "Remove the branch's environment."),
+    "ls": ("devmesh.cli.env", "ls", "List environments, their services and preview URLs."),
+    "status": ("devmesh.cli.env", "status", "Show the branch's environment and its services' health."),
+    "logs": ("devmesh.cli.logs", "logs", "Print the environment's logs, merged and prefixed by service."),
 }
 
 

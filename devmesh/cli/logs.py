@@ -1,0 +1,54 @@
+"""`devmesh logs`: the environment's containers' logs, merged, prefixed by service."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from devmesh.cli import State, pass_state
+from devmesh.cli.output import colour_for
+from devmesh.errors import UserInputError
+
+
+def print_logs(rt: Any, env: str, services: Sequence[str], *, follow: bool, grep: str | None,
+               tail: int | None) -> None:
+    try:
+        pattern = re.compile(grep) if grep else None
+    except re.error as exc:
+        raise UserInputError(f"--grep: invalid regular expression {grep!r}: {exc}") from None
+    colour = sys.stdout.isatty()
+    width = max((len(s) for s in rt.project.services), default=0) + 1
+    for line in rt.logs(env, services, follow=follow, tail=tail):
+        if pattern and not pattern.search(line.text):
+            continue
+        prefix = f"{line.service:<{width}}|"
+        if colour:
+            prefix = click.style(prefix, fg=colour_for(line.service))
+        click.echo(f"{prefix} {line.text}")
+
+
+@click.command()
+@click.argument("services", nargs=-1)
+@click.option("--branch", "-b", help="Branch whose environment to show (default: the checked-out one).")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines; new containers join.")
+@click.option("--grep", help="Only lines matching this regular expression.")
+@click.option("--tail", type=int, default=None, help="Only the last N lines of each container.")
+@click.option("--runtime", type=click.Choice(["auto", "docker", "kind"]), help="Override devmesh.yaml's runtime.")
+@pass_state
+def logs(state: State, services: tuple[str, ...], branch: str | None, follow: bool,
+         grep: str | None, tail: int | None, runtime: str | None) -> None:
+    """Print the logs of the environment's services (its forks and the baseline's others)."""
+    from devmesh import session
+    from devmesh.workspace import current_branch
+
+    project = state.project()
+    chosen = current_branch(project, branch)
+    rt = session.open_runtime(project, runtime)
+    try:
+        print_logs(rt, chosen.env, services, follow=follow, grep=grep, tail=tail)
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,49 @@
+"""How the CLI shows events and tables to people."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from devmesh.events import BuildDone, BuildProgress, Event, Step, Warning
+
+_COLOURS = ("cyan", "magenta", "yellow", "green", "blue", "bright_red", "bright_cyan", "bright_magenta")
+
+
+def colour_for(name: str) -> str:
+    """A stable colour per service name."""
+    return _COLOURS[sum(name.encode()) % len(_COLOURS)]
+
+
+class EventPrinter:
+    """Prints events; build output is condensed to one line per Dockerfile step."""
+
+    def __init__(self, verbose: bool = False) -> None:
+        self.verbose = verbose
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, BuildProgress):
+            if event.step is not None and event.steps is not None:
+                click.echo(f"  build {event.service}: step {event.step}/{event.steps} {event.message}", err=True)
+            elif self.verbose:
+                click.echo(f"  build {event.service}: {event.message}", err=True)
+        elif isinstance(event, BuildDone):
+            how = "cached" if event.cached else f"built in {event.seconds:.1f} s"
+            click.echo(f"• image {event.service}: {event.image} ({how})", err=True)
+        elif isinstance(event, Warning):
+            click.secho(f"! {event.message}", fg="yellow", err=True)
+        elif isinstance(event, Step):
+            click.echo(f"{'•' if event.changed else '·'} {event.message}", err=True)
+        else:
+            click.echo(f"• {event.message}", err=True)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Plain aligned columns."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)

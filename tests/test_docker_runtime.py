@@ -1,0 +1,143 @@
+"""The docker runtime end to end: real engine, real Envoy, the starter app on a branch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.docker_env import app_objects, cleanup, devmesh, get, run_git, scaffold_shop, wait_for
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str, int]]:
+    monkeypatch.setenv("DEVMESH_STATE_DIR", str(tmp_path / "state"))
+    root, app, port = scaffold_shop(tmp_path / "shop")
+    yield root, app, port
+    cleanup(app)
+
+
+def _change_api(root: Path, version: str) -> None:
+    app_py = root / "services/api/app.py"
+    app_py.write_text(app_py.read_text().replace('"SHOP_VERSION", "v1"', f'"SHOP_VERSION", "{version}"'))
+
+
+def test_branch_preview_routes_changed_service_and_falls_back(shop: tuple[Path, str, int]) -> None:
+    root, app, port = shop
+    run_git(root, "checkout", "-q", "-b", "feature/cheaper-stock")
+    _change_api(root, "v2")
+    run_git(root, "commit", "-qam", "api v2")
+
+    first = devmesh(root, "up", "--detach")
+    assert first.returncode == 0, first.stderr
+    env = next(line.split()[1] for line in first.stdout.splitlines() if line.startswith("environment "))
+    assert env.startswith("feature-cheaper-stock-")
+    assert f"preview: http://{env}.{app}.localhost:{port}/" in first.stdout
+
+    # The preview host: the gateway adds the header, web (baseline) forwards it, api is the fork.
+    body = wait_for(port, f"{env}.{app}.localhost", lambda b: "api" in b)
+    assert body["service"] == "web" and body["env"] == "baseline"
+    assert body["api"]["version"] == "v2" and body["api"]["env"] == env
+    assert body["api"]["stock"]["env"] == "baseline"
+
+    # No header: everything is baseline.
+    _, plain, _ = get(port, f"{app}.localhost")
+    assert plain["api"]["version"] == "v1" and plain["api"]["env"] == "baseline"
+    # The header on the app host reaches the fork, too.
+    _, by_header, _ = get(port, f"{app}.localhost", headers={"x-devmesh-env": env})
+    assert by_header["api"]["env"] == env
+
+    # A second up with nothing changed changes nothing.
+    second = devmesh(root, "up", "--detach")
+    assert second.returncode == 0, second.stderr
+    assert "nothing changed" in second.stderr
+    assert "image api" in second.stderr and "cached" in second.stderr
+
+    listed = json.loads(devmesh(root, "ls", "--json").stdout)
+    names = {e["name"] for e in listed["environments"]}
+    assert names == {"baseline", env}
+    mine = next(e for e in listed["environments"] if e["name"] == env)
+    versions = {s["service"]: s["env"] for s in mine["services"]}
+    assert versions == {"web": "baseline", "api": env, "stock": "baseline"}
+    assert all(s["state"] == "running" and s["ready"] for s in mine["services"])
+
+    status = json.loads(devmesh(root, "status", "--json").stdout)
+    assert status["running"] and status["environment"] == env
+
+    logs = devmesh(root, "logs", "api")
+    assert logs.returncode == 0, logs.stderr
+    assert f"x-devmesh-env={env}" in logs.stdout
+    assert all(line.startswith("api") for line in logs.stdout.splitlines())
+
+    down = devmesh(root, "down")
+    assert down.returncode == 0, down.stderr
+    assert app_objects(app) == []
+
+
+def test_two_branches_share_the_baseline(shop: tuple[Path, str, int]) -> None:
+    root, app, port = shop
+    run_git(root, "checkout", "-q", "-b", "one")
+    _change_api(root, "one")
+    run_git(root, "commit", "-qam", "api one")
+    assert devmesh(root, "up", "-d").returncode == 0
+    run_git(root, "checkout", "-q", "main")
+    run_git(root, "checkout", "-q", "-b", "two")
+    (root / "services/stock/app.py").write_text(
+        (root / "services/stock/app.py").read_text().replace('"SHOP_VERSION", "v1"', '"SHOP_VERSION", "two"'))
+    up_two = devmesh(root, "up", "-d")  # uncommitted change: the working tree counts
+    assert up_two.returncode == 0, up_two.stderr
+
+    one = wait_for(port, f"one.{app}.localhost", lambda b: "api" in b)
+    assert one["api"]["version"] == "one" and one["api"]["stock"]["version"] == "v1"
+    two = wait_for(port, f"two.{app}.localhost", lambda b: "api" in b)
+    assert two["api"]["version"] == "v1" and two["api"]["stock"]["version"] == "two"
+
+    # 'two' goes; 'one' still routes and the baseline stays.
+    assert devmesh(root, "down").returncode == 0
+    one = wait_for(port, f"one.{app}.localhost", lambda b: "api" in b)
+    assert one["api"]["version"] == "one"
+    assert not any(n.endswith("-two-stock") for n in app_objects(app))
+    assert devmesh(root, "down", "--branch", "one").returncode == 0
+    assert app_objects(app) == []
+
+
+def test_no_changed_service_says_so(shop: tuple[Path, str, int]) -> None:
+    root, app, _ = shop
+    run_git(root, "checkout", "-q", "-b", "docs-only")
+    (root / "NOTES.md").write_text("notes\n")
+    done = devmesh(root, "up", "-d")
+    assert done.returncode == 2
+    assert "changes no service" in done.stderr and "--all" in done.stderr
+    assert app_objects(app) == []
+
+
+def test_service_crashing_at_start_shows_its_last_lines(shop: tuple[Path, str, int]) -> None:
+    root, app, _ = shop
+    run_git(root, "checkout", "-q", "-b", "broken")
+    app_py = root / "services/stock/app.py"
+    app_py.write_text("import sys\nprint('stock cannot start: missing STOCK_DB', flush=True)\nsys.exit(3)\n")
+    done = devmesh(root, "up", "-d")
+    assert done.returncode == 1
+    assert "stock (broken) exited with status 3" in done.stderr
+    assert "missing STOCK_DB" in done.stderr
+    assert devmesh(root, "down").returncode == 0
+    assert app_objects(app) == []
+
+
+def test_gateway_port_in_use(shop: tuple[Path, str, int]) -> None:
+    import socket
+
+    root, app, port = shop
+    run_git(root, "checkout", "-q", "-b", "busy")
+    _change_api(root, "busy")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        done = devmesh(root, "up", "-d")
+    assert done.returncode == 2
+    assert f"gateway port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert app_objects(app) == []
