@@ -99,19 +99,18 @@ def _scalar(value: Any) -> Any:
 
 
 def _branch(value: Any) -> str:
-    from devmesh.naming import check_branch_name
+    from devmesh.naming import branch_name_problems
 
     if not isinstance(value, str):
         raise PydanticCustomError(
             "devmesh_branch", "expected a branch name, got {got}", {"got": _describe(value)}
         )
-    try:
-        check_branch_name(value)
-    except UserInputError as exc:
+    problems = branch_name_problems(value)
+    if problems:
         raise PydanticCustomError(
-            "devmesh_branch", "expected a valid git branch name, got {got}: {why}",
-            {"got": _describe(value), "why": exc.message.split(": ", 1)[-1]},
-        ) from None
+            "devmesh_branch", "expected a valid git branch name, got {got} ({why})",
+            {"got": _describe(value), "why": "; ".join(problems)},
+        )
     return value
 
 
@@ -145,19 +144,22 @@ def _domain(value: Any) -> str:
     return value
 
 
-def _relative_path(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise PydanticCustomError(
-            "devmesh_relpath", "expected a relative path, got {got}", {"got": _describe(value)}
-        )
-    posix = PurePosixPath(value)
-    if posix.is_absolute() or ".." in posix.parts:
-        raise PydanticCustomError(
-            "devmesh_relpath",
-            "expected a path inside the project (relative, without '..'), got {got}",
-            {"got": _describe(value)},
-        )
-    return value
+def _relative(inside: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise PydanticCustomError(
+                "devmesh_relpath", "expected a relative path, got {got}", {"got": _describe(value)}
+            )
+        posix = PurePosixPath(value)
+        if posix.is_absolute() or ".." in posix.parts:
+            raise PydanticCustomError(
+                "devmesh_relpath",
+                "expected a path inside {inside} (relative, without '..'), got {got}",
+                {"inside": inside, "got": _describe(value)},
+            )
+        return value
+
+    return check
 
 
 def _container_path(value: Any) -> str:
@@ -192,7 +194,9 @@ BranchName = Annotated[str, BeforeValidator(_branch)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
 HeaderName = Annotated[str, BeforeValidator(_header)]
 Domain = Annotated[str, BeforeValidator(_domain)]
-RelativePath = Annotated[str, BeforeValidator(_relative_path)]
+RelativePath = Annotated[str, BeforeValidator(_relative("the project"))]
+ContextPath = Annotated[str, BeforeValidator(_relative("the build context"))]
+RepoPath = Annotated[str, BeforeValidator(_relative("the manifest repository"))]
 ContainerPath = Annotated[str, BeforeValidator(_container_path)]
 Scalar = Annotated[str | int | float | bool, BeforeValidator(_scalar)]
 
@@ -204,7 +208,7 @@ class _Model(BaseModel):
 class SyncRule(_Model):
     """Copy files under ``src`` (relative to the build context) to ``dest`` in the container."""
 
-    src: RelativePath
+    src: ContextPath
     dest: ContainerPath
 
 
@@ -238,7 +242,7 @@ class Cluster(_Model):
 
 class Manifests(_Model):
     repo: str
-    path: RelativePath = "."
+    path: RepoPath = "."
     branch: BranchName = "main"
     mode: Literal["push", "pull-request"] = "push"
     registry: str | None = None
@@ -296,6 +300,19 @@ class Project(_Model):
 Loc = tuple[str | int, ...]
 
 
+def _key_line(node: Any, key: Any) -> int | None:
+    """The 1-based line of ``key`` in a ruamel mapping, following ``<<`` merges."""
+    pos = node.lc.data.get(key) if isinstance(node.lc.data, dict) else None
+    if pos:
+        return int(pos[0]) + 1
+    for source in getattr(node, "merge", None) or ():
+        if isinstance(source, tuple):  # older ruamel: (position, mapping)
+            source = source[-1]
+        if hasattr(source, "lc") and key in source:
+            return _key_line(source, key)
+    return None
+
+
 def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
     """Turn ruamel's round-trip nodes into plain data, noting each key's 1-based line."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -304,7 +321,9 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
         out: dict[Any, Any] = {}
         for key in node:
             sub = (*loc, str(key))
-            lines[sub] = node.lc.key(key)[0] + 1
+            line = _key_line(node, key)
+            if line is not None:
+                lines[sub] = line
             out[key] = _plain(node[key], sub, lines)
         return out
     if isinstance(node, CommentedSeq):
@@ -325,8 +344,66 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
     return node
 
 
+# What an unclosed construct is called, by the parser's context.
+_UNCLOSED = {
+    "while parsing a flow sequence": "a '[' list",
+    "while parsing a flow mapping": "a '{' mapping",
+    "while scanning a quoted scalar": "a quoted string",
+}
+
+
+def _unclosed_bracket(text: str) -> tuple[str, int] | None:
+    """The first '[' or '{' never closed in ``text`` (outside quotes and comments), and its line."""
+    stack: list[tuple[str, int]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        quote = ""
+        for i, ch in enumerate(line):
+            if quote:
+                if ch == quote:
+                    quote = ""
+            elif ch in "'\"" and (i == 0 or line[i - 1] in " \t[{,:"):
+                quote = ch
+            elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+                break
+            elif ch in "[{":
+                stack.append((ch, number))
+            elif ch in "]}" and stack:
+                stack.pop()
+    return stack[0] if stack else None
+
+
+def _yaml_problem(exc: Any, text: str) -> tuple[int | None, str]:
+    """A YAML syntax error as (line, what is wrong), in words a user can act on."""
+    problem = str(exc.problem or exc.context or "invalid YAML")
+    context = str(exc.context or "")
+    pline = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+    cline = exc.context_mark.line + 1 if exc.context_mark is not None else None
+    if "'\\t'" in problem:
+        return pline, "a tab character where YAML expects spaces; indent with spaces only"
+    at_end = "<stream end>" in problem or "end of stream" in problem
+    if at_end and "flow" in context:
+        opener = _unclosed_bracket(text)
+        if opener is not None:
+            what = _UNCLOSED["while parsing a flow sequence" if opener[0] == "[" else "while parsing a flow mapping"]
+            return opener[1], f"{what} starts here and is never closed"
+    if at_end and context in _UNCLOSED:
+        return cline or pline, f"{_UNCLOSED[context]} starts here and is never closed"
+    duplicate = re.search(r'found duplicate key "([^"]*)"', problem)
+    if duplicate:
+        return pline, f"duplicate key {json.dumps(duplicate.group(1))}; each key may appear once"
+    if "found another document" in problem:
+        return pline, "a second document ('---'); the file must hold exactly one"
+    if "mapping values are not allowed here" in problem:
+        return pline, "mapping values are not allowed here; quote a value that contains ': '"
+    if "found undefined alias" in problem:
+        return pline, problem.replace("found undefined alias", "undefined alias")
+    if context and cline is not None and cline != pline:
+        return pline, f"{problem} ({context.removeprefix('while ')} that starts on line {cline})"
+    return pline or cline, problem
+
+
 def parse_yaml(text: str, display: str) -> tuple[Any, dict[Loc, int]]:
-    """Parse YAML text; syntax errors become a ConfigError with the line."""
+    """Parse YAML text; syntax errors become ConfigErrors with the line."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -334,15 +411,10 @@ def parse_yaml(text: str, display: str) -> tuple[Any, dict[Loc, int]]:
     try:
         data = yaml.load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        if "found duplicate key" in str(problem) or "duplicate key" in str(exc):
-            key = re.search(r'duplicate key "([^"]*)"', str(exc))
-            problem = f"duplicate key {json.dumps(key.group(1)) if key else ''}".strip()
-        raise ConfigError(display, line, None, f"invalid YAML: {problem}") from exc
+        line, problem = _yaml_problem(exc, text)
+        raise ConfigErrors([ConfigError(display, line, None, f"invalid YAML: {problem}")]) from exc
     except YAMLError as exc:
-        raise ConfigError(display, None, None, f"invalid YAML: {exc}") from exc
+        raise ConfigErrors([ConfigError(display, None, None, f"invalid YAML: {exc}")]) from exc
     lines: dict[Loc, int] = {}
     return _plain(data, (), lines), lines
 
@@ -355,6 +427,7 @@ def _line_for(loc: Loc, lines: Mapping[Loc, int]) -> int | None:
 
 
 def _dotted(loc: Loc) -> str:
+    """``("services", "api", "sync", 0, "src")`` → ``services.api.sync[0].src``."""
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -403,20 +476,37 @@ def _field_model(annotation: Any) -> Any:
     return None
 
 
-def _translate(error: Any) -> str:
+def _did_you_mean(loc: Loc) -> tuple[str | None, list[str]]:
+    """For an unknown field at ``loc``: the closest known field, and all known fields."""
+    model = _model_at(loc)
+    known = sorted(model.model_fields) if model else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return (close[0] if close else None), known
+
+
+# What a required field holds, for the message when it is missing: (model, field) → words.
+_REQUIRED = {
+    ("Project", "app"): "the app's name, e.g. 'app: shop'",
+    ("Project", "services"): "a mapping of service names to their settings",
+    ("Manifests", "repo"): "the manifest repository's URL or path",
+    ("SyncRule", "src"): "the folder or file to copy, relative to the build context",
+    ("SyncRule", "dest"): "where it goes in the container, an absolute path",
+}
+
+
+def _translate(error: Any, loc: Loc) -> str:
     kind = error["type"]
     got = _describe(error.get("input"))
     ctx = error.get("ctx") or {}
-    loc: Loc = tuple(error["loc"])
     if kind.startswith("devmesh_"):
         return str(error["msg"])
     if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
         model = _model_at(loc)
-        known = sorted(model.model_fields) if model else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else (
+        wanted = _REQUIRED.get((model.__name__ if model else "", str(loc[-1])))
+        return f"required field is missing; expected {wanted}" if wanted else "required field is missing"
+    if kind == "extra_forbidden":
+        close, known = _did_you_mean(loc)
+        hint = f"; did you mean {close!r}?" if close else (
             f"; known fields: {', '.join(known)}" if known else ""
         )
         return f"unknown field{hint}"
@@ -442,15 +532,31 @@ def _translate(error: Any) -> str:
     return f"{error['msg']}, got {got}"
 
 
-def _error_loc(loc: Loc) -> Loc:
-    """Drop pydantic's internal parts of a location (union branches, function names)."""
+# Names pydantic gives the branches of a union inside an error location.
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "none", "list", "dict"})
+
+
+def _error_loc(loc: Loc, data: Any) -> Loc:
+    """Map a pydantic error location onto the data: mapping keys as strings (as in the line
+    table), list positions as integers, pydantic's internal parts (union branches, validator
+    names, ``[key]``) dropped. Walking the data keeps a service named ``int`` intact."""
     out: list[str | int] = []
+    node = data
     for part in loc:
-        if isinstance(part, str) and (part.startswith("function-") or part in ("[key]",)):
+        if isinstance(part, str) and (part.startswith("function-") or part == "[key]"):
             continue
-        if isinstance(part, str) and part in ("str", "int", "float", "bool") and out:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            out.append(str(part))
             continue
-        out.append(part)
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            out.append(part)
+            continue
+        if isinstance(part, str) and (part in _UNION_TAGS or "[" in part) and out:
+            continue
+        out.append(part if isinstance(part, int) and isinstance(node, list) else str(part))
+        node = None
     return tuple(out)
 
 
@@ -476,6 +582,11 @@ def _iter_semantic_errors(project: Project, lines: Mapping[Loc, int]) -> Iterato
             )
     for name, svc in project.services.items():
         base = ("services", name)
+        if svc.values and svc.preset is None:
+            yield (*base, "values"), (
+                "values fill the variables of a preset, but the service names no preset; "
+                "set 'preset' or remove 'values'"
+            )
         context = project.root / svc.context
         if not context.is_dir():
             where = (*base, "context") if (*base, "context") in lines else base
@@ -502,26 +613,73 @@ def _iter_semantic_errors(project: Project, lines: Mapping[Loc, int]) -> Iterato
         )
 
 
+def _preset_origin(loc: Loc, raw: Mapping[Any, Any], root: Path) -> tuple[Loc, str]:
+    """Where to blame an error in a field a preset filled in.
+
+    A field set through ``values`` is blamed on that value's line; a field from a variable's
+    default names the preset. Anything else keeps its location.
+    """
+    from devmesh.presets import service_presets
+
+    if len(loc) < 3 or loc[0] != "services" or not isinstance(raw.get("services"), dict):
+        return loc, ""
+    service = next((v for k, v in raw["services"].items() if str(k) == loc[1]), None)
+    if not isinstance(service, dict) or loc[2] in service or not isinstance(service.get("preset"), str):
+        return loc, ""
+    preset = service_presets(root).get(service["preset"])
+    variable = preset.variable_at(loc[2:]) if preset is not None else None
+    if preset is None or variable is None:
+        return loc, ""
+    values = service.get("values")
+    if isinstance(values, dict) and variable in values:
+        return ("services", loc[1], "values", variable), ""
+    return loc, f" (the default of variable {variable!r} in preset {preset.name!r})"
+
+
 def load_text(text: str, path: Path, display: str | None = None) -> Project:
     """Validate ``text`` as the content of ``path``; raise ConfigErrors on any mistake."""
     from devmesh.presets import apply_presets
 
     display = display or str(path)
-    data, lines = parse_yaml(text, display)
-    if data is None:
+    raw, lines = parse_yaml(text, display)
+    if raw is None:
         raise ConfigErrors([ConfigError(display, 1, None, "the file is empty; expected a mapping with 'app' and 'services'")])
-    if not isinstance(data, dict):
-        raise ConfigErrors([ConfigError(display, 1, None, f"expected a mapping at the top level, got {_describe(data)}")])
-    data, preset_errors = apply_presets(data, path.parent)
+    if not isinstance(raw, dict):
+        raise ConfigErrors([ConfigError(display, 1, None, f"expected a mapping at the top level, got {_describe(raw)}")])
+    try:
+        data, preset_errors = apply_presets(raw, path.parent)
+    except ConfigError as exc:  # a project's own preset file is broken
+        raise ConfigErrors([exc]) from None
     errors = [ConfigError(display, _line_for(loc, lines), _dotted(loc), msg) for loc, msg in preset_errors]
     if errors:
         raise ConfigErrors(errors)
     try:
         project = Project.model_validate(data)
     except ValidationError as exc:
+        found: list[tuple[Loc, str, str]] = []
         for err in exc.errors():
-            loc = _error_loc(tuple(err["loc"]))
-            errors.append(ConfigError(display, _line_for(loc, lines), _dotted(loc) or None, _translate(err)))
+            loc = _error_loc(tuple(err["loc"]), data)
+            found.append((loc, err["type"], _translate(err, loc)))
+        # A misspelt required field is one mistake: report the spelling, not also the absence.
+        suggested = {
+            (*loc[:-1], close)
+            for loc, kind, _ in found
+            if kind == "extra_forbidden" and (close := _did_you_mean(loc)[0]) is not None
+        }
+        direct = {loc for loc, _, _ in found}
+        seen: set[tuple[Loc, str]] = set()
+        for loc, kind, message in found:
+            if kind == "missing" and loc in suggested:
+                continue
+            blamed, origin = _preset_origin(loc, raw, path.parent)
+            if blamed != loc and blamed in direct:
+                continue  # the value itself is already reported where it is written
+            if (blamed, message) in seen:
+                continue
+            seen.add((blamed, message))
+            errors.append(
+                ConfigError(display, _line_for(blamed, lines), _dotted(blamed) or None, message + origin)
+            )
         raise ConfigErrors(errors) from None
     project._path = path
     # A single service is the entry even when it does not say so.

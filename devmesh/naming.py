@@ -3,7 +3,9 @@
 An environment name is a DNS-1123 label of at most 40 characters, the same on every run.
 Whenever the branch name had to be changed to fit (case, '/', unicode, length), a short hash
 of the original name is appended, so ``feature/Foo``, ``feature-foo`` and ``FEATURE/foo``
-never share an environment.
+never share an environment. A branch whose name already looks like an altered one (it ends in
+'-' and six hex digits, e.g. ``fix-123456``) is altered too: otherwise it could take the name
+another branch was given.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ BASELINE_ENV = "baseline"
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _BAD_RUN = re.compile(r"[^a-z0-9]+")
+_ALTERED_SHAPE = re.compile(rf"-[0-9a-f]{{{HASH_LEN}}}$")
 
 
-def check_branch_name(branch: str) -> None:
-    """Refuse names git itself refuses (the rules of ``git check-ref-format --branch``)."""
+def branch_name_problems(branch: str) -> list[str]:
+    """Why git would refuse ``branch`` as a branch name (``git check-ref-format --branch``)."""
     if not branch or not branch.strip():
-        raise UserInputError("branch name is empty")
+        return ["it is empty"]
     problems = []
+    if branch == "HEAD":
+        problems.append("'HEAD' names the current commit, not a branch (a detached HEAD?)")
     if branch.startswith("-"):
         problems.append("starts with '-'")
     if ".." in branch:
@@ -38,10 +43,23 @@ def check_branch_name(branch: str) -> None:
     bad = sorted({ch for ch in branch if ch in " ~^:?*[\\"})
     if bad:
         problems.append("contains " + " ".join(repr(ch) for ch in bad))
-    if branch.endswith(".") or branch.endswith("/") or branch.startswith("/") or "//" in branch:
-        problems.append("starts or ends with '/' or ends with '.', or has an empty part")
+    if branch.endswith("."):
+        problems.append("ends with '.'")
+    if branch.startswith("/") or branch.endswith("/") or "//" in branch:
+        problems.append("starts or ends with '/', or has an empty part between slashes")
     if any(part.startswith(".") or part.endswith(".lock") for part in branch.split("/")):
         problems.append("has a part that starts with '.' or ends with '.lock'")
+    return problems
+
+
+def check_branch_name(branch: str) -> None:
+    """Refuse names git itself refuses, saying why."""
+    if not branch or not branch.strip():
+        raise UserInputError(
+            "branch name is empty",
+            hint="check out a branch, or name one with --branch",
+        )
+    problems = branch_name_problems(branch)
     if problems:
         raise UserInputError(
             f"{branch!r} is not a valid git branch name: {'; '.join(problems)}"
@@ -64,7 +82,13 @@ def env_name(branch: str, *, baseline_branch: str | None = None) -> str:
     check_branch_name(branch)
     if baseline_branch is not None and branch == baseline_branch:
         return BASELINE_ENV
-    reserved = branch == BASELINE_ENV or branch.startswith("detached-")
+    # Names that could be mistaken for another branch's environment are altered too:
+    # "baseline", "detached-…", and anything shaped like an altered name ("…-" + 6 hex).
+    reserved = (
+        branch == BASELINE_ENV
+        or branch.startswith("detached-")
+        or _ALTERED_SHAPE.search(branch) is not None
+    )
     if not reserved and len(branch) <= MAX_LEN and _LABEL.match(branch):
         return branch
     suffix = _short_hash(branch)

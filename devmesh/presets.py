@@ -9,6 +9,7 @@ preset reaches every service that uses it at the next render.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from devmesh.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 
@@ -47,7 +50,33 @@ class ServicePreset:
     def render(self, values: dict[str, Any]) -> dict[str, Any]:
         """The preset's service fields with variables substituted."""
         merged = {name: var.default for name, var in self.variables.items()} | values
-        return _substitute(self.defaults, merged)
+        rendered: dict[str, Any] = _substitute(self.defaults, merged)
+        return rendered
+
+    def variable_at(self, path: tuple[str | int, ...]) -> str | None:
+        """The variable that fills the service field at ``path`` (e.g. ``("sync", 0, "dest")``)."""
+        node: Any = self.defaults
+        for part in path:
+            if isinstance(node, str):
+                break
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]
+            else:
+                return None
+        used = _variables_in(node)
+        return used[0] if used else None
+
+
+def _variables_in(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [name for value in node.values() for name in _variables_in(value)]
+    if isinstance(node, list):
+        return [name for value in node for name in _variables_in(value)]
+    if isinstance(node, str):
+        return _VAR.findall(node)
+    return []
 
 
 def _substitute(node: Any, values: dict[str, Any]) -> Any:
@@ -64,25 +93,84 @@ def _substitute(node: Any, values: dict[str, Any]) -> Any:
 
 
 def _read_preset(path: Path) -> ServicePreset:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    variables = {
-        name: Variable(name, spec.get("default"), spec.get("description", ""))
-        for name, spec in (raw.get("variables") or {}).items()
-    }
+    """Read one preset file; a broken one is a ConfigError naming the file (and line)."""
+    try:
+        display = str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        display = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(display, line, None, f"invalid YAML: {exc.problem or exc.context}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(display, None, None, f"cannot read preset: {exc}") from None
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, dict):
+        raise ConfigError(display, None, None, "expected a mapping with 'variables' and 'defaults'")
+    unknown = sorted(str(key) for key in raw if key not in ("description", "variables", "defaults"))
+    if unknown:
+        raise ConfigError(
+            display, None, unknown[0], "unknown field; a preset has description, variables, defaults"
+        )
+    specs = raw.get("variables") or {}
+    if not isinstance(specs, dict):
+        raise ConfigError(display, None, "variables", "expected a mapping of variable name to its spec")
+    variables: dict[str, Variable] = {}
+    for name, spec in specs.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise ConfigError(
+                display, None, f"variables.{name}",
+                "expected a variable name of lower-case letters, digits and '_'",
+            )
+        if not isinstance(spec, dict) or "default" not in spec:
+            raise ConfigError(
+                display, None, f"variables.{name}",
+                "expected a mapping with 'default' (and optionally 'description')",
+            )
+        variables[name] = Variable(name, spec["default"], str(spec.get("description", "")))
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(display, None, "defaults", "expected a mapping of service fields")
+    undeclared = sorted(set(_variables_in(defaults)) - set(variables))
+    if undeclared:
+        raise ConfigError(
+            display, None, "defaults",
+            f"uses ${{{undeclared[0]}}}, which is not declared under 'variables'",
+        )
     return ServicePreset(
         name=path.stem,
-        description=raw.get("description", ""),
+        description=str(raw.get("description", "")),
         variables=variables,
-        defaults=raw.get("defaults") or {},
+        defaults=defaults,
         path=path,
     )
 
 
+def _dir_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    out = []
+    for p in files:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        out.append((p.name, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
 @cache
+def _load_dir_cached(
+    folder: Path, signature: tuple[tuple[str, int, int], ...]
+) -> dict[str, ServicePreset]:
+    return {Path(name).stem: _read_preset(folder / name) for name, _, _ in signature}
+
+
 def _load_dir(folder: Path) -> dict[str, ServicePreset]:
-    if not folder.is_dir():
-        return {}
-    return {p.stem: _read_preset(p) for p in sorted(folder.glob("*.yaml"))}
+    # Keyed on the files' times and sizes: an edited preset is read again by a running
+    # process (the TUI), as the module promises.
+    return _load_dir_cached(folder, _dir_signature(folder))
 
 
 def service_presets(project_root: Path | None = None) -> dict[str, ServicePreset]:
@@ -96,6 +184,10 @@ def service_presets(project_root: Path | None = None) -> dict[str, ServicePreset
 Loc = tuple[str | int, ...]
 
 
+def _quoted(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def apply_presets(data: dict[str, Any], project_root: Path) -> tuple[dict[str, Any], list[tuple[Loc, str]]]:
     """Fill each service's fields from its preset. Returns the new data and any errors."""
     services = data.get("services")
@@ -107,21 +199,29 @@ def apply_presets(data: dict[str, Any], project_root: Path) -> tuple[dict[str, A
     for name, svc in services.items():
         if not isinstance(svc, dict) or svc.get("preset") is None:
             continue
+        key = str(name)
         preset_name = svc["preset"]
         preset = available.get(preset_name) if isinstance(preset_name, str) else None
         if preset is None:
             names = ", ".join(sorted(available)) or "none"
-            errors.append(((("services", name, "preset")), f"unknown preset {preset_name!r}; available: {names}"))
+            close = difflib.get_close_matches(str(preset_name), sorted(available), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            errors.append((
+                ("services", key, "preset"),
+                f"unknown preset {_quoted(preset_name)}; {hint}available: {names}",
+            ))
             continue
         values = svc.get("values") or {}
         if not isinstance(values, dict):
             continue  # the model reports the wrong type
-        unknown = [key for key in values if key not in preset.variables]
-        for key in unknown:
+        unknown = [k for k in values if k not in preset.variables]
+        for k in unknown:
             declared = ", ".join(sorted(preset.variables)) or "none"
+            close = difflib.get_close_matches(str(k), sorted(preset.variables), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             errors.append((
-                ("services", name, "values", str(key)),
-                f"preset {preset.name!r} declares no variable {key!r}; it declares: {declared}",
+                ("services", key, "values", str(k)),
+                f"preset {preset.name!r} declares no variable {_quoted(k)}; {hint}it declares: {declared}",
             ))
         if unknown:
             continue

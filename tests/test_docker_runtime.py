@@ -141,3 +141,87 @@ def test_gateway_port_in_use(shop: tuple[Path, str, int]) -> None:
     assert done.returncode == 2
     assert f"gateway port {port} on 127.0.0.1 is already in use" in done.stderr
     assert app_objects(app) == []
+
+
+def test_build_failure_names_the_step_and_starts_nothing(shop: tuple[Path, str, int]) -> None:
+    root, app, _ = shop
+    run_git(root, "checkout", "-q", "-b", "bad-build")
+    dockerfile = root / "services/api/Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace(
+        "COPY . /app", "COPY . /app\nRUN echo compiling prices && exit 7"))
+    done = devmesh(root, "up", "-d")
+    assert done.returncode == 1
+    assert "build of api failed at step" in done.stderr
+    assert "RUN echo compiling prices" in done.stderr
+    assert app_objects(app) == []
+
+
+def test_no_docker_engine_is_a_clear_error(shop: tuple[Path, str, int]) -> None:
+    root, app, _ = shop
+    run_git(root, "checkout", "-q", "-b", "no-engine")
+    _change_api(root, "x")
+    done = devmesh(root, "up", "-d", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert done.returncode == 1
+    assert "cannot reach the Docker engine at unix:///nonexistent/docker.sock" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_interrupted_up_is_completed_by_the_next_up(shop: tuple[Path, str, int]) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root, app, port = shop
+    run_git(root, "checkout", "-q", "-b", "interrupted")
+    _change_api(root, "late")
+    proc = subprocess.Popen([sys.executable, "-m", "devmesh", "up", "-d"], cwd=root,
+                            env={**os.environ, "DEVMESH_ENVOY_IMAGE": "devmesh/envoy:test"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # stop it right after the first container started
+        if line.startswith("• started"):
+            proc.send_signal(signal.SIGINT)
+            break
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert app_objects(app), "something was started before the interrupt"
+    again = devmesh(root, "up", "-d")
+    assert again.returncode == 0, again.stderr
+    body = wait_for(port, f"interrupted.{app}.localhost", lambda b: "api" in b)
+    assert body["api"]["version"] == "late"
+    assert devmesh(root, "down").returncode == 0
+    assert app_objects(app) == []
+
+
+def test_following_logs_picks_up_new_containers(shop: tuple[Path, str, int]) -> None:
+    import threading
+
+    from devmesh.config import load_project
+    from devmesh.runtime.docker import DockerRuntime
+
+    root, app, port = shop
+    run_git(root, "checkout", "-q", "-b", "watched")
+    _change_api(root, "watched")
+    assert devmesh(root, "up", "-d", "--all").returncode == 0
+    with (root / "services/stock/app.py").open("a") as f:
+        f.write("# touched\n")
+    project = load_project(root / "devmesh.yaml")
+    rt = DockerRuntime(project)
+    # Follow 'watched' before its stock fork is replaced; the new container must join.
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def follow() -> None:
+        for line in rt.logs("watched", ["stock"], follow=True, tail=0, stop=stop):
+            seen.append(f"{line.service}@{line.env} {line.text}")
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    assert devmesh(root, "up", "-d", "--all").returncode == 0  # stock's content changed: new container
+    wait_for(port, f"watched.{app}.localhost", lambda b: b["api"]["stock"]["env"] == "watched")
+    deadline = __import__("time").monotonic() + 10
+    while not any("GET / x-devmesh-env=watched" in s for s in seen) and __import__("time").monotonic() < deadline:
+        __import__("time").sleep(0.1)
+    stop.set()
+    assert any(s.startswith("stock@watched") and "x-devmesh-env=watched" in s for s in seen), seen

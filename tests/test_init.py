@@ -248,3 +248,22 @@ def test_dns_label(text: str, label: str) -> None:
 def test_exposed_port(tmp_path: Path, dockerfile: str, port: int | None) -> None:
     (tmp_path / "Dockerfile").write_text(dockerfile)
     assert exposed_port(tmp_path / "Dockerfile") == port
+
+
+def test_init_manifests_records_the_repo_and_keeps_comments(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from devmesh.cli import cli
+    from devmesh.config import load_project
+
+    runner = CliRunner()
+    target = tmp_path / "shop"
+    done = runner.invoke(cli, ["init", "--starter", "shop", str(target)])
+    assert done.exit_code == 0, done.output
+    done = runner.invoke(cli, ["init", str(target), "--manifests", "../shop-manifests"])
+    assert done.exit_code == 0, done.output
+    text = (target / "devmesh.yaml").read_text()
+    assert "# devmesh.yaml for the shop starter" in text
+    assert load_project(target / "devmesh.yaml").manifests.repo == "../shop-manifests"  # type: ignore[union-attr]
+    again = runner.invoke(cli, ["init", str(target), "--manifests", "../shop-manifests"])
+    assert again.exit_code == 0 and "already set" in again.output

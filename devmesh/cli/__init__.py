@@ -24,6 +24,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ls": ("devmesh.cli.env", "ls", "List environments, their services and preview URLs."),
     "status": ("devmesh.cli.env", "status", "Show the branch's environment and its services' health."),
     "logs": ("devmesh.cli.logs", "logs", "Print the environment's logs, merged and prefixed by service."),
+    "manifests": ("devmesh.cli.gitops", "manifests", "Write the GitOps manifest repo's layout (manifests init)."),
+    "tiers": ("devmesh.cli.gitops", "tiers", "Show which image each rollout tier runs, per service."),
+    "promote": ("devmesh.cli.gitops", "promote", "Pin a service's image in a tier of the manifest repo."),
+    "rollback": ("devmesh.cli.gitops", "rollback", "Revert a tier's latest promotion of a service."),
+    "history": ("devmesh.cli.gitops", "history", "List promotions and rollbacks from the manifest repo."),
 }
 
 

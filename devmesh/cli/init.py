@@ -14,7 +14,10 @@ from devmesh.config import CONFIG_NAME
 @click.option("--starter", metavar="NAME", help="Scaffold the starter app NAME (e.g. shop) into DIRECTORY, a new git repository.")
 @click.option("--base-image", metavar="IMAGE", help="With --starter: build every service FROM this image (passed as the BASE_IMAGE build argument).")
 @click.option("--force", is_flag=True, help="Replace an existing devmesh.yaml.")
-def init(directory: Path | None, starter: str | None, base_image: str | None, force: bool) -> None:
+@click.option("--manifests", "manifests_repo", metavar="REPO",
+              help="Record the GitOps manifest repo (git URL or path) in devmesh.yaml; alone, in a project that has one, only that.")
+def init(directory: Path | None, starter: str | None, base_image: str | None, force: bool,
+         manifests_repo: str | None) -> None:
     """Write a devmesh.yaml from the Dockerfiles in DIRECTORY (default: here).
 
     With --starter, copy an example app into DIRECTORY (default: ./NAME) instead.
@@ -22,11 +25,24 @@ def init(directory: Path | None, starter: str | None, base_image: str | None, fo
     if starter is None:
         if base_image is not None:
             raise click.UsageError("--base-image applies to --starter only; in your own repository, set 'build_args' in devmesh.yaml")
-        _scan(directory or Path("."), force)
+        target = directory or Path(".")
+        if not (manifests_repo and (target / CONFIG_NAME).is_file() and not force):
+            _scan(target, force)
+        if manifests_repo:
+            _record(target / CONFIG_NAME, manifests_repo)
     else:
         if force:
             raise click.UsageError("--force does not apply to --starter: a starter only goes into a new or empty directory")
         _starter(starter, directory or Path(starter), base_image)
+        if manifests_repo:
+            _record((directory or Path(starter)) / CONFIG_NAME, manifests_repo)
+
+
+def _record(config: Path, repo: str) -> None:
+    from devmesh.gitops import record_manifests
+
+    changed = record_manifests(config, repo)
+    click.echo(f"manifests.repo: {repo}" + ("" if changed else " (already set)") + f" in {config}")
 
 
 def _starter(name: str, directory: Path, base_image: str | None) -> None:

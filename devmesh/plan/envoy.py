@@ -34,11 +34,12 @@ Every response carries ``x-devmesh-route: <rule name>`` (the rule that matched) 
 and debugging can compare what the plan says with what Envoy did. Access logs go to Envoy's
 stdout, one line a request::
 
-    mesh:8000 GET api:8000/items env=feat-x route=api-feat-x upstream=api.feat-x status=200 3ms
+    mesh:8000 GET api:8000/items env=feat route=api-feat upstream=api.feat status=200 flags=- 3ms
 
 Envoy reloads a file only when it is *renamed* into place (an in-place overwrite is never
 noticed): ``write_atomically`` writes each changed file to a temporary file in the same
-directory and ``os.replace``-s it, clusters before routes before listeners.
+directory and ``os.replace``-s it, clusters before routes before listeners (and clusters that
+go away only after the routes that named them).
 """
 
 from __future__ import annotations
@@ -423,7 +424,8 @@ def _route(rule: Rule) -> Doc:
                             for name, value in rule.match.headers]
     targets = [w for w in rule.to if w.weight > 0]
     if not targets:
-        raise ValueError(f"rule {rule.name!r} sends traffic nowhere (no destination with weight > 0)")
+        raise ValueError(f"rule {rule.name!r} sends traffic nowhere "
+                         "(no destination with a weight above 0)")
     action: Doc
     response_headers = [_header(ROUTE_HEADER, rule.name)]
     if len(targets) == 1:
@@ -526,26 +528,44 @@ def write_atomically(directory: Path, files: EnvoyFiles, *,
 
     Unchanged files are not touched (Envoy sees no update at all). A changed file is written to
     a temporary file in ``directory`` and renamed over the old one — Envoy only notices renames
-    — in dependency order: bootstrap, clusters, route tables, listeners. Files are
-    world-readable: Envoy may run as another user inside its container.
+    — in dependency order: bootstrap, clusters, route tables, listeners. Clusters that go away
+    are kept in that first ``cds.yaml`` and only removed by a second one written last, so no
+    route ever names a cluster Envoy has dropped. Files are world-readable: Envoy may run as
+    another user inside its container.
 
     Envoy warms a new cluster (first DNS answer, first health check) before using it, and a
     route to a cluster that is still warming answers 503 for those few milliseconds. When the
     clusters changed and ``await_clusters`` is given, it is called with the new cluster names
     after ``cds.yaml`` is in place and before any route or listener file is written: the
     runtime passes a function that polls the admin ``/clusters`` endpoint until every name is
-    listed (only warm clusters are) — see ``parse_cluster_health``. A change of
+    listed (a warming cluster is not) — see ``parse_cluster_health``. A change of
     ``bootstrap.yaml`` only takes effect when Envoy restarts.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    texts = files.texts()
+    leaving = _clusters_leaving(directory / CDS_FILE, cluster_names(files))
     changed = False
-    for name, text in files.texts().items():
+    for name, text in texts.items():
+        if name == CDS_FILE and leaving:
+            text = to_yaml({"resources": [*files.cds["resources"], *leaving]})
         if _replace_if_changed(directory, name, text.encode("utf-8")):
             changed = True
             if name == CDS_FILE and await_clusters is not None:
                 await_clusters(cluster_names(files))
+    if leaving:
+        _replace_if_changed(directory, CDS_FILE, texts[CDS_FILE].encode("utf-8"))
     return changed
+
+
+def _clusters_leaving(cds_path: Path, staying: frozenset[str]) -> list[Doc]:
+    """The clusters in the current ``cds.yaml`` that the new one drops (as written there)."""
+    try:
+        current = yaml.safe_load(cds_path.read_text(encoding="utf-8"))
+        resources = list(current["resources"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return []  # no usable file: nothing Envoy could still route to from it
+    return [c for c in resources if isinstance(c, dict) and c.get("name") not in staying]
 
 
 def _replace_if_changed(directory: Path, name: str, data: bytes) -> bool:

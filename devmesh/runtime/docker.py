@@ -451,7 +451,7 @@ class DockerRuntime:
         seen: set[str] = set()
         readers: list[threading.Thread] = []
 
-        def read(c: Container) -> None:
+        def read(c: Container, tail: int | None) -> None:
             svc, c_env = c.labels.get(SERVICE_LABEL, ""), c.labels.get(ENV_LABEL, "")
             try:
                 for raw in c.logs(stream=True, follow=follow, timestamps=True,
@@ -464,15 +464,15 @@ class DockerRuntime:
             except Exception:  # container removed while streaming
                 return
 
-        def attach_new() -> None:
+        def attach_new(tail: int | None) -> None:
             for c in self._log_targets(env, services):
                 if c.id not in seen:
                     seen.add(c.id)
-                    t = threading.Thread(target=read, args=(c,), daemon=True)
+                    t = threading.Thread(target=read, args=(c, tail), daemon=True)
                     t.start()
                     readers.append(t)
 
-        attach_new()
+        attach_new(tail)
         if not follow:
             for t in readers:
                 t.join()
@@ -492,6 +492,6 @@ class DockerRuntime:
             if item is not None:
                 yield item
             if time.monotonic() >= next_scan:
-                attach_new()
+                attach_new(None)  # a container that appeared while following: all of it
                 next_scan = time.monotonic() + 1.0
 

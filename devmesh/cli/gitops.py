@@ -1,0 +1,271 @@
+"""``devmesh manifests init``, ``tiers``, ``promote``, ``rollback`` and ``history``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+
+from devmesh.cli import State, pass_state
+from devmesh.errors import UserInputError
+from devmesh.gitops.settings import ENV_VAR, ManifestSettings, manifest_settings
+
+
+def _note(message: str) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
+def _project(state: State, *, required: bool) -> Any:
+    """The project; without a devmesh.yaml, None when DEVMESH_MANIFESTS names the repo."""
+    import os
+
+    from devmesh.config import find_config
+
+    if not required and state.config is None and os.environ.get(ENV_VAR):
+        try:
+            find_config()
+        except UserInputError:
+            return None
+    return state.project()
+
+
+def _settings(state: State, *, project_required: bool = False) -> tuple[Any, ManifestSettings]:
+    project = _project(state, required=project_required)
+    return project, manifest_settings(project)
+
+
+@contextmanager
+def _checkout(settings: ManifestSettings) -> Iterator[Any]:
+    from devmesh.gitops.cache import open_checkout
+
+    with open_checkout(settings, notify=_note) as checkout:
+        yield checkout
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UserInputError(f"{question.rstrip('?')}: not confirmed; pass --yes to confirm without a terminal")
+    if not click.confirm(question, default=False):
+        raise click.Abort()
+
+
+def _age(when: datetime, now: datetime | None = None) -> str:
+    seconds = int(((now or datetime.now(timezone.utc)) - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return "just now"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def _landed_line(landed: Any, what: str) -> str:
+    if landed.proposed:
+        text = f"proposed {what} on branch {landed.branch} (commit {landed.commit[:10]})"
+        return text + (f"\nopen a pull request: {landed.compare_url}" if landed.compare_url else "")
+    retries = f" after {landed.attempts - 1} push race(s)" if landed.attempts > 1 else ""
+    return f"{what}: commit {landed.commit[:10]} pushed to {landed.branch}{retries}"
+
+
+# --- manifests init ------------------------------------------------------------------------
+
+
+@click.group("manifests")
+def manifests() -> None:
+    """The shared GitOps manifest repo."""
+
+
+@manifests.command("init")
+@click.option("--tiers", "tiers_text", metavar="T1,T2,…", help="Tiers in rollout order (default: dev,beta,prod).")
+@pass_state
+def manifests_init(state: State, tiers_text: str | None) -> None:
+    """Write the Kustomize layout for the project's services into the manifest repo, as one commit."""
+    from devmesh.gitops.scaffold import parse_tiers, scaffold, specs_from_project
+
+    tiers = parse_tiers(tiers_text) if tiers_text is not None else None
+    project, settings = _settings(state, project_required=True)
+    with _checkout(settings) as checkout:
+        if checkout.tip is None:
+            _note(f"branch {settings.branch!r} does not exist in {settings.url} yet; starting it")
+        result = scaffold(checkout, project.app, specs_from_project(project), tiers)
+    if result.landed.unchanged:
+        click.echo(result.landed.unchanged)
+        return
+    done = "wrote the layout" if result.created else "added services"
+    what = f"{done} for {project.app} ({', '.join(result.added_services) or 'no services'}; tiers {', '.join(result.tiers)})"
+    click.echo(_landed_line(result.landed, what))
+
+
+# --- tiers -----------------------------------------------------------------------------------
+
+
+@click.command("tiers")
+@click.option("--json", "as_json", is_flag=True, help="Print the matrix as JSON.")
+@pass_state
+def tiers(state: State, as_json: bool) -> None:
+    """Show which image each tier runs for each service, and what may move up."""
+    from devmesh.gitops.tiers import tier_matrix
+
+    project, settings = _settings(state)
+    with _checkout(settings) as checkout:
+        matrix = tier_matrix(checkout, app=project.app if project else None)
+    if as_json:
+        click.echo(json.dumps(matrix.to_json(), indent=2))
+        return
+    names = [t.name for t in matrix.tiers]
+    rows = []
+    for service, row in matrix.services.items():
+        cells = [service]
+        for name in names:
+            cell = row[name]
+            if cell.image is None:
+                cells.append("-")
+                continue
+            text = cell.image.short.removeprefix("sha256:")
+            if cell.last is not None:
+                text += f" {_age(cell.last.date)} {cell.last.author}"
+            cells.append(text + (" >" if cell.next_may_take else ""))
+        rows.append(cells)
+    click.echo(_table(["SERVICE", *names], rows))
+    click.echo("\n> the next tier may take this image", err=True)
+
+
+# --- promote ---------------------------------------------------------------------------------
+
+
+def _resolve_image(settings: ManifestSettings, project: Any, service: str, tier: str, image: str, force: bool) -> Any:
+    """A digest reference as given, or a local image pushed to the registry and pinned."""
+    from devmesh.gitops.images import is_digest_ref, parse_image_ref
+    from devmesh.gitops.publish import publish_image
+
+    if is_digest_ref(image) or "@" in image:
+        return parse_image_ref(image)
+    with _checkout(settings) as checkout:
+        checkout.require_tip()
+        layout = checkout.layout()
+        layout.require_service(service)
+        index, all_tiers = layout.tier(tier)
+        app = layout.app(project.app if project else None)
+    if index > 0 and not force:
+        raise UserInputError(
+            f"{tier} only takes the image {all_tiers[index - 1].name} runs now; a local image "
+            f"would be a new asset (pushing {image!r} is only for the first tier, {all_tiers[0].name})"
+        )
+    _note(f"pushing {image} to {settings.registry}")
+    return publish_image(image, settings.registry, app, service)
+
+
+@click.command("promote")
+@click.argument("service")
+@click.option("--to", "tier", required=True, metavar="TIER", help="The tier to promote into.")
+@click.option("--image", metavar="REF", help="NAME@sha256:<digest>, or a local image to push to the registry and pin.")
+@click.option("--force", is_flag=True, help="Override the tier rule (needs --reason).")
+@click.option("--reason", metavar="TEXT", help="Why the tier rule is overridden; recorded in the commit.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def promote(state: State, service: str, tier: str, image: str | None, force: bool, reason: str | None, yes: bool) -> None:
+    """Pin SERVICE's image in TIER: the first tier takes --image, later tiers the tier below's."""
+    from devmesh.gitops.land import Unchanged
+    from devmesh.gitops.promote import PromotionRequest, preview_promotion
+    from devmesh.gitops.promote import promote as run_promote
+
+    PromotionRequest(service, tier, None, force, reason)  # option errors before any network
+    project, settings = _settings(state)
+    app = project.app if project else None
+    ref = _resolve_image(settings, project, service, tier, image, force) if image else None
+    request = PromotionRequest(service, tier, ref, force, reason)
+    if not yes:
+        with _checkout(settings) as checkout:
+            plan = preview_promotion(checkout, request, app=app)
+        if isinstance(plan, Unchanged):
+            click.echo(plan.reason)
+            return
+        was = f" (it runs {plan.previous.short} now)" if plan.previous else " (it runs nothing now)"
+        forced = f", overriding the tier rule: {plan.reason}" if plan.reason else ""
+        _confirm(yes, f"promote {service} to {tier}: {plan.image}{was}{forced}?")
+    with _checkout(settings) as checkout:
+        result = run_promote(checkout, request, app=app)
+    if result.landed.unchanged or result.promotion is None:
+        click.echo(result.landed.unchanged or "nothing to promote")
+        return
+    done = result.promotion
+    source = f" from {done.source}" if done.source else ""
+    forced = " (forced)" if done.reason else ""
+    click.echo(_landed_line(result.landed, f"promoted {service} to {tier}{source}{forced}: {done.image}"))
+
+
+# --- rollback --------------------------------------------------------------------------------
+
+
+@click.command("rollback")
+@click.argument("service")
+@click.option("--tier", required=True, metavar="TIER", help="The tier to roll back.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def rollback(state: State, service: str, tier: str, yes: bool) -> None:
+    """Revert TIER's latest promotion of SERVICE."""
+    from devmesh.gitops.rollback import preview_rollback
+    from devmesh.gitops.rollback import rollback as run_rollback
+
+    project, settings = _settings(state)
+    app = project.app if project else None
+    if not yes:
+        with _checkout(settings) as checkout:
+            plan = preview_rollback(checkout, service, tier, app=app)
+        back = plan.restored.short if plan.restored else "no pinned image"
+        _confirm(yes, f"roll back {service} in {tier} from {plan.rolled_back.short} to {back} (reverting {plan.reverts[:10]})?")
+    with _checkout(settings) as checkout:
+        result = run_rollback(checkout, service, tier, app=app)
+    if result.landed.unchanged or result.rollback is None:
+        click.echo(result.landed.unchanged or "nothing rolled back")
+        return
+    done = result.rollback
+    back = str(done.restored) if done.restored else "no pinned image"
+    click.echo(_landed_line(result.landed, f"rolled back {service} in {tier} to {back} (reverted {done.reverts[:10]})"))
+
+
+# --- history ---------------------------------------------------------------------------------
+
+
+@click.command("history")
+@click.argument("service", required=False)
+@click.option("--tier", metavar="TIER", help="Only this tier.")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+@pass_state
+def history(state: State, service: str | None, tier: str | None, as_json: bool) -> None:
+    """Promotions and rollbacks, newest first, read from the commit trailers."""
+    from devmesh.gitops.history import read_history
+
+    _, settings = _settings(state)
+    with _checkout(settings) as checkout:
+        checkout.require_tip()
+        layout = checkout.layout()
+        if tier is not None:
+            layout.tier(tier)
+        entries = read_history(checkout, service, tier)
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2))
+        return
+    if not entries:
+        click.echo("no promotions yet")
+        return
+    rows = []
+    for e in entries:
+        image = e.image.short if e.image else "none"
+        previous = e.previous.short if e.previous else "none"
+        note = f"forced: {e.reason}" if e.reason else (f"reverts {e.reverts[:10]}" if e.reverts else "")
+        rows.append([
+            e.date.strftime("%Y-%m-%d %H:%M"), e.kind, e.service, e.tier, image, previous, e.author, e.commit[:10], note,
+        ])
+    click.echo(_table(["DATE", "ACTION", "SERVICE", "TIER", "IMAGE", "FROM", "BY", "COMMIT", ""], rows))

@@ -1,0 +1,72 @@
+"""Promotion of a local image into the first tier: pushed to a real registry, pinned by digest."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devmesh.errors import DevmeshError, UserInputError
+from devmesh.gitops.publish import publish_image
+from tests.gitops.gitops_helpers import git
+
+pytestmark = pytest.mark.docker
+
+
+def _registry_digest(registry: str, repository: str, tag: str) -> str:
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{tag}",
+        method="HEAD",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return str(response.headers["Docker-Content-Digest"])
+
+
+def test_publish_pins_the_digest_the_registry_holds(registry: str, local_image: str, docker_client: Any) -> None:
+    ref = publish_image(local_image, registry, "shop", "api", client=docker_client)
+    image_id = docker_client.images.get(local_image).id.removeprefix("sha256:")
+    tag = f"devmesh-{image_id[:12]}"
+    assert ref.name == f"{registry}/shop/api"
+    assert ref.digest == _registry_digest(registry, "shop/api", tag)
+    assert publish_image(local_image, registry, "shop", "api", client=docker_client) == ref  # same asset
+
+
+def test_promote_a_local_image_into_the_first_tier(
+    registry: str, local_image: str, project_file: Path, devmesh: Any, remote: Path, docker_client: Any
+) -> None:
+    root = project_file.parent
+    config = project_file.read_text().replace("manifests:\n", f"manifests:\n  registry: '{registry}'\n")
+    project_file.write_text(config)
+    assert devmesh(root, "manifests", "init").code == 0
+
+    refused = devmesh(root, "promote", "api", "--to", "beta", "--image", local_image, "--yes")
+    assert refused.code == 2 and "only for the first tier" in refused.err
+
+    result = devmesh(root, "promote", "api", "--to", "dev", "--image", local_image, "--yes")
+    assert result.code == 0, result.err
+    pinned = json.loads(devmesh(root, "tiers", "--json").out)["services"]["api"]["dev"]["image"]
+    name, digest = pinned.split("@")
+    assert name == f"{registry}/shop/api"
+    tag = "devmesh-" + str(docker_client.images.get(local_image).id).removeprefix("sha256:")[:12]
+    assert digest == _registry_digest(registry, "shop/api", tag)
+    assert f"Devmesh-Image: {pinned}" in git(remote, "log", "-1", "--format=%B", "main")
+
+    # beta then takes exactly that digest, without pushing anything
+    assert devmesh(root, "promote", "api", "--to", "beta", "--yes").code == 0
+    assert json.loads(devmesh(root, "tiers", "--json").out)["services"]["api"]["beta"]["image"] == pinned
+
+
+def test_unknown_local_image_and_unreachable_registry(local_image: str, docker_client: Any) -> None:
+    with pytest.raises(UserInputError, match="no local image 'devmesh-test/absent:1'"):
+        publish_image("devmesh-test/absent:1", "127.0.0.1:5001", "shop", "api", client=docker_client)
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(DevmeshError, match=f"pushing 127.0.0.1:{port}/shop/api:devmesh-.* failed"):
+        publish_image(local_image, f"127.0.0.1:{port}", "shop", "api", client=docker_client)
