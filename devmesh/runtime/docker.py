@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from devmesh.errors import DevmeshError, UserInputError
 from devmesh.events import Sink, Step, discard
 from devmesh.naming import BASELINE_ENV
+from devmesh.plan.envoy import cluster_name
 from devmesh.plan.k8s import APP_LABEL, ENV_LABEL, MANAGED_BY, SERVICE_LABEL
 from devmesh.plan.routing import Backend, Environment, RoutePlan, plan_for_project
 from devmesh.runtime.base import EnvironmentState, LogLine, ServiceState, UpResult
@@ -211,21 +212,33 @@ class DockerRuntime:
     def _envoy_files(self, plan: RoutePlan) -> Any:
         from devmesh.plan.envoy import render_envoy
 
-        return render_envoy(
-            plan,
-            address_of=lambda b: (backend_alias(b), self.project.port_of(b.service)),
-            gateway_port=ENVOY_GATEWAY_PORT,
-            admin_port=ENVOY_ADMIN_PORT,
-            config_dir=ENVOY_CONFIG_DIR,
-        )
+        try:
+            return render_envoy(
+                plan,
+                address_of=lambda b: (backend_alias(b), self.project.port_of(b.service)),
+                gateway_port=ENVOY_GATEWAY_PORT,
+                admin_port=ENVOY_ADMIN_PORT,
+                config_dir=ENVOY_CONFIG_DIR,
+            )
+        except ValueError as exc:  # a service port that Envoy itself needs
+            raise UserInputError(f"{self.project.path.name}: {exc}") from None
 
     def _apply_routes(self, plan: RoutePlan, act: Any) -> None:
         from devmesh.plan.envoy import write_atomically
 
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        if write_atomically(self.config_dir, self._envoy_files(plan)):
+        # A running Envoy warms new clusters before routes name them (no 503 while it does);
+        # a new Envoy reads everything at start.
+        running = self.envoy_admin_url() is not None and bool(self.cluster_health())
+        await_clusters = self._await_clusters if running else None
+        if write_atomically(self.config_dir, self._envoy_files(plan), await_clusters=await_clusters):
             act(f"routes updated: {len(plan.environments)} environment(s) beside the baseline")
         self._ensure_envoy(act)
+
+    def _await_clusters(self, names: frozenset[str], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not names <= set(self.cluster_health()):
+            time.sleep(0.01)
 
     def _ensure_envoy(self, act: Any) -> None:
         image = envoy_image(self.project)
@@ -328,7 +341,7 @@ class DockerRuntime:
 
     def _wait_ready(self, plan: RoutePlan, backends: set[Backend], sink: Sink) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
-        pending = {backend_alias(b): b for b in backends}
+        pending = {cluster_name(b): b for b in backends}
         while True:
             for backend in list(pending.values()):
                 self._check_running(backend)
@@ -380,10 +393,10 @@ class DockerRuntime:
                 continue
             if key[0] == env and env != BASELINE_ENV:
                 branch = c.labels.get(BRANCH_LABEL) or branch
-            alias = backend_alias(Backend(service, key[0] or BASELINE_ENV))
+            cluster = cluster_name(Backend(service, key[0] or BASELINE_ENV))
             services.append(ServiceState(service, key[0] or BASELINE_ENV, c.status,
                                          c.labels.get(IMAGE_LABEL, ""),
-                                         health.get(alias) if c.status == "running" else False))
+                                         health.get(cluster) if c.status == "running" else False))
         url = plan.preview_url(env)
         return EnvironmentState(env, branch, tuple(services), url)
 
