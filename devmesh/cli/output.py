@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import click
@@ -22,14 +21,15 @@ class EventPrinter:
 
     def __init__(self, verbose: bool = False) -> None:
         self.verbose = verbose
-        self.tty = sys.stderr.isatty()
+        self.steps_shown: dict[str, int | None] = {}
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, BuildProgress):
-            if event.step is not None and event.steps is not None:
-                click.echo(f"  build {event.service}: step {event.step}/{event.steps} {event.message}", err=True)
-            elif self.verbose:
-                click.echo(f"  build {event.service}: {event.message}", err=True)
+            text = event.message.removeprefix(f"{event.service}: ")
+            new_step = event.step is not None and self.steps_shown.get(event.service) != event.step
+            if self.verbose or new_step or event.step is None and text.startswith("building "):
+                self.steps_shown[event.service] = event.step
+                click.echo(f"  {event.service}: {text}", err=True)
         elif isinstance(event, BuildDone):
             how = "cached" if event.cached else f"built in {event.seconds:.1f} s"
             click.echo(f"• image {event.service}: {event.image} ({how})", err=True)
