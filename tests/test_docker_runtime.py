@@ -225,3 +225,22 @@ def test_following_logs_picks_up_new_containers(shop: tuple[Path, str, int]) -> 
         __import__("time").sleep(0.1)
     stop.set()
     assert any(s.startswith("stock@watched") and "x-devmesh-env=watched" in s for s in seen), seen
+
+
+def test_down_by_env_name_after_the_branch_is_gone(shop: tuple[Path, str, int]) -> None:
+    root, app, _ = shop
+    run_git(root, "checkout", "-q", "-b", "short-lived")
+    _change_api(root, "gone")
+    run_git(root, "commit", "-qam", "api gone")
+    assert devmesh(root, "up", "-d").returncode == 0
+    run_git(root, "checkout", "-q", "main")
+    run_git(root, "branch", "-qD", "short-lived")
+    missing = devmesh(root, "down", "--branch", "short-lived")
+    assert missing.returncode == 2 and "no branch named 'short-lived'" in missing.stderr
+    bad = devmesh(root, "down", "--env", "Not_An_Env")
+    assert bad.returncode == 2 and "not an environment name" in bad.stderr
+    logs = devmesh(root, "logs", "--env", "short-lived", "api")
+    assert logs.returncode == 0 and "api gone listening" in logs.stdout
+    done = devmesh(root, "down", "--env", "short-lived")
+    assert done.returncode == 0, done.stderr
+    assert app_objects(app) == []

@@ -46,24 +46,44 @@ def up(state: State, branch: str | None, fork_all: bool, runtime: str | None, de
         click.echo("\nstopped following; the environment keeps running", err=True)
 
 
+def env_for(project: object, branch: str | None, env: str | None) -> str:
+    """The environment a command is about: ``--env``, else the branch's (default: checked out)."""
+    from devmesh.errors import UserInputError
+    from devmesh.naming import is_env_name
+    from devmesh.workspace import current_branch
+
+    if env is not None:
+        if branch is not None:
+            raise UserInputError("give --branch or --env, not both")
+        if not is_env_name(env):
+            raise UserInputError(f"--env: {env!r} is not an environment name (see 'devmesh ls')")
+        return env
+    return current_branch(project, branch).env  # type: ignore[arg-type]
+
+
+ENV_OPTION = click.option("--env", "env_name", metavar="ENV",
+                          help="An environment by name (as 'devmesh ls' shows it), e.g. one whose branch is gone.")
+
+
 @click.command()
 @click.option("--branch", "-b", help="Branch whose environment to remove (default: the checked-out one).")
+@ENV_OPTION
 @click.option("--baseline", is_flag=True, help="Also remove the baseline, the gateway and every other environment of the app.")
 @click.option("--runtime", type=RUNTIMES, help="Override devmesh.yaml's runtime.")
 @pass_state
-def down(state: State, branch: str | None, baseline: bool, runtime: str | None) -> None:
+def down(state: State, branch: str | None, env_name: str | None, baseline: bool,
+         runtime: str | None) -> None:
     """Remove the branch's environment (the baseline goes with the last environment)."""
     from devmesh import session
-    from devmesh.workspace import current_branch
 
     project = state.project()
-    chosen = current_branch(project, branch)
+    env = env_for(project, branch, env_name)
     rt = session.open_runtime(project, runtime)
-    removed = rt.down(chosen.env, baseline=baseline, sink=EventPrinter())
+    removed = rt.down(env, baseline=baseline, sink=EventPrinter())
     if not removed:
-        click.echo(f"nothing to remove: environment {chosen.env} is not running")
+        click.echo(f"nothing to remove: environment {env} is not running")
     else:
-        click.echo(f"removed {len(removed)} object(s) of environment {chosen.env}")
+        click.echo(f"removed {len(removed)} object(s) of environment {env}")
 
 
 def _states(state: State, runtime: str | None) -> list:  # type: ignore[type-arg]

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from devmesh.cli import State, pass_state
+from devmesh.cli.env import ENV_OPTION, env_for
 from devmesh.cli.output import colour_for
 from devmesh.errors import UserInputError
 
@@ -34,21 +35,21 @@ def print_logs(rt: Any, env: str, services: Sequence[str], *, follow: bool, grep
 @click.command()
 @click.argument("services", nargs=-1)
 @click.option("--branch", "-b", help="Branch whose environment to show (default: the checked-out one).")
+@ENV_OPTION
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines; new containers join.")
 @click.option("--grep", help="Only lines matching this regular expression.")
 @click.option("--tail", type=int, default=None, help="Only the last N lines of each container.")
 @click.option("--runtime", type=click.Choice(["auto", "docker", "kind"]), help="Override devmesh.yaml's runtime.")
 @pass_state
-def logs(state: State, services: tuple[str, ...], branch: str | None, follow: bool,
-         grep: str | None, tail: int | None, runtime: str | None) -> None:
+def logs(state: State, services: tuple[str, ...], branch: str | None, env_name: str | None,
+         follow: bool, grep: str | None, tail: int | None, runtime: str | None) -> None:
     """Print the logs of the environment's services (its forks and the baseline's others)."""
     from devmesh import session
-    from devmesh.workspace import current_branch
 
     project = state.project()
-    chosen = current_branch(project, branch)
+    env = env_for(project, branch, env_name)
     rt = session.open_runtime(project, runtime)
     try:
-        print_logs(rt, chosen.env, services, follow=follow, grep=grep, tail=tail)
+        print_logs(rt, env, services, follow=follow, grep=grep, tail=tail)
     except KeyboardInterrupt:
         pass
