@@ -98,11 +98,11 @@ def resolve_branch(project: Project, repo: git.Repo, name: str | None) -> Branch
         name = repo.active_branch.name
         return Branch(name, repo.head.commit.hexsha, env_name(name, baseline_branch=base), True)
     check_branch_name(name)
-    sha = _resolve(repo, name)
-    if sha is None:
+    found = _resolve(repo, name)
+    if found is None:
         raise UserInputError(f"no branch named {name!r} in {repo.working_dir}")
     current = not repo.head.is_detached and repo.active_branch.name == name
-    return Branch(name, sha, env_name(name, baseline_branch=base), current)
+    return Branch(name, found, env_name(name, baseline_branch=base), current)
 
 
 def _changed_paths(repo: git.Repo, base: str, branch: Branch) -> set[str]:

@@ -490,17 +490,14 @@ _AMBIGUOUS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "inf"
 
 
 # libyaml's emitter when PyYAML has it (about thirty times faster); same output.
-try:
-    from yaml import CSafeDumper as _BaseDumper
-except ImportError:  # PyYAML built without libyaml
-    from yaml import SafeDumper as _BaseDumper
+_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-class _Dumper(_BaseDumper):
+class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]
     pass
 
 
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+def _represent_str(dumper: Any, value: str) -> yaml.Node:
     plain = _PLAIN.fullmatch(value) is not None and value.lower() not in _AMBIGUOUS
     node: yaml.Node = dumper.represent_scalar("tag:yaml.org,2002:str", value,
                                               style=None if plain else '"')
