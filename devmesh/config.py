@@ -186,6 +186,54 @@ def _dockerfile_path(value: Any) -> str:
     return value
 
 
+# --- live sync: the reload action (begin) -------------------------------------------------
+
+_SIGNAL_RE = re.compile(r"^(SIG)?[A-Z][A-Z0-9]*$")
+_RELOAD_EXPECTED = "restart, none, {signal: NAME} or {command: [PROGRAM, ARG…]}"
+
+
+def _reload(value: Any) -> Any:
+    """``restart`` | ``none`` | ``{signal: HUP}`` | ``{command: [kill, -HUP, "1"]}`` (a command
+    given as one string is split like a shell would, without running one)."""
+    import shlex
+
+    if value is None or isinstance(value, ReloadAction):
+        return value
+    if value == "restart" or value == "none":
+        return ReloadAction(action="restart" if value == "restart" else "none")
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "signal":
+            name = arg.upper() if isinstance(arg, str) else arg
+            if not isinstance(name, str) or not _SIGNAL_RE.match(name):
+                raise PydanticCustomError(
+                    "devmesh_reload", "expected a signal name such as HUP or SIGUSR1, got {got}",
+                    {"got": _describe(arg)},
+                )
+            return ReloadAction(action="signal", signal=name if name.startswith("SIG") else f"SIG{name}")
+        if key == "command":
+            try:
+                argv = shlex.split(arg) if isinstance(arg, str) else arg
+            except ValueError:
+                argv = None
+            if (not isinstance(argv, list) or not argv
+                    or not all(isinstance(a, str) and a for a in argv)):
+                raise PydanticCustomError(
+                    "devmesh_reload",
+                    "expected a command to run in the container: a list of words or one line, "
+                    "got {got}",
+                    {"got": _describe(arg)},
+                )
+            return ReloadAction(action="command", command=tuple(argv))
+    raise PydanticCustomError(
+        "devmesh_reload", "expected {expected}, got {got}",
+        {"expected": _RELOAD_EXPECTED, "got": _describe(value)},
+    )
+
+
+# --- live sync: the reload action (end) ---------------------------------------------------
+
+
 Port = Annotated[int, BeforeValidator(_port)]
 # <app>-<env> must fit a 63-character namespace name; environment names take up to 40.
 AppName = Annotated[str, BeforeValidator(_name(22, "an app name"))]
@@ -212,6 +260,112 @@ class SyncRule(_Model):
     dest: ContainerPath
 
 
+class ReloadAction(_Model):
+    """What runs in a service's containers after files were synced into them: ``restart`` the
+    container, send it a ``signal``, run a ``command`` in it, or nothing (``none``)."""
+
+    action: Literal["restart", "signal", "command", "none"]
+    signal: str = ""
+    command: tuple[str, ...] = ()
+
+
+# --- resilience: timeouts, retries, circuit breaking, outlier detection (begin) ------------
+
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+RETRY_CONDITIONS = ("5xx", "connect-failure", "gateway-error", "refused-stream", "reset",
+                    "retriable-4xx")
+
+
+def _duration(value: Any) -> float:
+    """``30s``, ``1.5s``, ``250ms``, ``2m`` or a number of seconds → seconds."""
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        seconds = float(value)
+    elif isinstance(value, str):
+        found = _DURATION_RE.match(value.strip())
+        if found:
+            seconds = float(found.group(1)) * _DURATION_UNITS[found.group(2)]
+    if seconds is None or (0 < seconds < 0.001):
+        raise PydanticCustomError(
+            "devmesh_duration", "expected a duration such as 30s, 1.5s, 250ms or 2m, got {got}",
+            {"got": _describe(value)},
+        )
+    return round(seconds, 3)
+
+
+def _count(minimum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise PydanticCustomError(
+                "devmesh_count", "expected a whole number of at least {min}, got {got}",
+                {"min": minimum, "got": _describe(value)},
+            )
+        return value
+
+    return check
+
+
+def _percentage(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise PydanticCustomError(
+            "devmesh_percent", "expected a whole number 0–100, got {got}", {"got": _describe(value)}
+        )
+    return value
+
+
+def _retry_on(value: Any) -> tuple[str, ...]:
+    words = [w.strip() for w in value.split(",")] if isinstance(value, str) else None
+    if not words or not all(w in RETRY_CONDITIONS for w in words):
+        raise PydanticCustomError(
+            "devmesh_retry_on",
+            "expected retry conditions separated by commas, from {known}; got {got}",
+            {"known": ", ".join(RETRY_CONDITIONS), "got": _describe(value)},
+        )
+    return tuple(dict.fromkeys(words))
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+Count = Annotated[int, BeforeValidator(_count(0))]
+PositiveCount = Annotated[int, BeforeValidator(_count(1))]
+Percentage = Annotated[int, BeforeValidator(_percentage)]
+RetryOn = Annotated[tuple[str, ...], BeforeValidator(_retry_on)]
+
+
+class RetrySettings(_Model):
+    """Retry ``attempts`` more times on ``retry_on``; 0 attempts turns retries off."""
+
+    attempts: Count = 2
+    retry_on: RetryOn = ("connect-failure", "refused-stream")
+    per_try_timeout: Duration = 0.0  # 0: only the request timeout applies
+
+
+class CircuitBreakerSettings(_Model):
+    max_connections: PositiveCount = 1024
+    max_pending_requests: PositiveCount = 1024
+    max_requests: PositiveCount = 1024
+    max_retries: Count = 3
+
+
+class OutlierDetectionSettings(_Model):
+    consecutive_5xx: PositiveCount = 5
+    interval: Duration = 10.0
+    base_ejection_time: Duration = 30.0
+    max_ejection_percent: Percentage = 100
+
+
+class ResilienceSettings(_Model):
+    """A service's traffic policy (from its preset, usually): both runtimes render it."""
+
+    timeout: Duration = 0.0  # 0: no limit
+    retries: RetrySettings | None = None
+    circuit_breaker: CircuitBreakerSettings | None = None
+    outlier_detection: OutlierDetectionSettings | None = None
+
+
+# --- resilience (end) ---------------------------------------------------------------------
+
+
 class Service(_Model):
     context: RelativePath = "."
     # Relative to the context; may lie outside it (``../docker/api.Dockerfile``) but not
@@ -225,6 +379,10 @@ class Service(_Model):
     build_args: dict[str, EnvValue] = Field(default_factory=dict)
     sync: list[SyncRule] = Field(default_factory=list)
     rebuild_on: list[str] = Field(default_factory=list)
+    # After a sync; None: the preset's, else restart (see devmesh.sync.reload).
+    reload: Annotated[ReloadAction | None, BeforeValidator(_reload)] = None
+    # Timeouts, retries, circuit breaking, outlier detection (see docs/strategies.md).
+    resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
 
 
 class Routing(_Model):

@@ -347,9 +347,12 @@ def check_config(path: Path | None, *, explicit: bool) -> ConfigOutcome:
 
 
 def _kind_runtime_shipped() -> bool:
+    """Whether this installation can run the kind runtime (it talks to clusters through the
+    kubernetes Python client)."""
     import importlib.util
 
-    return importlib.util.find_spec("devmesh.runtime.kind") is not None
+    return all(importlib.util.find_spec(name) is not None
+               for name in ("devmesh.runtime.kind.runtime", "kubernetes"))
 
 
 def choose_runtime(requested: str | None, configured: str | None,

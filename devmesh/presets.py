@@ -227,3 +227,143 @@ def apply_presets(data: dict[str, Any], project_root: Path) -> tuple[dict[str, A
             continue
         out[name] = preset.render(values) | svc
     return {**data, "services": out}, errors
+
+
+# --- strategy presets -----------------------------------------------------------------------
+#
+# ``presets/strategies/<name>.yaml`` has the same shape as a service preset; its ``defaults``
+# name the ``kind`` of strategy and its settings:
+#
+#   canary    steps (weights in percent, rising, for ``canary --next``), sticky_header
+#   mirror    percent
+#   switch    (no settings: red/black)
+#   rolling   max_surge, max_unavailable (the Deployment update of the kind runtime)
+
+STRATEGY_KINDS: dict[str, frozenset[str]] = {
+    "canary": frozenset({"steps", "sticky_header"}),
+    "mirror": frozenset({"percent"}),
+    "switch": frozenset(),
+    "rolling": frozenset({"max_surge", "max_unavailable"}),
+}
+
+
+@dataclass(frozen=True)
+class StrategyPreset:
+    name: str
+    description: str
+    kind: str
+    variables: dict[str, Variable]
+    settings: dict[str, Any]
+    path: Path | None = None
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        return tuple(self.settings.get("steps", ()))
+
+
+def _strategy_problem(kind: Any, settings: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, what is wrong) for a strategy preset's rendered defaults, or None."""
+    if kind not in STRATEGY_KINDS:
+        return "kind", f"expected one of {', '.join(STRATEGY_KINDS)}, got {_quoted(kind)}"
+    unknown = sorted(set(settings) - STRATEGY_KINDS[kind])
+    if unknown:
+        known = ", ".join(sorted(STRATEGY_KINDS[kind])) or "none"
+        return unknown[0], f"not a setting of a {kind} strategy (its settings: {known})"
+    if kind == "canary":
+        steps = settings.get("steps", [])
+        if (not isinstance(steps, list) or not steps
+                or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 100 for s in steps)
+                or steps != sorted(set(steps))):
+            return "steps", "expected a rising list of weights 1–100, e.g. [10, 25, 50, 100]"
+        sticky = settings.get("sticky_header", "")
+        if not isinstance(sticky, str) or (sticky and not re.fullmatch(r"[a-z0-9][a-z0-9-]*", sticky)):
+            return "sticky_header", "expected a lower-case header name, or \"\" for none"
+    if kind == "mirror":
+        percent = settings.get("percent", 100)
+        if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 < percent <= 100:
+            return "percent", "expected a number above 0 and at most 100"
+    if kind == "rolling":
+        for key in ("max_surge", "max_unavailable"):
+            value = settings.get(key, 0)
+            ok = (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
+                isinstance(value, str) and re.fullmatch(r"\d{1,3}%", value) is not None)
+            if not ok:
+                return key, "expected a whole number or a percentage such as 25%"
+    return None
+
+
+def _strategy_preset(raw: ServicePreset) -> StrategyPreset:
+    display = str(raw.path) if raw.path is not None else raw.name
+    rendered = raw.render({})
+    kind = rendered.pop("kind", None)
+    problem = _strategy_problem(kind, rendered)
+    if problem is not None:
+        field_name, message = problem
+        raise ConfigError(display, None, f"defaults.{field_name}", message)
+    return StrategyPreset(raw.name, raw.description, str(kind), raw.variables, rendered, raw.path)
+
+
+def strategy_presets(project_root: Path | None = None) -> dict[str, StrategyPreset]:
+    """Shipped strategy presets, overridden by the project's own ``presets/strategies/``."""
+    found = {name: _strategy_preset(p)
+             for name, p in _load_dir(presets_root() / "strategies").items()}
+    if project_root is not None:
+        own = _load_dir((project_root / "presets" / "strategies").resolve())
+        found.update((name, _strategy_preset(p)) for name, p in own.items())
+    return found
+
+
+def strategy_preset(name: str, kind: str, project_root: Path | None = None) -> StrategyPreset:
+    """The named strategy preset, which must be of ``kind``; a UserInputError otherwise."""
+    from devmesh.errors import UserInputError
+
+    available = strategy_presets(project_root)
+    preset = available.get(name)
+    if preset is None:
+        names = ", ".join(sorted(available)) or "none"
+        close = difflib.get_close_matches(name, sorted(available), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UserInputError(f"unknown strategy preset {name!r}; {hint}available: {names}",
+                             hint="'devmesh presets' lists them with their variables")
+    if preset.kind != kind:
+        of_kind = ", ".join(sorted(n for n, p in available.items() if p.kind == kind)) or "none"
+        raise UserInputError(f"strategy preset {name!r} is a {preset.kind} preset, not a {kind} one; "
+                             f"{kind} presets: {of_kind}")
+    return preset
+
+
+@dataclass(frozen=True)
+class PresetListing:
+    """One preset as ``devmesh presets`` shows it."""
+
+    category: str  # service or strategy
+    name: str
+    description: str
+    kind: str | None
+    variables: tuple[Variable, ...]
+    source: str  # "devmesh" for shipped presets, else the file
+
+    def to_json(self) -> dict[str, Any]:
+        return {"category": self.category, "name": self.name, "description": self.description,
+                "kind": self.kind, "source": self.source,
+                "variables": [{"name": v.name, "default": v.default, "description": v.description}
+                              for v in self.variables]}
+
+
+def list_presets(project_root: Path | None = None) -> list[PresetListing]:
+    """Every service and strategy preset the project can use, with its variables."""
+    shipped = presets_root().resolve()
+
+    def source(path: Path | None) -> str:
+        if path is None:
+            return "devmesh"
+        resolved = path.resolve()
+        return "devmesh" if resolved.is_relative_to(shipped) else str(resolved)
+
+    out = [PresetListing("service", p.name, p.description, None,
+                         tuple(p.variables.values()), source(p.path))
+           for p in service_presets(project_root).values()]
+    out += [PresetListing("strategy", p.name, p.description, p.kind,
+                          tuple(p.variables.values()), source(p.path))
+            for p in strategy_presets(project_root).values()]
+    return sorted(out, key=lambda p: (p.category, p.name))

@@ -11,30 +11,66 @@ from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend
 
 if TYPE_CHECKING:
+    import docker
+
     from devmesh.config import Project
     from devmesh.environments import Selection
     from devmesh.runtime.base import UpResult
     from devmesh.runtime.docker import DockerRuntime
+    from devmesh.runtime.kind.runtime import KindRuntime
 
 
-def choose_runtime(project: Project, requested: str | None = None) -> str:
-    """``--runtime``, else devmesh.yaml's ``runtime``; ``auto`` picks what this machine can run."""
+def choose_runtime(project: Project, requested: str | None = None, context: str | None = None) -> str:
+    """``--runtime``, else devmesh.yaml's ``runtime``; ``auto`` picks what this machine can run:
+    kind when kind and a Docker engine exist (the rule ``devmesh doctor`` reports), else docker.
+    A kube context (``--context`` or ``cluster.context``) means the kind runtime."""
     name = requested or project.runtime
+    context = context or project.cluster.context
     if name == "auto":
-        name = "docker"  # the only runtime this version ships
-    if name == "kind":
+        if context:
+            return "kind"
+        from devmesh import doctor
+
+        checks = {"kind": doctor.check_tool(next(t for t in doctor.TOOLS if t.name == "kind")),
+                  "docker": doctor.check_docker()}
+        name = doctor.choose_runtime("auto", None, checks)[0]
+    if name == "docker" and context:
         raise UserInputError(
-            "the kind runtime is not available in this version of devmesh",
-            hint="use --runtime docker (or runtime: docker in devmesh.yaml)",
+            f"a kube context ({context}) needs the kind runtime, not docker",
+            hint="drop --context (or cluster.context), or use --runtime kind",
         )
     return name
 
 
-def open_runtime(project: Project, requested: str | None = None) -> DockerRuntime:
-    choose_runtime(project, requested)
+def open_runtime(project: Project, requested: str | None = None,
+                 context: str | None = None) -> DockerRuntime | KindRuntime:
+    """The runtime ``choose_runtime`` names, ready to use."""
+    if choose_runtime(project, requested, context) == "kind":
+        from devmesh.runtime.kind.runtime import KindRuntime
+
+        return KindRuntime(project, context=context)
     from devmesh.runtime.docker import DockerRuntime
 
     return DockerRuntime(project)
+
+
+def builder_of(rt: DockerRuntime | KindRuntime) -> docker.DockerClient:
+    """The Docker engine that builds the runtime's images."""
+    from devmesh.runtime.docker import DockerRuntime
+
+    return rt.client if isinstance(rt, DockerRuntime) else rt.docker
+
+
+def _ensure_cluster(rt: DockerRuntime | KindRuntime, project: Project, context: str | None,
+                    sink: Sink) -> None:
+    """On kind, `up` creates what is missing (cluster, registry, Istio) as `cluster up` does."""
+    from devmesh.runtime.docker import DockerRuntime
+
+    if isinstance(rt, DockerRuntime) or context or project.cluster.context:
+        return
+    from devmesh.runtime.kind.cluster import ClusterSetup
+
+    ClusterSetup(project).up(sink=sink)
 
 
 @dataclass(frozen=True)
@@ -44,15 +80,19 @@ class UpOutcome:
 
 
 def up(project: Project, branch: str | None = None, *, fork_all: bool = False,
-       runtime: str | None = None, sink: Sink = discard) -> UpOutcome:
+       runtime: str | None = None, sink: Sink = discard, context: str | None = None,
+       rt: DockerRuntime | KindRuntime | None = None) -> UpOutcome:
     """Build the baseline and the branch's changed services, then run them beside each other."""
     from devmesh.build import ensure_image
     from devmesh.environments import select
     from devmesh.workspace import baseline_commit, checkout
 
     selection = select(project, branch, fork_all=fork_all, require_forks=True)
-    rt = open_runtime(project, runtime)
+    if rt is None:
+        rt = open_runtime(project, runtime, context)
+        _ensure_cluster(rt, project, context, sink)
     rt.check_gateway_port()
+    engine = builder_of(rt)
     environment = selection.environment
     base_name, base_sha = baseline_commit(project)
     sink(Step(f"baseline: {base_name} at {base_sha[:12]}", changed=False))
@@ -69,9 +109,9 @@ def up(project: Project, branch: str | None = None, *, fork_all: bool = False,
         if not context_in_base.is_dir():
             sink(Warning(f"{service} does not exist on {base_name}: its baseline runs the branch's version"))
             root = fork_root
-        images[Backend(service, BASELINE_ENV)] = ensure_image(rt.client, project, service, root=root, sink=sink).ref
+        images[Backend(service, BASELINE_ENV)] = ensure_image(engine, project, service, root=root, sink=sink).ref
     for service in environment.forks:
         images[Backend(service, environment.name)] = ensure_image(
-            rt.client, project, service, root=fork_root, sink=sink).ref
+            engine, project, service, root=fork_root, sink=sink).ref
     result = rt.up(environment, sink=sink, images=images, baseline_commit=base_sha)
     return UpOutcome(selection, result)

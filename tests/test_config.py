@@ -101,7 +101,9 @@ EXPECTED: dict[str, str] = {
         "'python-web'? available: container, node-web, python-web",
     "30-undeclared-preset-variable.yaml":
         "devmesh.yaml:7: services.api.values.prot: preset 'python-web' declares no variable "
-        "'prot'; did you mean 'port'? it declares: port, workdir",
+        "'prot'; did you mean 'port'? it declares: consecutive_5xx, ejection_time, "
+        "max_connections, max_pending_requests, max_requests, port, retries, retry_on, "
+        "timeout, workdir",
     "31-manifests-without-repo.yaml":
         "devmesh.yaml:2: manifests.repo: required field is missing; expected the manifest "
         "repository's URL or path",
@@ -146,6 +148,12 @@ EXPECTED: dict[str, str] = {
     "48-app-missing.yaml":
         "devmesh.yaml: app: required field is missing; expected the app's name, "
         "e.g. 'app: shop'",
+    "49-reload-unknown.yaml":
+        "devmesh.yaml:6: services.api.reload: expected restart, none, {signal: NAME} or "
+        '{command: [PROGRAM, ARG…]}, got "reboot"',
+    "50-preset-timeout-not-duration.yaml":
+        'devmesh.yaml:7: services.api.values.timeout: expected a duration such as 30s, 1.5s, '
+        '250ms or 2m, got "soon"',
 }
 
 

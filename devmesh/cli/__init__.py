@@ -19,26 +19,57 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("devmesh.cli.init", "init", "Write a devmesh.yaml, or scaffold the starter app."),
     "render": ("devmesh.cli.render", "render", "Print the Kubernetes and Istio objects for a branch."),
     "doctor": ("devmesh.cli.doctor", "doctor", "Check the tools and engines each runtime needs."),
+    "cluster": ("devmesh.cli.cluster", "cluster", "Create, check or delete the kind cluster, its registry and Istio."),
     "up": ("devmesh.cli.env", "up", "Build the branch's changed services and run them beside the baseline."),
     "down": ("devmesh.cli.env", "down", "Remove the branch's environment."),
     "ls": ("devmesh.cli.env", "ls", "List environments, their services and preview URLs."),
     "status": ("devmesh.cli.env", "status", "Show the branch's environment and its services' health."),
     "logs": ("devmesh.cli.logs", "logs", "Print the environment's logs, merged and prefixed by service."),
+    "sync": ("devmesh.cli.sync", "sync", "Sync saved files into the branch's running containers until Ctrl-C."),
     "manifests": ("devmesh.cli.gitops", "manifests", "Write the GitOps manifest repo's layout (manifests init)."),
     "tiers": ("devmesh.cli.gitops", "tiers", "Show which image each rollout tier runs, per service."),
     "promote": ("devmesh.cli.gitops", "promote", "Pin a service's image in a tier of the manifest repo."),
     "rollback": ("devmesh.cli.gitops", "rollback", "Revert a tier's latest promotion of a service."),
     "history": ("devmesh.cli.gitops", "history", "List promotions and rollbacks from the manifest repo."),
+    "canary": ("devmesh.cli.strategy", "canary", "Send a share of a service's baseline traffic to the branch's version."),
+    "mirror": ("devmesh.cli.strategy", "mirror", "Copy a service's GET and HEAD requests to the branch's version."),
+    "switch": ("devmesh.cli.strategy", "switch", "Red/black: all of a service's baseline traffic to the branch's version."),
+    "routes": ("devmesh.cli.strategy", "routes", "Show the routing rules per service; --explain a request."),
+    "presets": ("devmesh.cli.presets", "presets", "List service and strategy presets with their variables."),
 }
+
+# --- entry-point commands (TUI) ---------------------------------------------------------------
+# Commands that the `devmesh` console script (tui.entry) runs before this CLI is reached. They
+# are listed by name for --help only: the core never imports the TUI.
+ENTRY_COMMANDS: dict[str, str] = {
+    "tui": "Open the terminal UI (what 'devmesh' alone does in a project).",
+}
+
+
+def _entry_command(name: str) -> click.Command:
+    """Stands in for a command the console script handles, when reached some other way."""
+
+    @click.command(name, help=ENTRY_COMMANDS[name], context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        raise click.UsageError(
+            f"'{name}' is run by the devmesh console script; run 'devmesh {name}' "
+            f"(or 'python -m tui {name}') instead of 'python -m devmesh {name}'"
+        )
+
+    return command
+# --- end of entry-point commands --------------------------------------------------------------
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*COMMANDS, *self.commands})
+        return sorted({*COMMANDS, *ENTRY_COMMANDS, *self.commands})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
+        if cmd_name in ENTRY_COMMANDS:
+            return _entry_command(cmd_name)
         if cmd_name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[cmd_name]
@@ -47,7 +78,8 @@ class LazyGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        summaries = {name: spec[2] for name, spec in COMMANDS.items()} | ENTRY_COMMANDS
+        rows = [(name, summaries[name]) for name in sorted(summaries)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

@@ -10,6 +10,8 @@ from devmesh.cli import State, pass_state
 from devmesh.cli.output import EventPrinter, table
 
 RUNTIMES = click.Choice(["auto", "docker", "kind"])
+CONTEXT_OPTION = click.option("--context", metavar="NAME",
+                              help="Kind runtime on this existing cluster (a kubeconfig context).")
 
 
 @click.command()
@@ -18,14 +20,18 @@ RUNTIMES = click.Choice(["auto", "docker", "kind"])
 @click.option("--runtime", type=RUNTIMES, help="Override devmesh.yaml's runtime.")
 @click.option("--detach", "-d", is_flag=True, help="Return once the environment is ready instead of following its logs.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every line of build output.")
+@click.option("--no-sync", is_flag=True, help="Do not sync saved files into the forked services while following logs.")
+@CONTEXT_OPTION
 @pass_state
 def up(state: State, branch: str | None, fork_all: bool, runtime: str | None, detach: bool,
-       verbose: bool) -> None:
+       verbose: bool, no_sync: bool, context: str | None) -> None:
     """Build the branch's changed services and run them beside the baseline."""
     from devmesh import session
 
     project = state.project()
-    outcome = session.up(project, branch, fork_all=fork_all, runtime=runtime, sink=EventPrinter(verbose))
+    printer = EventPrinter(verbose)
+    outcome = session.up(project, branch, fork_all=fork_all, runtime=runtime, sink=printer,
+                         context=context)
     env = outcome.result.environment
     sel = outcome.selection
     if not outcome.result.changed:
@@ -39,11 +45,26 @@ def up(state: State, branch: str | None, fork_all: bool, runtime: str | None, de
 
     click.echo("following logs; Ctrl-C stops following (the environment keeps running; "
                "'devmesh down' removes it)", err=True)
-    rt = session.open_runtime(project, runtime)
+    rt = session.open_runtime(project, runtime, context)
+    # --- live sync while following logs (devmesh.sync) ---
+    live = None
+    if not no_sync:
+        from devmesh.sync.live import live_sync_after_up
+
+        options = {"context": context} if context else {}
+        live = live_sync_after_up(project, outcome, rt, runtime=runtime, sink=printer, **options)
+        if live is not None:
+            click.echo(f"syncing saved files into {', '.join(e.service for e in live.engines)} "
+                       "(--no-sync turns this off)", err=True)
+            live.start()
+    # --- end of live sync ---
     try:
         print_logs(rt, env.name, [], follow=True, grep=None, tail=0)
     except KeyboardInterrupt:
         click.echo("\nstopped following; the environment keeps running", err=True)
+    finally:
+        if live is not None:
+            live.stop()
 
 
 def env_for(project: object, branch: str | None, env: str | None) -> str:
@@ -70,15 +91,16 @@ ENV_OPTION = click.option("--env", "env_name", metavar="ENV",
 @ENV_OPTION
 @click.option("--baseline", is_flag=True, help="Also remove the baseline, the gateway and every other environment of the app.")
 @click.option("--runtime", type=RUNTIMES, help="Override devmesh.yaml's runtime.")
+@CONTEXT_OPTION
 @pass_state
 def down(state: State, branch: str | None, env_name: str | None, baseline: bool,
-         runtime: str | None) -> None:
+         runtime: str | None, context: str | None) -> None:
     """Remove the branch's environment (the baseline goes with the last environment)."""
     from devmesh import session
 
     project = state.project()
     env = env_for(project, branch, env_name)
-    rt = session.open_runtime(project, runtime)
+    rt = session.open_runtime(project, runtime, context)
     removed = rt.down(env, baseline=baseline, sink=EventPrinter())
     if not removed:
         click.echo(f"nothing to remove: environment {env} is not running")
@@ -86,20 +108,21 @@ def down(state: State, branch: str | None, env_name: str | None, baseline: bool,
         click.echo(f"removed {len(removed)} object(s) of environment {env}")
 
 
-def _states(state: State, runtime: str | None) -> list:  # type: ignore[type-arg]
+def _states(state: State, runtime: str | None, context: str | None) -> list:  # type: ignore[type-arg]
     from devmesh import session
 
     project = state.project()
-    return session.open_runtime(project, runtime).environments()
+    return session.open_runtime(project, runtime, context).environments()
 
 
 @click.command(name="ls")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--runtime", type=RUNTIMES, help="Override devmesh.yaml's runtime.")
+@CONTEXT_OPTION
 @pass_state
-def ls(state: State, as_json: bool, runtime: str | None) -> None:
+def ls(state: State, as_json: bool, runtime: str | None, context: str | None) -> None:
     """List environments with their services, states and preview URLs."""
-    envs = _states(state, runtime)
+    envs = _states(state, runtime, context)
     if as_json:
         click.echo(json.dumps({"environments": [e.to_json() for e in envs]}, indent=2))
         return
@@ -119,15 +142,17 @@ def ls(state: State, as_json: bool, runtime: str | None) -> None:
 @click.option("--branch", "-b", help="Branch whose environment to show (default: the checked-out one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--runtime", type=RUNTIMES, help="Override devmesh.yaml's runtime.")
+@CONTEXT_OPTION
 @pass_state
-def status(state: State, branch: str | None, as_json: bool, runtime: str | None) -> None:
+def status(state: State, branch: str | None, as_json: bool, runtime: str | None,
+           context: str | None) -> None:
     """Show the branch's environment: each service's version, state and readiness."""
     from devmesh import session
     from devmesh.workspace import current_branch
 
     project = state.project()
     chosen = current_branch(project, branch)
-    rt = session.open_runtime(project, runtime)
+    rt = session.open_runtime(project, runtime, context)
     running = {e.name: e for e in rt.environments()}
     env = running.get(chosen.env)
     if as_json:

@@ -55,7 +55,7 @@ from typing import Any
 
 import yaml
 
-from devmesh.plan.routing import Backend, Match, RoutePlan, Rule, Weighted
+from devmesh.plan.routing import Backend, Match, Mirror, Resilience, RoutePlan, Rule, Weighted
 
 ROUTE_HEADER = "x-devmesh-route"
 UPSTREAM_HEADER = "x-devmesh-upstream"
@@ -132,27 +132,62 @@ def rds_file(route_config: str) -> str:
 # --------------------------------------------------------------------------- policy hooks
 
 
-def route_policy(rule: Rule) -> Doc:
+def route_policy(rule: Rule, resilience: Resilience | None = None) -> Doc:
     """RouteAction fields for a rule: the one place for per-route resilience policy.
 
-    Today it only turns off Envoy's default 15 s route timeout, because Istio (the kind runtime)
-    has no default timeout and both runtimes must behave alike — and a request paused in a
-    debugger must not be cut. Preset timeouts and retries belong here: ``timeout``,
-    ``retry_policy: {retry_on, num_retries, per_try_timeout}``.
+    ``timeout``: the service's request timeout, or ``0s`` (none) — Envoy's own default is 15 s,
+    but Istio (the kind runtime) has no default timeout and both runtimes must behave alike, and
+    a request paused in a debugger must not be cut. ``retry_policy``: the service's retries, the
+    same numbers the Istio VirtualService carries (without one, neither runtime retries).
     """
-    del rule  # not yet per rule
-    return {"timeout": "0s"}
+    del rule  # the same policy for every rule of a service
+    if resilience is None:
+        return {"timeout": "0s"}
+    out: Doc = {"timeout": _duration(resilience.timeout)}
+    retries = resilience.retries
+    if retries is not None and retries.attempts > 0:
+        policy: Doc = {"retry_on": ",".join(retries.retry_on), "num_retries": retries.attempts}
+        if retries.per_try_timeout > 0:
+            policy["per_try_timeout"] = _duration(retries.per_try_timeout)
+        out["retry_policy"] = policy
+    return out
 
 
-def cluster_policy(backend: Backend) -> Doc:
-    """Extra Cluster fields for a backend: the place for circuit breakers and outlier detection.
+def cluster_policy(backend: Backend, resilience: Resilience | None = None) -> Doc:
+    """Extra Cluster fields for a backend: circuit breakers and outlier detection.
 
-    Empty today. Note for later: each cluster has one host, so outlier ejection only flips the
-    host's health flag (Envoy then routes in panic mode anyway) and would make
-    ``parse_cluster_health`` report a serving backend as down.
+    The same numbers as the Istio DestinationRule's trafficPolicy. Each cluster has one host,
+    so outlier ejection only flips that host's health flag and Envoy, finding no healthy host,
+    routes to it anyway (panic mode) — as a one-pod subset does in Istio. That is why
+    ``parse_cluster_health`` does not count an ejected host as down.
     """
     del backend
-    return {}
+    out: Doc = {}
+    if resilience is None:
+        return out
+    breaker = resilience.circuit_breaker
+    if breaker is not None:
+        out["circuit_breakers"] = {"thresholds": [{
+            "priority": "DEFAULT",
+            "max_connections": breaker.max_connections,
+            "max_pending_requests": breaker.max_pending_requests,
+            "max_requests": breaker.max_requests,
+            "max_retries": breaker.max_retries,
+        }]}
+    outlier = resilience.outlier_detection
+    if outlier is not None:
+        out["outlier_detection"] = {
+            "consecutive_5xx": outlier.consecutive_5xx,
+            "interval": _duration(outlier.interval),
+            "base_ejection_time": _duration(outlier.base_ejection_time),
+            "max_ejection_percent": outlier.max_ejection_percent,
+        }
+    return out
+
+
+def _duration(seconds: float) -> str:
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return f"{text}s"
 
 
 # --------------------------------------------------------------------------- rendering
@@ -181,7 +216,8 @@ def render_envoy(
     config_dir = config_dir.rstrip("/") or "/"
 
     backends = _all_backends(plan)
-    clusters = [_cluster(b, address_of(b)) for b in backends]
+    policies = {r.service: r.resilience for r in plan.services}
+    clusters = [_cluster(b, address_of(b), policies.get(b.service)) for b in backends]
 
     by_port: dict[int, list[str]] = {}
     for service, port in listen_ports.items():
@@ -230,6 +266,8 @@ def _all_backends(plan: RoutePlan) -> list[Backend]:
     for rule in _every_rule(plan):
         for weighted in rule.to:
             seen.setdefault(weighted.backend, None)
+        if rule.mirror is not None:
+            seen.setdefault(rule.mirror.backend, None)
     return list(seen)
 
 
@@ -243,7 +281,8 @@ def _socket(address: str, port: int) -> Doc:
     return {"socket_address": {"address": address, "port_value": int(port)}}
 
 
-def _cluster(backend: Backend, address: tuple[str, int]) -> Doc:
+def _cluster(backend: Backend, address: tuple[str, int],
+             resilience: Resilience | None = None) -> Doc:
     name = cluster_name(backend)
     host, port = address
     cluster: Doc = {
@@ -282,7 +321,7 @@ def _cluster(backend: Backend, address: tuple[str, int]) -> Doc:
             }
         ],
     }
-    cluster.update(cluster_policy(backend))
+    cluster.update(cluster_policy(backend, resilience))
     return cluster
 
 
@@ -354,7 +393,7 @@ def _mesh_routes(plan: RoutePlan, listen_ports: Mapping[str, int]) -> Doc:
         vhosts.append({
             "name": routes.service,
             "domains": domains,
-            "routes": [_route(rule) for rule in rules],
+            "routes": [_route(rule, routes.resilience) for rule in rules],
         })
     names = ", ".join(r.service for r in plan.services)
     vhosts.append({
@@ -376,17 +415,18 @@ def _mesh_routes(plan: RoutePlan, listen_ports: Mapping[str, int]) -> Doc:
 
 def _gateway_routes(plan: RoutePlan) -> Doc:
     hosts = _unique([r.match.host.lower() for r in plan.gateway if r.match.host])
+    policy = next((r.resilience for r in plan.services if r.service == plan.entry), None)
     vhosts = [
         # ``host:*``: the preview URL carries the published port, which the plan does not know
         # (and the Host header reaches the app unchanged, so its absolute URLs keep the port).
         {"name": host, "domains": [host, f"{host}:*"],
-         "routes": [_route(rule) for rule in _rules_for_host(plan.gateway, host)]}
+         "routes": [_route(rule, policy) for rule in _rules_for_host(plan.gateway, host)]}
         for host in hosts
     ]
     vhosts.append({
         "name": "any-host",
         "domains": ["*"],
-        "routes": [_route(rule) for rule in plan.gateway if rule.match.host is None],
+        "routes": [_route(rule, policy) for rule in plan.gateway if rule.match.host is None],
     })
     return _route_config(GATEWAY_ROUTES, vhosts)
 
@@ -416,12 +456,41 @@ def _rules_for_host(rules: Sequence[Rule], host: str) -> list[Rule]:
     return out
 
 
-def _route(rule: Rule) -> Doc:
+def _header_matchers(match: Match) -> list[Doc]:
+    """Envoy HeaderMatchers for a Match's conditions (all must hold)."""
+    out: list[Doc] = [{"name": name.lower(), "string_match": {"exact": value}}
+                      for name, value in match.headers]
+    out += [{"name": name.lower(), "string_match": {"safe_regex": {"regex": pattern}}}
+            for name, pattern in match.header_regex]
+    # What Istio renders for ``withoutHeaders: {name: {}}``: presence, inverted.
+    out += [{"name": name.lower(), "present_match": True, "invert_match": True}
+            for name in match.without_headers]
+    if match.methods:
+        for method in match.methods:
+            if not re.fullmatch(r"[A-Z]+", method):
+                raise ValueError(f"not an HTTP method: {method!r}")
+        if len(match.methods) == 1:
+            out.append({"name": ":method", "string_match": {"exact": match.methods[0]}})
+        else:
+            out.append({"name": ":method",
+                        "string_match": {"safe_regex": {"regex": "|".join(match.methods)}}})
+    return out
+
+
+def _mirror_policy(mirror: Mirror) -> Doc:
+    # Parts per million: a percentage with up to four decimals is exact.
+    numerator = round(mirror.percent * 10_000)
+    return {"cluster": cluster_name(mirror.backend),
+            "runtime_fraction": {"default_value": {"numerator": numerator,
+                                                   "denominator": "MILLION"}}}
+
+
+def _route(rule: Rule, resilience: Resilience | None = None) -> Doc:
     _check_supported(rule)
     match: Doc = {"prefix": "/"}
-    if rule.match.headers:
-        match["headers"] = [{"name": name.lower(), "string_match": {"exact": value}}
-                            for name, value in rule.match.headers]
+    headers = _header_matchers(rule.match)
+    if headers:
+        match["headers"] = headers
     targets = [w for w in rule.to if w.weight > 0]
     if not targets:
         raise ValueError(f"rule {rule.name!r} sends traffic nowhere "
@@ -437,7 +506,9 @@ def _route(rule: Rule) -> Doc:
              "response_headers_to_add": [_header(UPSTREAM_HEADER, cluster_name(w.backend))]}
             for w in targets
         ]}}
-    action.update(route_policy(rule))
+    if rule.mirror is not None and rule.mirror.percent > 0:
+        action["request_mirror_policies"] = [_mirror_policy(rule.mirror)]
+    action.update(route_policy(rule, resilience))
     route: Doc = {"name": rule.name, "match": match, "route": action}
     if rule.set_headers:
         route["request_headers_to_add"] = [_header(k.lower(), v) for k, v in rule.set_headers]
@@ -452,8 +523,8 @@ def _header(key: str, value: str) -> Doc:
 
 
 _SUPPORTED = {
-    Rule: {"name", "match", "to", "why", "set_headers"},
-    Match: {"headers", "host"},
+    Rule: {"name", "match", "to", "why", "set_headers", "mirror"},
+    Match: {"headers", "host", "header_regex", "without_headers", "methods"},
     Weighted: {"backend", "weight"},
 }
 
@@ -596,7 +667,8 @@ def parse_cluster_health(clusters: str | Mapping[str, Any]) -> dict[str, bool]:
 
     * text: a line ``<cluster>::<ip>:<port>::health_flags::healthy``; a failing host shows
       flags instead, e.g. ``…::health_flags::/failed_active_hc``. A cluster whose name did not
-      resolve (container not started yet) has no host lines at all → not ready.
+      resolve (container not started yet) has no host lines at all → not ready. A host that
+      outlier detection ejected (``/failed_outlier_check`` alone) still serves: ready.
     * JSON: ``cluster_statuses[].host_statuses[].health_status`` with no ``failed_*``,
       ``pending_*`` or other failure flag set and ``eds_health_status`` ``HEALTHY`` (or absent).
 
@@ -614,12 +686,17 @@ def parse_cluster_health(clusters: str | Mapping[str, Any]) -> dict[str, bool]:
             continue  # e.g. an empty line
         name = parts[0]
         health.setdefault(name, False)
-        if len(parts) == 4 and parts[2] == "health_flags" and parts[3] == "healthy":
+        if len(parts) == 4 and parts[2] == "health_flags" and (
+                parts[3] == "healthy" or parts[3] == _OUTLIER_FLAG_TEXT):
             health[name] = True
     return health
 
 
-_HOST_FAILURES = ("failed_active_health_check", "failed_outlier_check",
+# An ejected host still serves (panic mode, see ``cluster_policy``): not a readiness failure.
+_OUTLIER_FLAG_TEXT = "/failed_outlier_check"
+
+
+_HOST_FAILURES = ("failed_active_health_check",
                   "failed_active_degraded_check", "pending_dynamic_removal", "pending_active_hc",
                   "excluded_via_immediate_hc_fail", "active_hc_timeout")
 

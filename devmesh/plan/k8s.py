@@ -9,11 +9,12 @@ does, so the mesh routes every hop by the header.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from devmesh.naming import BASELINE_ENV
-from devmesh.plan.routing import Backend, RoutePlan, Rule
+from devmesh.plan.routing import Backend, Match, Resilience, RoutePlan, Rule
 
 if TYPE_CHECKING:
     from devmesh.config import Project
@@ -62,7 +63,8 @@ def _host(service: str, namespace: str) -> str:
     return f"{service}.{namespace}.svc.cluster.local"
 
 
-def _deployment(project: Project, plan: RoutePlan, backend: Backend, image: str) -> Obj:
+def _deployment(project: Project, plan: RoutePlan, backend: Backend, image: str,
+                rolling: Mapping[str, Any] | None = None) -> Obj:
     svc = project.services[backend.service]
     port = project.port_of(backend.service)
     ns = namespace_for(plan.app)
@@ -80,6 +82,7 @@ def _deployment(project: Project, plan: RoutePlan, backend: Backend, image: str)
         "metadata": _meta(deployment_name(backend), ns, lbls),
         "spec": {
             "replicas": 1,
+            **({"strategy": rolling_update(rolling)} if rolling is not None else {}),
             "selector": {"matchLabels": {APP_LABEL: plan.app, SERVICE_LABEL: backend.service,
                                          ENV_LABEL: backend.env}},
             "template": {
@@ -125,21 +128,89 @@ def _destination(rule_target: Backend, ns: str, port: int) -> Obj:
             "port": {"number": port}}
 
 
-def _http_route(rule: Rule, ns: str, port: int) -> Obj:
+def duration(seconds: float) -> str:
+    """Seconds as a protobuf duration string, which Istio and Envoy both read: ``30s``, ``0.25s``."""
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
+def _matches(match: Match) -> list[Obj]:
+    """The HTTPMatchRequests of a Match. Conditions within one request are ANDed, requests in
+    the list ORed, so a rule for several methods becomes one request per method."""
+    one: Obj = {}
+    headers: Obj = {name: {"exact": value} for name, value in match.headers}
+    for name, pattern in match.header_regex:
+        if name in headers:
+            raise ValueError(f"header {name!r} is matched twice in one rule")
+        headers[name] = {"regex": pattern}
+    if headers:
+        one["headers"] = headers
+    if match.without_headers:
+        # An empty StringMatch under withoutHeaders: the header is absent.
+        one["withoutHeaders"] = {name: {} for name in match.without_headers}
+    if match.methods:
+        # A copy each: shared dicts would come out of the YAML dumper as anchors and aliases.
+        return [{**copy.deepcopy(one), "method": {"exact": method}} for method in match.methods]
+    return [one] if one else []
+
+
+def _http_route(rule: Rule, ns: str, port: int, resilience: Resilience | None = None) -> Obj:
     route: Obj = {"name": rule.name}
-    match: Obj = {}
-    if rule.match.headers:
-        match["headers"] = {name: {"exact": value} for name, value in rule.match.headers}
-    if match:
-        route["match"] = [match]
-    destinations = [_destination(w.backend, ns, port) for w in rule.to]
-    if len(rule.to) == 1:
+    matches = _matches(rule.match)
+    if matches:
+        route["match"] = matches
+    # A destination with weight 0 is left out, as the Envoy renderer does.
+    targets = [w for w in rule.to if w.weight > 0] if len(rule.to) > 1 else list(rule.to)
+    if not targets:
+        raise ValueError(f"rule {rule.name!r} sends traffic nowhere "
+                         "(no destination with a weight above 0)")
+    destinations = [_destination(w.backend, ns, port) for w in targets]
+    if len(targets) == 1:
         route["route"] = [{"destination": destinations[0]}]
     else:
-        route["route"] = [{"destination": d, "weight": w.weight} for d, w in zip(destinations, rule.to)]
+        route["route"] = [{"destination": d, "weight": w.weight} for d, w in zip(destinations, targets)]
     if rule.set_headers:
         route["headers"] = {"request": {"set": dict(rule.set_headers)}}
+    if rule.mirror is not None:
+        route["mirror"] = _destination(rule.mirror.backend, ns, port)
+        route["mirrorPercentage"] = {"value": rule.mirror.percent}
+    if resilience is not None:
+        if resilience.timeout > 0:
+            route["timeout"] = duration(resilience.timeout)
+        retries = resilience.retries
+        if retries is None:
+            # Istio retries twice when a route says nothing; the Envoy runtime does not retry
+            # unless told to, and both runtimes must behave alike.
+            route["retries"] = {"attempts": 0}
+        else:
+            route["retries"] = {"attempts": retries.attempts, "retryOn": ",".join(retries.retry_on)}
+            if retries.per_try_timeout > 0:
+                route["retries"]["perTryTimeout"] = duration(retries.per_try_timeout)
     return route
+
+
+def traffic_policy(resilience: Resilience | None) -> Obj:
+    """A DestinationRule's trafficPolicy: connection limits and outlier detection."""
+    policy: Obj = {}
+    if resilience is None:
+        return policy
+    breaker = resilience.circuit_breaker
+    if breaker is not None:
+        policy["connectionPool"] = {
+            "tcp": {"maxConnections": breaker.max_connections},
+            "http": {"http1MaxPendingRequests": breaker.max_pending_requests,
+                     "http2MaxRequests": breaker.max_requests,
+                     "maxRetries": breaker.max_retries},
+        }
+    outlier = resilience.outlier_detection
+    if outlier is not None:
+        policy["outlierDetection"] = {
+            "consecutive5xxErrors": outlier.consecutive_5xx,
+            "interval": duration(outlier.interval),
+            "baseEjectionTime": duration(outlier.base_ejection_time),
+            "maxEjectionPercent": outlier.max_ejection_percent,
+        }
+    return policy
 
 
 def _destination_rule(plan: RoutePlan, service: str) -> Obj:
@@ -149,21 +220,16 @@ def _destination_rule(plan: RoutePlan, service: str) -> Obj:
         for b in plan.backends
         if b.service == service
     ]
+    spec: Obj = {"host": _host(service, ns)}
+    policy = traffic_policy(plan.routes_for(service).resilience)
+    if policy:
+        spec["trafficPolicy"] = policy
+    spec["subsets"] = subsets
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "DestinationRule",
         "metadata": _meta(service, ns, labels(plan.app, BASELINE_ENV, service)),
-        "spec": {
-            "host": _host(service, ns),
-            "trafficPolicy": {
-                "outlierDetection": {
-                    "consecutive5xxErrors": 5,
-                    "interval": "10s",
-                    "baseEjectionTime": "30s",
-                },
-            },
-            "subsets": subsets,
-        },
+        "spec": spec,
     }
 
 
@@ -177,7 +243,7 @@ def _virtual_service(plan: RoutePlan, service: str) -> Obj:
         "spec": {
             "hosts": [_host(service, ns)],
             "gateways": ["mesh"],
-            "http": [_http_route(rule, ns, routes.port) for rule in routes.rules],
+            "http": [_http_route(rule, ns, routes.port, routes.resilience) for rule in routes.rules],
         },
     }
 
@@ -207,7 +273,8 @@ def _gateway(plan: RoutePlan) -> Obj:
 def _gateway_virtual_services(plan: RoutePlan) -> list[Obj]:
     """One VirtualService per preview host, plus the app host for the baseline and headers."""
     ns = namespace_for(plan.app)
-    port = plan.routes_for(plan.entry).port
+    entry = plan.routes_for(plan.entry)
+    port = entry.port
     out = []
     by_host: dict[str, list[Rule]] = {}
     for rule in plan.gateway:
@@ -224,7 +291,8 @@ def _gateway_virtual_services(plan: RoutePlan) -> list[Obj]:
                     "hosts": [host],
                     "gateways": [gateway_name(plan.app)],
                     # The host is matched by `hosts`; drop it from the rule itself.
-                    "http": [_http_route(_without_host(r), ns, port) for r in rules],
+                    "http": [_http_route(_without_host(r), ns, port, entry.resilience)
+                             for r in rules],
                 },
             }
         )
@@ -248,11 +316,23 @@ def default_image(registry: str, app: str) -> ImageFor:
     return lambda b: f"{registry}/{app}/{b.service}:{b.env}"
 
 
-def render_objects(project: Project, plan: RoutePlan, image_for: ImageFor | None = None) -> list[Obj]:
-    """Every object for the plan's baseline and environments, in apply order."""
+def rolling_update(settings: Mapping[str, Any]) -> Obj:
+    """A Deployment's update strategy from a rolling strategy preset's settings."""
+    return {"type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": settings.get("max_surge", "25%"),
+                              "maxUnavailable": settings.get("max_unavailable", 0)}}
+
+
+def render_objects(project: Project, plan: RoutePlan, image_for: ImageFor | None = None,
+                   rolling: Mapping[str, Any] | None = None) -> list[Obj]:
+    """Every object for the plan's baseline and environments, in apply order.
+
+    ``rolling``: the settings of a rolling strategy preset (``max_surge``, ``max_unavailable``)
+    for every Deployment's update strategy; without it Kubernetes' defaults apply.
+    """
     image_for = image_for or default_image(project.cluster.registry, project.app)
     objects: list[Obj] = [_namespace(plan)]
-    objects += [_deployment(project, plan, b, image_for(b)) for b in plan.backends]
+    objects += [_deployment(project, plan, b, image_for(b), rolling) for b in plan.backends]
     objects += [_service(plan, r.service, r.port) for r in plan.services]
     objects += [_destination_rule(plan, r.service) for r in plan.services]
     objects += [_virtual_service(plan, r.service) for r in plan.services]

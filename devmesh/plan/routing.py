@@ -8,15 +8,17 @@ falls back to the baseline. The gateway adds the header for each environment's p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from devmesh.naming import BASELINE_ENV
 
 if TYPE_CHECKING:
     from devmesh.config import Project
+    from devmesh.plan.strategy import Strategy
 
 
 @dataclass(frozen=True)
@@ -48,21 +50,61 @@ class Weighted:
 
 @dataclass(frozen=True)
 class Match:
-    """All given conditions must hold. Header values match exactly; host ignores any port."""
+    """All given conditions must hold. Header values match exactly; host ignores any port.
+
+    ``header_regex``: the header is present and its whole value matches the pattern (RE2
+    syntax, kept to the part Python's ``re`` reads the same way: classes, ``.``, ``*``, ``?``,
+    ``|``, groups); ``without_headers``: the header is absent; ``methods``: the request's
+    method is one of these (upper case).
+    """
 
     headers: tuple[tuple[str, str], ...] = ()
     host: str | None = None
+    header_regex: tuple[tuple[str, str], ...] = ()
+    without_headers: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
 
-    def holds(self, host: str | None, headers: Mapping[str, str]) -> bool:
+    def holds(self, host: str | None, headers: Mapping[str, str], method: str = "GET") -> bool:
         lowered = {k.lower(): v for k, v in headers.items()}
         if self.host is not None and (host or "").split(":", 1)[0].lower() != self.host:
             return False
+        if self.methods and method.upper() not in self.methods:
+            return False
+        if any(name.lower() in lowered for name in self.without_headers):
+            return False
+        for name, pattern in self.header_regex:
+            value = lowered.get(name.lower())
+            if value is None or _compiled(pattern).fullmatch(value) is None:
+                return False
         return all(lowered.get(name) == value for name, value in self.headers)
 
     def describe(self) -> str:
         parts = [f"host {self.host}"] if self.host else []
+        if self.methods:
+            parts.append("method " + " or ".join(self.methods))
         parts += [f"{name}: {value}" for name, value in self.headers]
+        parts += [_describe_regex(name, pattern) for name, pattern in self.header_regex]
+        parts += [f"no {name} header" for name in self.without_headers]
         return " and ".join(parts) or "any request"
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _describe_regex(name: str, pattern: str) -> str:
+    from devmesh.plan.strategy import describe_bucket_regex
+
+    return describe_bucket_regex(name, pattern) or f"{name} matches /{pattern}/"
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """Copies of matching requests go to ``backend`` too; its answers are dropped."""
+
+    backend: Backend
+    percent: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +114,50 @@ class Rule:
     to: tuple[Weighted, ...]
     why: str
     set_headers: tuple[tuple[str, str], ...] = ()
+    mirror: Mirror | None = None
+
+
+@dataclass(frozen=True)
+class Retries:
+    """Retry a request ``attempts`` more times on the listed failures (Envoy ``retry_on`` names)."""
+
+    attempts: int
+    retry_on: tuple[str, ...] = ("connect-failure", "refused-stream")
+    per_try_timeout: float = 0.0  # seconds; 0: only the route timeout applies
+
+
+@dataclass(frozen=True)
+class CircuitBreaker:
+    """Limits on what the mesh sends to one version of a service at once."""
+
+    max_connections: int = 1024
+    max_pending_requests: int = 1024
+    max_requests: int = 1024
+    max_retries: int = 3
+
+
+@dataclass(frozen=True)
+class OutlierDetection:
+    """Take a version out of the load balancing after consecutive 5xx answers."""
+
+    consecutive_5xx: int = 5
+    interval: float = 10.0  # seconds
+    base_ejection_time: float = 30.0  # seconds
+    max_ejection_percent: int = 100
+
+
+@dataclass(frozen=True)
+class Resilience:
+    """A service's traffic policy: route timeout and retries, connection limits, ejection.
+
+    ``timeout`` 0 means none (Istio's default; Envoy's 15 s default is turned off to match).
+    ``retries`` None means no retries on either runtime (Istio's implicit two are turned off).
+    """
+
+    timeout: float = 0.0
+    retries: Retries | None = None
+    circuit_breaker: CircuitBreaker | None = None
+    outlier_detection: OutlierDetection | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +167,7 @@ class ServiceRoutes:
     service: str
     port: int
     rules: tuple[Rule, ...]
+    resilience: Resilience | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +181,7 @@ class RoutePlan:
     services: tuple[ServiceRoutes, ...]
     gateway: tuple[Rule, ...]
     backends: tuple[Backend, ...] = field(default=())
+    strategies: tuple[Strategy, ...] = field(default=())
 
     def routes_for(self, service: str) -> ServiceRoutes:
         for routes in self.services:
@@ -180,15 +268,31 @@ def plan_routes(
     entry: str,
     ports: Mapping[str, int],
     environments: Sequence[Environment],
+    strategies: Sequence[Strategy] = (),
+    resilience: Mapping[str, Resilience] | None = None,
 ) -> RoutePlan:
-    """Route every service for the baseline plus ``environments`` (the baseline itself is implied)."""
+    """Route every service for the baseline plus ``environments`` (the baseline itself is implied).
+
+    ``strategies`` (at most one per service, each naming an environment that forks the service)
+    put their rules before the baseline rule of their service, and of the gateway when the
+    service is the entry. ``resilience`` gives services their traffic policy.
+    """
+    from devmesh.plan.strategy import with_strategy
+
     envs = tuple(
         sorted((e for e in environments if not e.is_baseline), key=lambda e: e.name)
     )
-    services = tuple(
-        ServiceRoutes(service, ports[service], _service_rules(service, header, envs))
-        for service in ports
-    )
+    chosen = _check_strategies(strategies, ports, envs)
+    policies = resilience or {}
+    services = []
+    for service in ports:
+        rules = _service_rules(service, header, envs)
+        if service in chosen:
+            rules = with_strategy(rules, chosen[service], header, f"{service}-")
+        services.append(ServiceRoutes(service, ports[service], rules, policies.get(service)))
+    gateway = _gateway_rules(app, domain, header, entry, envs)
+    if entry in chosen:
+        gateway = with_strategy(gateway, chosen[entry], header, "")
     backends = tuple(Backend(s, BASELINE_ENV) for s in ports) + tuple(
         Backend(s, env.name) for env in envs for s in ports if s in env.forks
     )
@@ -199,14 +303,61 @@ def plan_routes(
         gateway_port=gateway_port,
         entry=entry,
         environments=envs,
-        services=services,
-        gateway=_gateway_rules(app, domain, header, entry, envs),
+        services=tuple(services),
+        gateway=gateway,
         backends=backends,
+        strategies=tuple(chosen[s] for s in ports if s in chosen),
     )
 
 
-def plan_for_project(project: Project, environments: Sequence[Environment]) -> RoutePlan:
-    """``plan_routes`` with the app, routing settings and ports of a loaded Project."""
+def _check_strategies(strategies: Sequence[Strategy], ports: Mapping[str, int],
+                      envs: Sequence[Environment]) -> dict[str, Strategy]:
+    forks = {env.name: env.forks for env in envs}
+    chosen: dict[str, Strategy] = {}
+    for strategy in strategies:
+        if strategy.service not in ports:
+            raise ValueError(f"a {strategy.kind} names service {strategy.service!r}, "
+                             "which the project does not have")
+        if strategy.service not in forks.get(strategy.env, ()):
+            raise ValueError(f"a {strategy.kind} of {strategy.service} names environment "
+                             f"{strategy.env!r}, which does not run its own {strategy.service}")
+        if strategy.service in chosen:
+            raise ValueError(f"service {strategy.service!r} has two strategies; "
+                             "it can have at most one")
+        chosen[strategy.service] = strategy
+    return chosen
+
+
+def resilience_of(project: Project) -> dict[str, Resilience]:
+    """Each service's traffic policy from its (preset-filled) ``resilience`` settings."""
+    out = {}
+    for name, svc in project.services.items():
+        settings = getattr(svc, "resilience", None)
+        if settings is None:
+            continue
+        retries = settings.retries
+        breaker = settings.circuit_breaker
+        outlier = settings.outlier_detection
+        out[name] = Resilience(
+            timeout=settings.timeout,
+            retries=None if retries is None or retries.attempts == 0 else Retries(
+                attempts=retries.attempts, retry_on=tuple(retries.retry_on),
+                per_try_timeout=retries.per_try_timeout),
+            circuit_breaker=None if breaker is None else CircuitBreaker(
+                max_connections=breaker.max_connections,
+                max_pending_requests=breaker.max_pending_requests,
+                max_requests=breaker.max_requests, max_retries=breaker.max_retries),
+            outlier_detection=None if outlier is None else OutlierDetection(
+                consecutive_5xx=outlier.consecutive_5xx, interval=outlier.interval,
+                base_ejection_time=outlier.base_ejection_time,
+                max_ejection_percent=outlier.max_ejection_percent),
+        )
+    return out
+
+
+def plan_for_project(project: Project, environments: Sequence[Environment],
+                     strategies: Sequence[Strategy] = ()) -> RoutePlan:
+    """``plan_routes`` with the app, routing settings, ports and resilience of a loaded Project."""
     return plan_routes(
         app=project.app,
         header=project.routing.header,
@@ -215,11 +366,15 @@ def plan_for_project(project: Project, environments: Sequence[Environment]) -> R
         entry=project.entry_service,
         ports={name: project.port_of(name) for name in project.services},
         environments=environments,
+        strategies=strategies,
+        resilience=resilience_of(project),
     )
 
 
-def first_match(rules: Sequence[Rule], host: str | None, headers: Mapping[str, str]) -> Rule:
+def first_match(rules: Sequence[Rule], host: str | None, headers: Mapping[str, str],
+                method: str = "GET") -> Rule:
+    """The rule that decides where a request goes: the first whose match holds."""
     for rule in rules:
-        if rule.match.holds(host, headers):
+        if rule.match.holds(host, headers, method):
             return rule
     raise LookupError("no rule matched; every rule list ends with a catch-all")

@@ -26,6 +26,7 @@ from devmesh.naming import BASELINE_ENV
 from devmesh.plan.envoy import cluster_name
 from devmesh.plan.k8s import APP_LABEL, ENV_LABEL, MANAGED_BY, SERVICE_LABEL
 from devmesh.plan.routing import Backend, Environment, RoutePlan, plan_for_project
+from devmesh.routes_state import StrategyStore, plan_with_strategies
 from devmesh.runtime.base import EnvironmentState, LogLine, ServiceState, UpResult
 
 if TYPE_CHECKING:
@@ -59,6 +60,18 @@ def envoy_image(project: Project) -> str:
     return os.environ.get("DEVMESH_ENVOY_IMAGE") or project.docker.envoy_image
 
 
+def _stamp_seconds(stamp: str) -> float | None:
+    """A log line's RFC 3339 timestamp (``2024-05-01T10:00:00.123456789Z``) in Unix seconds."""
+    from datetime import datetime, timezone
+
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    try:
+        seconds = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        return seconds + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)
+    except ValueError:
+        return None
+
+
 def backend_alias(backend: Backend) -> str:
     """The network alias of one service version (service and env names never hold dots)."""
     return f"{backend.service}.{backend.env}"
@@ -78,6 +91,8 @@ class DockerRuntime:
         self.network_name = f"devmesh-{self.app}"
         self.envoy_name = f"devmesh-{self.app}-envoy"
         self.config_dir = state_dir() / self.app / "envoy"
+        # Release strategies applied to the running environments (see devmesh.routes_state).
+        self.strategies = StrategyStore(state_dir() / self.app)
 
     # --- labels and lookups -------------------------------------------------------------
 
@@ -95,6 +110,12 @@ class DockerRuntime:
 
     def container_name(self, backend: Backend) -> str:
         return f"devmesh-{self.app}-{backend.env}-{backend.service}"
+
+    def service_containers(self, env: str, service: str) -> list[Container]:
+        """The containers of ``service`` in environment ``env``, in any state (live sync's
+        targets)."""
+        return [c for c in self._containers(env=env, role="service")
+                if c.labels.get(SERVICE_LABEL) == service]
 
     def live_environments(self) -> list[Environment]:
         """Environments that have containers, with the services they fork."""
@@ -126,7 +147,7 @@ class DockerRuntime:
         self._ensure_network(act)
         others = [e for e in self.live_environments() if e.name != environment.name]
         envs = [*others] + ([] if environment.is_baseline else [environment])
-        plan = plan_for_project(self.project, envs)
+        plan = self._plan(envs)
         wanted = {b for b in plan.backends if b.env in (BASELINE_ENV, environment.name)}
         for backend in sorted(wanted, key=lambda b: (b.env != BASELINE_ENV, b.service)):
             branch = environment.branch if backend.env == environment.name else None
@@ -223,7 +244,7 @@ class DockerRuntime:
         except ValueError as exc:  # a service port that Envoy itself needs
             raise UserInputError(f"{self.project.path.name}: {exc}") from None
 
-    def _apply_routes(self, plan: RoutePlan, act: Any) -> None:
+    def _apply_routes(self, plan: RoutePlan, act: Any, *, ensure_envoy: bool = True) -> None:
         from devmesh.plan.envoy import write_atomically
 
         self.config_dir.mkdir(parents=True, exist_ok=True)
@@ -233,7 +254,8 @@ class DockerRuntime:
         await_clusters = self._await_clusters if running else None
         if write_atomically(self.config_dir, self._envoy_files(plan), await_clusters=await_clusters):
             act(f"routes updated: {len(plan.environments)} environment(s) beside the baseline")
-        self._ensure_envoy(act)
+        if ensure_envoy:
+            self._ensure_envoy(act)
 
     def _await_clusters(self, names: frozenset[str], timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
@@ -375,6 +397,30 @@ class DockerRuntime:
                 f"{backend.service} ({backend.env}) exited with status {code} while starting; last log lines:\n  {last}"
             )
 
+    # --- release strategies (begin) -------------------------------------------------------
+
+    def _plan(self, envs: Sequence[Environment]) -> RoutePlan:
+        """The plan for ``envs`` with the stored strategies that still apply to them."""
+        return plan_with_strategies(self.project, envs, self.strategies)
+
+    def route_plan(self) -> RoutePlan:
+        """The plan of what runs now: live environments and their strategies."""
+        return self._plan(self.live_environments())
+
+    def apply_routes(self, sink: Sink = discard) -> RoutePlan:
+        """Re-render Envoy's routes for what runs now and the stored strategies; no container
+        is started or restarted (Envoy picks the files up by itself)."""
+        envoys = [c for c in self._containers(role="envoy") if c.status == "running"]
+        if not envoys or not self._containers(env=BASELINE_ENV, role="service"):
+            raise UserInputError(f"app {self.app!r} is not running on docker (no baseline or "
+                                 "no Envoy)", hint="'devmesh up' starts it")
+        plan = self.route_plan()
+        # Only the files: the running Envoy reloads them, whatever image or settings it has.
+        self._apply_routes(plan, lambda m, **kw: sink(Step(m, **kw)), ensure_envoy=False)
+        return plan
+
+    # --- release strategies (end) ---------------------------------------------------------
+
     # --- state -------------------------------------------------------------------------
 
     def environment_state(self, env: str, plan: RoutePlan | None = None) -> EnvironmentState:
@@ -436,8 +482,9 @@ class DockerRuntime:
                 removed.append(f"network {net.name}")
                 sink(Step(f"removed network {net.name}"))
             shutil.rmtree(self.config_dir, ignore_errors=True)
+            self.strategies.clear()
         elif env != BASELINE_ENV:
-            plan = plan_for_project(self.project, remaining)
+            plan = self._plan(remaining)
             self._apply_routes(plan, lambda m, **kw: sink(Step(m)))
         return removed
 
@@ -464,24 +511,38 @@ class DockerRuntime:
         seen: set[str] = set()
         readers: list[threading.Thread] = []
 
-        def read(c: Container, tail: int | None) -> None:
+        # A restart (live sync's reload) ends a container's log stream: where it ended is kept
+        # and the next scan reads on from there once the container runs again.
+        resume: dict[str, float] = {}
+
+        def read(c: Container, tail: int | None, since: float | None = None) -> None:
             svc, c_env = c.labels.get(SERVICE_LABEL, ""), c.labels.get(ENV_LABEL, "")
+            last = since
             try:
                 for raw in c.logs(stream=True, follow=follow, timestamps=True,
-                                  tail="all" if tail is None else tail):
+                                  tail="all" if tail is None else tail,
+                                  **({"since": since} if since is not None else {})):
                     for text in raw.decode(errors="replace").splitlines():
                         stamp, _, rest = text.partition(" ")
                         lines.put(LogLine(svc, c_env, rest, stamp))
+                        last = _stamp_seconds(stamp) or last
                     if stop.is_set():
                         return
             except Exception:  # container removed while streaming
                 return
+            if follow and not stop.is_set():
+                resume[c.id] = (last if last is not None else time.time()) + 1e-6
+                seen.discard(c.id)
 
         def attach_new(tail: int | None) -> None:
             for c in self._log_targets(env, services):
                 if c.id not in seen:
+                    since = resume.get(c.id)
+                    if since is not None and c.status != "running":
+                        continue
                     seen.add(c.id)
-                    t = threading.Thread(target=read, args=(c, tail), daemon=True)
+                    t = threading.Thread(target=read, args=(c, tail if since is None else None, since),
+                                         daemon=True)
                     t.start()
                     readers.append(t)
 

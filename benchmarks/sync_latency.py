@@ -1,0 +1,343 @@
+"""Live sync latency: from a file's write to the first response served by the new code.
+
+    python benchmarks/sync_latency.py [--edits 20] [--rebuilds 5] [--transport archive|exec]
+
+Runs the shop starter on the docker runtime (real engine, real Envoy; the local test images
+from .ci/build-images), forks ``api`` on a branch and starts live sync in this process. Each
+edit rewrites ``api``'s price table in ``services/api/app.py`` with a new value, then polls the
+preview URL (web → api → stock through Envoy) until the answer carries that value.
+
+Two reload actions are timed: ``restart`` (the python-web preset's default: the container is
+restarted) and ``{signal: HUP}`` for an app that re-executes itself on SIGHUP (the benchmark's
+copy of ``api`` gets that handler), which keeps the container and its network up. The poller
+gives up on a request after 100 ms and asks again: a request that arrives while a container
+restarts waits for Envoy's connect timeout instead (reported separately, as the in-flight
+stall). The same figure is then taken for a full rebuild and redeploy of ``api`` (what
+``devmesh up`` does after the same one-file edit: content-tagged build, new container, Envoy
+readiness), and set beside the live sync figures as a ratio. The transports are compared as
+well: the tar stream through the engine's archive API against exec with stdin, and the cost of
+a deletion.
+
+Nothing is asserted: the figures are for people (on a busy machine they vary; run it alone).
+Everything created (containers, network, images, the temporary project) is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from devmesh.events import Event  # noqa: E402
+
+BASE_IMAGE = os.environ.get("DEVMESH_TEST_BASE_IMAGE", "devmesh/python-base:bookworm")
+ENVOY_IMAGE = os.environ.get("DEVMESH_TEST_ENVOY_IMAGE", "devmesh/envoy:test")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
+                        "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost"})
+
+
+def _p95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def _summary(values: Sequence[float]) -> str:
+    return (f"median {statistics.median(values) * 1000:7.0f} ms   p95 {_p95(values) * 1000:7.0f} ms   "
+            f"min {min(values) * 1000:6.0f} ms   max {max(values) * 1000:6.0f} ms   (n={len(values)})")
+
+
+POLL_TIMEOUT = 0.1
+
+# The api's reload on SIGHUP: the process replaces itself (same PID 1, same container, same
+# network), so the new code starts without the container being stopped.
+_REEXEC = """
+def _reexec(*_: object) -> None:
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+signal.signal(signal.SIGHUP, _reexec)
+"""
+
+
+def _apple(port: int, host: str, timeout: float = POLL_TIMEOUT) -> float | None:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    prices = body.get("api", {}).get("prices") if isinstance(body.get("api"), dict) else None
+    return prices.get("apple") if isinstance(prices, dict) else None
+
+
+def _wait_for_apple(port: int, host: str, value: float, timeout: float = 120.0) -> float:
+    """Poll until the preview answers with ``value``; the moment it did (perf_counter)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if _apple(port, host) == value:
+            return time.perf_counter()
+        time.sleep(0.005)
+    raise RuntimeError(f"the preview did not answer with apple={value} within {timeout} s")
+
+
+def _set_apple(app_py: Path, value: float) -> None:
+    text = app_py.read_text()
+    start = text.index("PRICES = ")
+    end = text.index("\n", start)
+    app_py.write_text(text[:start] + f'PRICES = {{"apple": {value}, "pear": 0.8}}' + text[end:])
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.events: list[tuple[float, Event]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            self.events.append((time.perf_counter(), event))
+
+    def since(self, t0: float, kind: type[Event]) -> list[tuple[float, Any]]:
+        with self.lock:
+            return [(t, e) for t, e in self.events if t >= t0 and isinstance(e, kind)]
+
+
+def _stall(port: int, host: str, app: str, env: str) -> float:
+    """How long a request waits that arrives while api's container restarts."""
+    import docker
+
+    client = docker.from_env()
+    container = client.containers.list(filters={"label": [
+        f"devmesh.dev/app={app}", f"devmesh.dev/env={env}", "devmesh.dev/service=api"]})[0]
+    result: list[float] = []
+
+    def ask() -> None:
+        time.sleep(0.2)  # after the stop (about 0.1 s), before the start is done
+        t0 = time.perf_counter()
+        _apple(port, host, timeout=10)
+        result.append(time.perf_counter() - t0)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    container.restart(timeout=2)
+    asker.join()
+    client.close()
+    time.sleep(1.0)
+    return result[0]
+
+
+def _measure_sync(project: Any, port: int, host: str, edits: int, transport_mode: str) -> dict[str, list[float]]:
+    from devmesh import session
+    from devmesh.sync.events import SyncDone, SyncFailed
+    from devmesh.sync.live import open_live_sync
+    from devmesh.sync.transport import DockerTransport
+
+    events = _Collector()
+    live = open_live_sync(project, runtime="docker", sink=events)
+    if transport_mode == "exec":
+        transport = DockerTransport(session.open_runtime(project, "docker"), mode="exec")  # type: ignore[arg-type]
+        for engine in live.engines:
+            engine.transport = transport
+    app_py = project.root / "services/api/app.py"
+    figures: dict[str, list[float]] = {"write → new answer": [], "sync + reload (engine)": [],
+                                       "write → sync starts (watch + debounce)": []}
+    live.start()
+    try:
+        if not live.wait_ready(10):
+            raise RuntimeError("the watcher did not start")
+        for i in range(edits):
+            value = round(1 + i / 100 + secrets.randbelow(10_000) / 1e7, 7)
+            t0 = time.perf_counter()
+            _set_apple(app_py, value)
+            t1 = _wait_for_apple(port, host, value)
+            figures["write → new answer"].append(t1 - t0)
+            time.sleep(0.05)
+            failed = events.since(t0, SyncFailed)
+            if failed:
+                raise RuntimeError(failed[0][1].message)
+            done = events.since(t0, SyncDone)
+            if done:
+                at, event = done[0]
+                figures["sync + reload (engine)"].append(event.ms / 1000)
+                figures["write → sync starts (watch + debounce)"].append(at - t0 - event.ms / 1000)
+            time.sleep(0.4)  # let the restarted process settle before the next edit
+    finally:
+        live.stop()
+    return figures
+
+
+def _measure_rebuild(project: Any, port: int, host: str, rebuilds: int, branch: str) -> list[float]:
+    from devmesh import session
+
+    app_py = project.root / "services/api/app.py"
+    times = []
+    for i in range(rebuilds):
+        value = round(5 + i / 100 + secrets.randbelow(10_000) / 1e7, 7)
+        t0 = time.perf_counter()
+        _set_apple(app_py, value)
+        session.up(project, branch, runtime="docker")
+        t1 = _wait_for_apple(port, host, value)
+        times.append(t1 - t0)
+    return times
+
+
+def _measure_transports(project: Any, env: str, runs: int) -> dict[str, list[float]]:
+    """One file applied to the running api container, per transport (no reload)."""
+    from devmesh import session
+    from devmesh.sync.archive import build_archive
+    from devmesh.sync.changes import ChangeSet, plan_sync
+    from devmesh.sync.rules import ServiceSources
+    from devmesh.sync.transport import DockerTransport
+
+    rt = session.open_runtime(project, "docker")
+    sources = ServiceSources.of(project, "api")
+    scratch = sources.context / "bench_scratch.py"
+    scratch.write_text("X = 1\n" * 40)
+    changes = ChangeSet()
+    changes.add("bench_scratch.py", "modified")
+    plan = plan_sync(sources, changes)
+    results: dict[str, list[float]] = {}
+    for mode in ("archive", "exec"):
+        transport = DockerTransport(rt, mode=mode)  # type: ignore[arg-type]
+        target = next(t for t in transport.targets(env, "api") if t.state == "running")
+        label = "archive API (put_archive)" if mode == "archive" else "exec with stdin (sh + tar -x)"
+        results[label] = []
+        for _ in range(runs):
+            archive = build_archive(plan.uploads)
+            t0 = time.perf_counter()
+            transport.apply(target, archive, ())
+            results[label].append(time.perf_counter() - t0)
+            archive.close()
+    scratch.unlink()
+    deletion = plan_sync(sources, changes).deletions
+    transport = DockerTransport(rt)  # type: ignore[arg-type]
+    target = next(t for t in transport.targets(env, "api") if t.state == "running")
+    results["deletion (exec, guarded rm)"] = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        transport.apply(target, None, deletion)
+        results["deletion (exec, guarded rm)"].append(time.perf_counter() - t0)
+    return results
+
+
+def _cleanup(app: str, project: Any, env: str) -> None:
+    import docker
+
+    from devmesh import session
+
+    try:
+        session.open_runtime(project, "docker").down(env, baseline=True)
+    except Exception as exc:  # still remove what is left by label
+        print(f"down failed: {exc}", file=sys.stderr)
+    client = docker.from_env()
+    label = {"label": [f"devmesh.dev/app={app}"]}
+    for c in client.containers.list(all=True, filters=label):
+        c.remove(force=True, v=True)
+    for n in client.networks.list(filters=label):
+        n.remove()
+    for image in client.images.list(filters=label):
+        client.images.remove(image.id, force=True)
+    client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--edits", type=int, default=20, help="one-file edits to time (default 20)")
+    parser.add_argument("--rebuilds", type=int, default=5, help="rebuild + redeploy runs (default 5)")
+    parser.add_argument("--transport", choices=["archive", "exec"], default="archive",
+                        help="how the edits reach the container (default: archive)")
+    parser.add_argument("--transport-runs", type=int, default=20, help="runs per transport (default 20)")
+    args = parser.parse_args(argv)
+
+    from devmesh import session
+    from devmesh.config import load_project
+    from devmesh.scaffold import create_starter
+
+    os.environ.setdefault("DEVMESH_ENVOY_IMAGE", ENVOY_IMAGE)
+    with tempfile.TemporaryDirectory(prefix="devmesh-sync-bench-") as tmp:
+        os.environ["DEVMESH_STATE_DIR"] = str(Path(tmp) / "state")
+        root = Path(tmp) / "shop"
+        create_starter("shop", root, base_image=BASE_IMAGE)
+        app, port = "bench" + secrets.token_hex(3), _free_port()
+        config = root / "devmesh.yaml"
+        config.write_text(config.read_text().replace("app: shop", f"app: {app}", 1).replace(
+            "routing:\n", f"runtime: docker\nrouting:\n  gateway_port: {port}\n", 1))
+        _git(root, "commit", "-qam", "benchmark settings")
+        _git(root, "checkout", "-q", "-b", "bench")
+        _set_apple(root / "services/api/app.py", 0.99)
+        _git(root, "commit", "-qam", "api on the branch")
+        app_py = root / "services/api/app.py"
+        text = app_py.read_text()
+        app_py.write_text(text.replace("\n\ndef main() -> None:", _REEXEC + "\n\ndef main() -> None:", 1))
+        _git(root, "commit", "-qam", "api re-executes itself on SIGHUP")
+        project = load_project(config)
+        print(f"starting the shop ({app}) on the docker runtime, gateway 127.0.0.1:{port} …", flush=True)
+        outcome = session.up(project, "bench", runtime="docker")
+        env = outcome.result.environment.name
+        host = f"{env}.{app}.localhost"
+        try:
+            _wait_for_apple(port, host, 0.99)
+            print(f"{args.edits} edits with reload restart …", flush=True)
+            restart = _measure_sync(project, port, host, args.edits, args.transport)
+            stalls = [_stall(port, host, app, env) for _ in range(3)]
+            config.write_text(config.read_text().replace(
+                "    env:\n      STOCK_URL", "    reload: {signal: HUP}\n    env:\n      STOCK_URL", 1))
+            print(f"{args.edits} edits with reload {{signal: HUP}} …", flush=True)
+            signalled = _measure_sync(load_project(config), port, host, args.edits, args.transport)
+            print(f"{args.rebuilds} rebuilds …", flush=True)
+            rebuild = _measure_rebuild(project, port, host, args.rebuilds, "bench")
+            transports = _measure_transports(project, env, args.transport_runs)
+        finally:
+            _cleanup(app, project, env)
+
+    rows: dict[str, list[float]] = {}
+    for label, figures in (("restart", restart), ("signal", signalled)):
+        for name, values in figures.items():
+            if values:
+                rows[f"{label}: {name}"] = values
+    rows["rebuild + redeploy: write → new answer"] = rebuild
+    width = max(len(k) for k in [*rows, *transports]) + 2
+    print(f"\none-file edit of api ({os.cpu_count()} CPUs), transport {args.transport}, "
+          f"poller timeout {POLL_TIMEOUT * 1000:.0f} ms")
+    for name, values in rows.items():
+        print(f"  {name:<{width}} {_summary(values)}")
+    rebuild_median = statistics.median(rebuild)
+    for label, figures in (("restart", restart), ("signal", signalled)):
+        median = statistics.median(figures["write → new answer"])
+        print(f"  live sync ({label}) is {rebuild_median / median:.1f}× faster than a rebuild "
+              f"(median {median * 1000:.0f} ms against {rebuild_median * 1000:.0f} ms)")
+    print(f"  a request in flight while the container restarts waits "
+          f"{statistics.median(stalls) * 1000:.0f} ms (Envoy's connect timeout, then a retry)")
+    print("\ntransports (one 240-byte file, no reload):")
+    for name, values in transports.items():
+        print(f"  {name:<{width}} {_summary(values)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,407 @@
+"""The kind runtime: environments as Kubernetes objects in one namespace per app, routed by Istio.
+
+``up`` applies exactly what ``devmesh render`` prints (server-side apply, field manager
+``devmesh``), with the images pushed to the registry and pinned by digest. The RoutePlan is
+computed from every environment that has Deployments in the cluster, so one branch's ``up``
+keeps every other branch's routes. Everything is found by labels, never by name patterns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from devmesh.errors import DevmeshError, UserInputError
+from devmesh.events import Sink, Step, discard
+from devmesh.naming import BASELINE_ENV
+from devmesh.plan.k8s import (
+    ENV_LABEL,
+    SERVICE_LABEL,
+    deployment_name,
+    namespace_for,
+    render_objects,
+    selector,
+)
+from devmesh.plan.routing import Backend, Environment, RoutePlan, plan_for_project
+from devmesh.runtime.base import EnvironmentState, LogLine, ServiceState, UpResult
+from devmesh.runtime.kind.client import ClusterClient, ClusterError, Obj, open_client
+from devmesh.runtime.kind.cluster import kind_context
+from devmesh.runtime.kind.rollout import Rollout
+
+if TYPE_CHECKING:
+    import docker
+
+    from devmesh.config import Project
+    from devmesh.runtime.kind.publish import ImagePublisher
+
+BRANCH_ANNOTATION = "devmesh.dev/branch"
+COMMIT_ANNOTATION = "devmesh.dev/commit"
+APPLIED_ANNOTATION = "devmesh.dev/applied"
+ROLLOUT_TIMEOUT = 180.0
+LOG_LINES_ON_CRASH = 15
+
+# Every kind devmesh creates for an app, in delete order (routes before what they route to).
+KINDS: tuple[tuple[str, str], ...] = (
+    ("networking.istio.io/v1", "VirtualService"),
+    ("networking.istio.io/v1", "Gateway"),
+    ("networking.istio.io/v1", "DestinationRule"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+)
+
+
+class RolloutFailed(DevmeshError):
+    """A Deployment did not become ready: the reason Kubernetes gives, and the last log lines."""
+
+
+def rollout_timeout() -> float:
+    value = os.environ.get("DEVMESH_ROLLOUT_TIMEOUT")
+    try:
+        return float(value) if value else ROLLOUT_TIMEOUT
+    except ValueError:
+        raise UserInputError(f"DEVMESH_ROLLOUT_TIMEOUT: expected seconds, got {value!r}") from None
+
+
+def _fingerprint(obj: Obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _label(obj: Obj, key: str) -> str:
+    return str(((obj.get("metadata") or {}).get("labels") or {}).get(key, ""))
+
+
+def _annotation(obj: Obj, key: str) -> str:
+    return str(((obj.get("metadata") or {}).get("annotations") or {}).get(key, ""))
+
+
+def _describe(obj: Obj) -> str:
+    return f"{obj['kind']} {obj['metadata']['name']}"
+
+
+def _image_of(deployment: Obj) -> str:
+    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
+    return str(containers[0].get("image", "")) if containers else ""
+
+
+class KindRuntime:
+    """Runs a project's environments on a Kubernetes cluster with Istio (kind, or ``--context``)."""
+
+    name = "kind"
+
+    def __init__(self, project: Project, *, context: str | None = None,
+                 cluster: ClusterClient | None = None, docker_client: docker.DockerClient | None = None,
+                 publisher: ImagePublisher | None = None, timeout: float | None = None) -> None:
+        self.project = project
+        self.app = project.app
+        self.namespace = namespace_for(self.app)
+        self.context = context or project.cluster.context or kind_context(project.cluster.name)
+        self._cluster = cluster
+        self._docker = docker_client
+        self._publisher = publisher
+        self.timeout = rollout_timeout() if timeout is None else timeout
+
+    # --- collaborators, opened on first use ---------------------------------------------
+
+    @property
+    def cluster(self) -> ClusterClient:
+        if self._cluster is None:
+            self._cluster = open_client(self.context)
+        return self._cluster
+
+    @property
+    def docker(self) -> docker.DockerClient:
+        """The Docker engine that builds images (and pushes them, by default)."""
+        if self._docker is None:
+            from devmesh.build import docker_client
+
+            self._docker = docker_client()
+        return self._docker
+
+    @property
+    def publisher(self) -> ImagePublisher:
+        if self._publisher is None:
+            from devmesh.runtime.kind.publish import DockerPublisher
+
+            self._publisher = DockerPublisher(self.docker, self.project.cluster.registry)
+        return self._publisher
+
+    def check_gateway_port(self) -> None:
+        """Refuse early when the cluster cannot be reached (the gateway port is kind's mapping)."""
+        self.cluster.server_version()
+
+    # --- lookups -------------------------------------------------------------------------
+
+    def _deployments(self, env: str | None = None) -> list[Obj]:
+        return self.cluster.list("apps/v1", "Deployment", namespace=self.namespace,
+                                 selector=selector(self.app, env))
+
+    def live_environments(self) -> list[Environment]:
+        """Environments that have Deployments in the cluster, with the services they fork."""
+        forks: dict[str, set[str]] = {}
+        branches: dict[str, str | None] = {}
+        for d in self._deployments():
+            env = _label(d, ENV_LABEL)
+            if env and env != BASELINE_ENV:
+                forks.setdefault(env, set()).add(_label(d, SERVICE_LABEL))
+                branches[env] = _annotation(d, BRANCH_ANNOTATION) or branches.get(env)
+        return [Environment(e, tuple(sorted(s)), branches[e]) for e, s in sorted(forks.items())]
+
+    # --- up ------------------------------------------------------------------------------
+
+    def up(self, environment: Environment, *, sink: Sink = discard,
+           images: dict[Backend, str] | None = None, baseline_commit: str = "") -> UpResult:
+        """Push the images, apply the baseline, the environment's forks and every route, and
+        wait for the rollout. ``images`` maps each backend to a locally built image."""
+        assert images is not None, "the session builds images before calling up"
+        actions: list[str] = []
+
+        def act(message: str, **kw: Any) -> None:
+            actions.append(message)
+            sink(Step(message, **kw))
+
+        self._wait_namespace_gone(sink)
+        live = self.live_environments()
+        others = [e for e in live if e.name != environment.name]
+        envs = [*others] + ([] if environment.is_baseline else [environment])
+        plan = plan_for_project(self.project, envs)
+        wanted = sorted((b for b in plan.backends if b.env in (BASELINE_ENV, environment.name)),
+                        key=lambda b: (b.env != BASELINE_ENV, b.service))
+        pinned = {b: self.publisher.publish(images[b], sink=sink) for b in wanted}
+        live_images = {(_label(d, SERVICE_LABEL), _label(d, ENV_LABEL)): _image_of(d)
+                       for d in self._deployments()}
+
+        def image_for(b: Backend) -> str:
+            return pinned.get(b) or live_images.get((b.service, b.env), "")
+
+        for obj in render_objects(self.project, plan, image_for):
+            if obj["kind"] == "Deployment" and _label(obj, ENV_LABEL) not in (BASELINE_ENV, environment.name):
+                continue  # another environment's versions are that environment's business
+            if obj["kind"] == "Deployment":
+                env = _label(obj, ENV_LABEL)
+                notes = {COMMIT_ANNOTATION: baseline_commit} if env == BASELINE_ENV and baseline_commit \
+                    else {BRANCH_ANNOTATION: environment.branch} if env != BASELINE_ENV and environment.branch \
+                    else {}
+                if notes:
+                    obj["metadata"]["annotations"] = notes
+            self._apply(obj, act)
+        # Services this environment no longer forks (the branch reverted them) go away.
+        if not environment.is_baseline:
+            for d in self._deployments(environment.name):
+                if _label(d, SERVICE_LABEL) not in environment.forks:
+                    self.cluster.delete("apps/v1", "Deployment", d["metadata"]["name"], self.namespace)
+                    act(f"removed Deployment {d['metadata']['name']}: the branch no longer changes "
+                        f"{_label(d, SERVICE_LABEL)}")
+        self._wait_rollout(wanted, sink)
+        state = self.environment_state(environment.name, plan)
+        return UpResult(state, bool(actions), tuple(actions))
+
+    def _apply(self, obj: Obj, act: Any) -> bool:
+        """Apply unless the cluster already holds exactly this; True when applied."""
+        fingerprint = _fingerprint(obj)
+        meta = obj["metadata"]
+        current = self.cluster.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        if current is not None and _annotation(current, APPLIED_ANNOTATION) == fingerprint:
+            return False
+        meta.setdefault("annotations", {})[APPLIED_ANNOTATION] = fingerprint
+        self.cluster.apply(obj, force=True)
+        act(f"{'created' if current is None else 'updated'} {_describe(obj)}",
+            service=_label(obj, SERVICE_LABEL) or None, env=_label(obj, ENV_LABEL) or None)
+        return True
+
+    def _wait_namespace_gone(self, sink: Sink) -> None:
+        """After ``down`` deleted the namespace, wait until Kubernetes has finished deleting it."""
+        deadline = time.monotonic() + self.timeout
+        announced = False
+        while True:
+            ns = self.cluster.get("v1", "Namespace", self.namespace)
+            if ns is None or not (ns.get("metadata") or {}).get("deletionTimestamp"):
+                return
+            if not announced:
+                sink(Step(f"waiting for namespace {self.namespace} to finish terminating", changed=False))
+                announced = True
+            if time.monotonic() > deadline:
+                raise DevmeshError(f"namespace {self.namespace} is still terminating after "
+                                   f"{self.timeout:.0f} s", hint="try again in a minute")
+            time.sleep(1)
+
+    def _wait_rollout(self, backends: Sequence[Backend], sink: Sink) -> None:
+        deadline = time.monotonic() + self.timeout
+        pending = {deployment_name(b): b for b in backends}
+        last: dict[str, Rollout] = {}
+        while True:
+            for name, b in list(pending.items()):
+                rollout = self.cluster.rollout_status(self.namespace, name)
+                last[name] = rollout
+                if rollout.done:
+                    del pending[name]
+                    sink(Step(f"{b.service} ({b.env}) is ready", service=b.service, env=b.env,
+                              changed=False))
+                elif rollout.failed:
+                    raise self._failure(b, rollout)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                waiting = "; ".join(f"{n}: {last[n].describe()}" for n in sorted(pending))
+                raise RolloutFailed(f"not ready after {self.timeout:.0f} s: {waiting}",
+                                    hint="see 'devmesh logs'; DEVMESH_ROLLOUT_TIMEOUT sets the wait")
+            time.sleep(0.5)
+
+    def _failure(self, backend: Backend, rollout: Rollout) -> RolloutFailed:
+        what = f"{backend.service} ({backend.env})"
+        if rollout.reason == "CrashLoopBackOff" and rollout.pod:
+            lines = self._last_lines(rollout.pod, rollout.container or backend.service)
+            last = "\n  ".join(lines) or "(no output)"
+            code = f" with status {rollout.exit_code}" if rollout.exit_code is not None else ""
+            return RolloutFailed(f"{what} keeps exiting{code} while starting (CrashLoopBackOff); "
+                                 f"last log lines:\n  {last}")
+        hints = {
+            "ImagePullBackOff": "is the registry running and reachable from the cluster? "
+                                "'devmesh cluster status' checks it",
+            "Unschedulable": "no node has room: free memory/CPU in Docker, or remove other "
+                             "environments ('devmesh ls', 'devmesh down --env ENV')",
+        }
+        return RolloutFailed(f"{what} cannot start: {rollout.describe()}", hint=hints.get(rollout.reason))
+
+    def _last_lines(self, pod: str, container: str) -> list[str]:
+        for previous in (True, False):  # the crashed run's output, else whatever there is
+            try:
+                lines = list(self.cluster.pod_logs(self.namespace, pod, container=container,
+                                                   previous=previous, tail=LOG_LINES_ON_CRASH,
+                                                   timestamps=False))
+            except ClusterError:
+                continue
+            if lines:
+                return lines
+        return []
+
+    # --- state ---------------------------------------------------------------------------
+
+    def environment_state(self, env: str, plan: RoutePlan | None = None) -> EnvironmentState:
+        if plan is None:
+            plan = plan_for_project(self.project, self.live_environments())
+        found = {(_label(d, ENV_LABEL), _label(d, SERVICE_LABEL)): d for d in self._deployments()}
+        services = []
+        branch = None
+        for service in self.project.services:
+            key = (env, service) if (env, service) in found else (BASELINE_ENV, service)
+            d = found.get(key)
+            if d is None:
+                services.append(ServiceState(service, key[0], "missing", "", False))
+                continue
+            if key[0] == env and env != BASELINE_ENV:
+                branch = _annotation(d, BRANCH_ANNOTATION) or branch
+            rollout = self.cluster.rollout_status(self.namespace, d["metadata"]["name"])
+            state = "running" if rollout.done else "failed" if rollout.failed else "starting"
+            services.append(ServiceState(service, key[0], state, _image_of(d), rollout.done,
+                                         "" if rollout.done else rollout.describe()))
+        return EnvironmentState(env, branch, tuple(services), plan.preview_url(env))
+
+    def environments(self) -> list[EnvironmentState]:
+        live = self.live_environments()
+        has_baseline = bool(self._deployments(BASELINE_ENV))
+        if not live and not has_baseline:
+            return []
+        plan = plan_for_project(self.project, live)
+        names = ([BASELINE_ENV] if has_baseline else []) + [e.name for e in live]
+        return [self.environment_state(n, plan) for n in names]
+
+    # --- down ----------------------------------------------------------------------------
+
+    def down(self, env: str, *, baseline: bool = False, sink: Sink = discard) -> list[str]:
+        """Remove an environment; the baseline goes with the last environment or with ``baseline``."""
+        removed: list[str] = []
+
+        def remove_matching(sel: str) -> None:
+            for api_version, kind in KINDS:
+                for obj in self.cluster.list(api_version, kind, namespace=self.namespace, selector=sel):
+                    if self.cluster.delete(api_version, kind, obj["metadata"]["name"], self.namespace):
+                        removed.append(f"{kind} {obj['metadata']['name']}")
+                        sink(Step(f"removed {removed[-1]}"))
+
+        if env != BASELINE_ENV:
+            remove_matching(selector(self.app, env))
+        remaining = [e for e in self.live_environments() if e.name != env]
+        if baseline or not remaining:
+            remove_matching(selector(self.app))
+            if self.cluster.get("v1", "Namespace", self.namespace) is not None:
+                self.cluster.delete("v1", "Namespace", self.namespace)
+                removed.append(f"Namespace {self.namespace}")
+                sink(Step(f"removed Namespace {self.namespace}"))
+        elif env != BASELINE_ENV and removed:
+            # The routes of the environments that stay, without the one that went.
+            plan = plan_for_project(self.project, remaining)
+            for obj in render_objects(self.project, plan):
+                if obj["kind"] not in ("Deployment", "Namespace"):
+                    self._apply(obj, lambda m, **kw: sink(Step(m)))
+        return removed
+
+    # --- logs ----------------------------------------------------------------------------
+
+    def _log_targets(self, env: str, services: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(pod, service, env) for each service: the environment's fork, else the baseline."""
+        by_service: dict[str, dict[str, list[str]]] = {}
+        for pod in self.cluster.list("v1", "Pod", namespace=self.namespace, selector=selector(self.app)):
+            svc, p_env = _label(pod, SERVICE_LABEL), _label(pod, ENV_LABEL)
+            if (services and svc not in services) or (pod.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            by_service.setdefault(svc, {}).setdefault(p_env, []).append(pod["metadata"]["name"])
+        targets = []
+        for svc, envs in sorted(by_service.items()):
+            chosen = env if env in envs else BASELINE_ENV
+            targets += [(pod, svc, chosen) for pod in sorted(envs.get(chosen, []))]
+        return targets
+
+    def logs(self, env: str, services: Sequence[str], *, follow: bool,
+             tail: int | None = None, stop: threading.Event | None = None) -> Iterator[LogLine]:
+        """The environment's pods' logs, merged; while following, new pods join."""
+        unknown = [s for s in services if s not in self.project.services]
+        if unknown:
+            raise UserInputError(f"unknown service {unknown[0]!r}; services: {', '.join(self.project.services)}")
+        lines: queue.Queue[LogLine] = queue.Queue(maxsize=10_000)
+        stop = stop or threading.Event()
+        seen: set[str] = set()
+        readers: list[threading.Thread] = []
+
+        def read(pod: str, svc: str, p_env: str, tail: int | None) -> None:
+            try:
+                for text in self.cluster.pod_logs(self.namespace, pod, container=svc,
+                                                  follow=follow, tail=tail, timestamps=True):
+                    stamp, _, rest = text.partition(" ")
+                    lines.put(LogLine(svc, p_env, rest, stamp))
+                    if stop.is_set():
+                        return
+            except ClusterError:  # the pod went away while streaming
+                return
+
+        def attach_new(tail: int | None) -> None:
+            for pod, svc, p_env in self._log_targets(env, services):
+                if pod not in seen:
+                    seen.add(pod)
+                    t = threading.Thread(target=read, args=(pod, svc, p_env, tail), daemon=True)
+                    t.start()
+                    readers.append(t)
+
+        attach_new(tail)
+        if not follow:
+            for t in readers:
+                t.join()
+            collected: list[LogLine] = []
+            while not lines.empty():
+                collected.append(lines.get())
+            yield from sorted(collected, key=lambda line: line.at)
+            return
+        next_scan = time.monotonic() + 1.0
+        while not stop.is_set():
+            try:
+                yield lines.get(timeout=0.2)
+            except queue.Empty:
+                pass
+            if time.monotonic() >= next_scan:
+                attach_new(None)  # a pod that appeared while following: all of it
+                next_scan = time.monotonic() + 1.0

@@ -1,0 +1,198 @@
+"""`devmesh cluster up | down | status` through recording fake kind, docker and istioctl, and
+the fake API server state those tools share with the in-process client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devmesh.config import Project, load_project
+from devmesh.errors import DevmeshError, MissingDependency, UserInputError
+from devmesh.runtime.kind.cluster import ClusterSetup, Tools, effective_kind_config
+from tests.conftest import ProjectFactory
+from tests.kind.conftest import KIND_YAML, Events
+from tests.kind.fake_cluster import FakeCluster
+from tests.kind.fake_tools import FakeWorld
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTS = "/etc/containerd/certs.d/127.0.0.1:5001"
+INSPECT_REGISTRY = ["docker", "inspect", "--type", "container", "devmesh-registry"]
+# What a second `cluster up` may do: look, never act.
+LOOKS = [
+    INSPECT_REGISTRY,
+    ["kind", "get", "clusters"],
+    ["kind", "get", "nodes", "--name", "devmesh"],
+    ["docker", "exec", "devmesh-control-plane", "cat", f"{HOSTS}/hosts.toml"],
+    INSPECT_REGISTRY,
+]
+
+
+def setup_for(project: Project, world: FakeWorld, **kw: object) -> ClusterSetup:
+    return ClusterSetup(project, tools=Tools(world.env()), client_factory=world.client,
+                        registry_probe=lambda address: address == "127.0.0.1:5001", **kw)  # type: ignore[arg-type]
+
+
+def test_first_up_creates_every_part_in_order(project: Project, world: FakeWorld, events: Events,
+                                              tmp_path: Path) -> None:
+    actions = setup_for(project, world).up(sink=events)
+    written = str(tmp_path / "state" / "kind" / "devmesh.yaml")
+    assert world.calls() == [
+        INSPECT_REGISTRY,
+        ["docker", "run", "-d", "--restart=always", "-p", "127.0.0.1:5001:5000", "--network", "bridge",
+         "--name", "devmesh-registry", "--label", "app.kubernetes.io/managed-by=devmesh", "registry:2"],
+        ["kind", "get", "clusters"],
+        ["kind", "create", "cluster", "--name", "devmesh", "--config", written],
+        ["kind", "get", "nodes", "--name", "devmesh"],
+        ["docker", "exec", "devmesh-control-plane", "cat", f"{HOSTS}/hosts.toml"],
+        ["docker", "exec", "devmesh-control-plane", "mkdir", "-p", HOSTS],
+        ["docker", "exec", "-i", "devmesh-control-plane", "cp", "/dev/stdin", f"{HOSTS}/hosts.toml"],
+        INSPECT_REGISTRY,
+        ["docker", "network", "connect", "kind", "devmesh-registry"],
+        ["istioctl", "version", "--remote=false"],
+        ["istioctl", "install", "-y", "--context", "kind-devmesh", "-f", str(REPO / "kind-config" / "istio.yaml")],
+    ]
+    assert world.stdin_of("docker", "exec", "-i") == ['[host."http://devmesh-registry:5000"]\n']
+    assert len(actions) == 6
+    assert actions[0] == "created registry devmesh-registry on 127.0.0.1:5001 (registry:2)"
+    assert actions[-1].startswith("installed Istio 1.28.0")
+
+    # kind got a configuration with every port on 127.0.0.1 and the project's gateway port.
+    config = yaml.safe_load(Path(written).read_text())
+    mappings = [m for n in config["nodes"] for m in n.get("extraPortMappings", [])]
+    assert mappings == [{"containerPort": 30080, "hostPort": 18080, "listenAddress": "127.0.0.1", "protocol": "TCP"}]
+    assert any("/etc/containerd/certs.d" in p for p in config["containerdConfigPatches"])
+    node = world.load()["containers"]["devmesh-control-plane"]
+    assert node["ports"] == {"30080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}]}
+
+    # The local-registry-hosting ConfigMap, applied by devmesh through its client.
+    cm = world.client("kind-devmesh").get("v1", "ConfigMap", "local-registry-hosting", "kube-public")
+    assert cm["data"]["localRegistryHosting.v1"].startswith('host: "127.0.0.1:5001"')
+    assert [m["manager"] for m in cm["metadata"]["managedFields"]] == ["devmesh"]
+
+
+def test_second_up_creates_nothing(project: Project, world: FakeWorld, events: Events) -> None:
+    setup_for(project, world).up()
+    world.forget_calls()
+    actions = setup_for(project, world).up(sink=events)
+    assert actions == []
+    assert world.calls() == LOOKS
+    assert all(not e.changed for e in events)  # type: ignore[attr-defined]
+    assert "Istio 1.28.0 is installed with its ingress gateway" in events.messages()
+
+
+def test_an_interrupted_up_is_resumed_where_it_stopped(project: Project, world: FakeWorld) -> None:
+    setup_for(project, world).up()
+    state = world.load()
+    state["containers"]["devmesh-registry"]["running"] = False
+    state["containers"]["devmesh-registry"]["networks"] = ["bridge"]
+    state["files"]["devmesh-control-plane"] = {}
+    world.save(state)
+    world.forget_calls()
+    actions = setup_for(project, world).up()
+    assert actions == [
+        "started registry devmesh-registry",
+        f"node devmesh-control-plane: 127.0.0.1:5001 → http://devmesh-registry:5000",
+        "connected registry devmesh-registry to the kind network",
+    ]
+    assert ["kind", "create", "cluster"] not in [c[:3] for c in world.calls()]
+    assert not any(c[:2] == ["istioctl", "install"] for c in world.calls())
+
+
+def test_status_shows_each_part(project: Project, world: FakeWorld) -> None:
+    assert [(p.name, p.healthy) for p in setup_for(project, world).status()] == [("kind cluster", False)]
+    setup_for(project, world).up()
+    parts = {p.name: p for p in setup_for(project, world).status()}
+    assert list(parts) == ["kind cluster", "gateway port", "registry", "node registry config",
+                           "API server", "Istio", "ingress gateway", "registry ConfigMap"]
+    assert all(p.healthy for p in parts.values()), parts
+    assert parts["gateway port"].detail == "127.0.0.1:18080 → NodePort 30080 on devmesh-control-plane"
+    state = world.load()
+    state["containers"]["devmesh-registry"]["running"] = False
+    world.save(state)
+    registry = {p.name: p for p in setup_for(project, world).status()}["registry"]
+    assert not registry.healthy and "not running" in registry.detail
+
+
+def test_down_removes_the_cluster_and_the_registry(project: Project, world: FakeWorld) -> None:
+    setup_for(project, world).up()
+    world.forget_calls()
+    assert setup_for(project, world).down() == ["deleted kind cluster devmesh", "removed registry devmesh-registry"]
+    assert world.calls() == [["kind", "get", "clusters"], ["kind", "delete", "cluster", "--name", "devmesh"],
+                             INSPECT_REGISTRY, ["docker", "rm", "-f", "devmesh-registry"]]
+    assert world.load()["containers"] == {}
+    assert setup_for(project, world).down() == []
+
+
+def test_a_port_mapping_on_every_address_is_refused(make_project: ProjectFactory, world: FakeWorld) -> None:
+    config = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n" \
+             "  extraPortMappings:\n  - containerPort: 30080\n    hostPort: 80\n    listenAddress: 0.0.0.0\n"
+    root = make_project(KIND_YAML, extra={"kind-config/cluster.yaml": config})
+    project = load_project(root / "devmesh.yaml")
+    with pytest.raises(UserInputError, match=r"listenAddress '0.0.0.0' would publish the port beyond this machine"):
+        setup_for(project, world).up()
+    assert not any(c[:2] == ["kind", "create"] for c in world.calls())
+
+
+def test_a_mapping_without_listen_address_gets_loopback() -> None:
+    text = ("kind: Cluster\nnodes:\n- role: control-plane\n  extraPortMappings:\n"
+            "  - containerPort: 30443\n    hostPort: 8443\n")
+    config = effective_kind_config(text, 9090, "x.yaml")
+    mappings = config["nodes"][0]["extraPortMappings"]
+    assert [(m["containerPort"], m["hostPort"], m["listenAddress"]) for m in mappings] == [
+        (30443, 8443, "127.0.0.1"), (30080, 9090, "127.0.0.1")]
+
+
+def test_istioctl_of_another_release_installs_nothing(project: Project, tmp_path: Path) -> None:
+    world = FakeWorld(tmp_path / "old", istioctl_version="1.22.3")
+    with pytest.raises(MissingDependency, match=r"istioctl 1\.22\.3 is on PATH; devmesh installs Istio 1\.28\.x") as caught:
+        setup_for(project, world).up()
+    assert "ISTIO_VERSION=1.28.0" in (caught.value.hint or "")
+    assert not any(c[:2] == ["istioctl", "install"] for c in world.calls())
+
+
+def _existing_context(world: FakeWorld, name: str = "team") -> FakeCluster:
+    cluster = world.client(name) if world.store_of(name).exists() else None
+    if cluster is None:
+        cluster = FakeCluster(name, store=world.store_of(name))
+        cluster.update({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
+                       manager="kube-apiserver")
+    return cluster
+
+
+def test_an_existing_context_gets_no_kind_and_no_registry(project: Project, world: FakeWorld,
+                                                          events: Events) -> None:
+    _existing_context(world)
+    with pytest.raises(DevmeshError, match="Istio is not installed in context team") as caught:
+        setup_for(project, world, context="team").up(sink=events)
+    assert "--install-istio" in (caught.value.hint or "")
+    assert world.calls() == []
+    actions = setup_for(project, world, context="team").up(install_istio=True)
+    assert world.calls() == [["istioctl", "version", "--remote=false"],
+                             ["istioctl", "install", "-y", "--context", "team", "-f",
+                              str(REPO / "kind-config" / "istio.yaml")]]
+    assert len(actions) == 1
+    world.forget_calls()
+    assert setup_for(project, world, context="team").up() == []
+    assert world.calls() == []
+    parts = setup_for(project, world, context="team").status()
+    assert [p.name for p in parts] == ["API server", "Istio", "ingress gateway", "registry"]
+    with pytest.raises(UserInputError, match="does not delete context team"):
+        setup_for(project, world, context="team").down()
+
+
+def test_cluster_status_cli_exit_code(project: Project, world: FakeWorld, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from devmesh.cli import main
+
+    for key, value in world.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KUBECONFIG", str(world.root / "no-kubeconfig"))
+    monkeypatch.chdir(project.root)
+    with pytest.raises(SystemExit) as done:
+        main(["cluster", "status", "--json"])
+    assert done.value.code == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["parts"][0]["name"] == "kind cluster" and not report["healthy"]

@@ -1,0 +1,265 @@
+"""Live sync end to end: the starter app on the real Docker engine, behind the real Envoy."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devmesh.config import load_project
+from devmesh.events import Event
+from devmesh.sync.events import SyncDone, SyncFailed
+from devmesh.sync.live import open_live_sync
+from tests.docker_env import ENVOY_IMAGE, cleanup, devmesh, run_git, scaffold_shop, wait_for
+
+pytestmark = pytest.mark.docker
+
+
+def remove_images(app: str) -> None:
+    import docker
+
+    client = docker.from_env()
+    label = {"label": [f"devmesh.dev/app={app}"]}
+    try:
+        for image in client.images.list(filters=label):
+            client.images.remove(image.id, force=True)
+        assert not client.images.list(filters=label)
+    finally:
+        client.close()
+
+
+def api_container(app: str, env: str) -> Any:
+    import docker
+
+    client = docker.from_env()
+    found = client.containers.list(all=True, filters={"label": [
+        f"devmesh.dev/app={app}", f"devmesh.dev/env={env}", "devmesh.dev/service=api"]})
+    assert len(found) == 1, found
+    return found[0]
+
+
+class Events:
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Event] = queue.Queue()
+        self.all: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.all.append(event)
+        self.queue.put(event)
+
+    def next(self, kind: type[Event], timeout: float = 120) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = self.queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(event, SyncFailed):
+                raise AssertionError(event.message)
+            if isinstance(event, kind):
+                return event
+        raise AssertionError(f"no {kind.__name__} within {timeout} s: {[e.message for e in self.all]}")
+
+
+@pytest.fixture
+def preview(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str, int, str]]:
+    """The shop on branch 'live' with api forked and running: (root, app, port, env)."""
+    monkeypatch.setenv("DEVMESH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("DEVMESH_ENVOY_IMAGE", ENVOY_IMAGE)
+    root, app, port = scaffold_shop(tmp_path / "shop")
+    try:
+        config = root / "devmesh.yaml"
+        config.write_text(config.read_text().replace("routing:\n", "runtime: docker\nrouting:\n", 1))
+        run_git(root, "commit", "-qam", "docker runtime")
+        run_git(root, "checkout", "-q", "-b", "live")
+        app_py = root / "services/api/app.py"
+        app_py.write_text(app_py.read_text().replace('"SHOP_VERSION", "v1"', '"SHOP_VERSION", "live"'))
+        run_git(root, "commit", "-qam", "api on the branch")
+        up = devmesh(root, "up", "--detach")
+        assert up.returncode == 0, up.stderr
+        env = next(line.split()[1] for line in up.stdout.splitlines() if line.startswith("environment "))
+        wait_for(port, f"{env}.{app}.localhost", lambda b: b.get("api", {}).get("version") == "live")
+        yield root, app, port, env
+    finally:
+        cleanup(app)
+        remove_images(app)
+
+
+def edit_prices(root: Path, apple: float) -> None:
+    app_py = root / "services/api/app.py"
+    text = app_py.read_text()
+    start = text.index("PRICES = ")
+    end = text.index("\n", start)
+    app_py.write_text(text[:start] + f'PRICES = {{"apple": {apple}, "pear": 0.8}}' + text[end:])
+
+
+def test_edit_delete_and_dependency_change(preview: tuple[Path, str, int, str]) -> None:
+    root, app, port, env = preview
+    host = f"{env}.{app}.localhost"
+    project = load_project(root / "devmesh.yaml")
+    events = Events()
+    live = open_live_sync(project, runtime="docker", sink=events)
+    assert [e.service for e in live.engines] == ["api"]
+    before = api_container(app, env)
+    live.start()
+    try:
+        assert live.wait_ready(10)
+
+        # Editing the handler changes the preview's answer, without a rebuild.
+        edit_prices(root, 0.42)
+        done = events.next(SyncDone)
+        assert done.result == "synced" and done.files == 1 and done.paths == ("app.py",)
+        assert done.bytes > 0 and done.reload == "restart"
+        body = wait_for(port, host, lambda b: b["api"].get("prices", {}).get("apple") == 0.42)
+        assert body["api"]["env"] == env and body["api"]["stock"]["env"] == "baseline"
+        after = api_container(app, env)
+        assert after.id == before.id and after.labels["devmesh.dev/image"] == before.labels["devmesh.dev/image"]
+
+        # A new file arrives; deleting it removes it in the container.
+        (root / "services/api/notes").mkdir()
+        (root / "services/api/notes/todo.txt").write_text("ship it\n")
+        events.next(SyncDone)
+        assert after.exec_run(["cat", "/app/notes/todo.txt"]).output == b"ship it\n"
+        (root / "services/api/notes/todo.txt").unlink()
+        removed = events.next(SyncDone)
+        assert removed.deleted == 1
+        assert after.exec_run(["test", "-e", "/app/notes/todo.txt"]).exit_code == 1
+
+        # A dependency file rebuilds and redeploys api: a new image and a new container.
+        with (root / "services/api/requirements.txt").open("a") as f:
+            f.write("# pinned later\n")
+        rebuilt = events.next(SyncDone, timeout=300)
+        assert rebuilt.result == "rebuilt"
+        fresh = api_container(app, env)
+        assert fresh.id != before.id
+        assert fresh.labels["devmesh.dev/image"] != before.labels["devmesh.dev/image"]
+        body = wait_for(port, host, lambda b: b["api"].get("prices", {}).get("apple") == 0.42)
+        assert body["api"]["version"] == "live"
+
+        # Syncing goes on into the new container.
+        edit_prices(root, 0.43)
+        events.next(SyncDone)
+        wait_for(port, host, lambda b: b["api"].get("prices", {}).get("apple") == 0.43)
+    finally:
+        live.stop()
+
+
+def test_removed_container_is_reported_and_the_next_change_retries(preview: tuple[Path, str, int, str]) -> None:
+    root, app, port, env = preview
+    project = load_project(root / "devmesh.yaml")
+    events = Events()
+    live = open_live_sync(project, runtime="docker", sink=events)
+    live.start()
+    try:
+        assert live.wait_ready(10)
+        api_container(app, env).remove(force=True)
+        edit_prices(root, 0.5)
+        deadline = time.monotonic() + 30
+        while not any(isinstance(e, SyncFailed) for e in events.all) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        failed = next(e for e in events.all if isinstance(e, SyncFailed))
+        assert failed.result == "gone" and "'devmesh up' starts it again" in failed.reason
+        assert failed.paths == ("app.py",)
+    finally:
+        live.stop()
+    up = devmesh(root, "up", "--detach")
+    assert up.returncode == 0, up.stderr
+    wait_for(port, f"{env}.{app}.localhost", lambda b: b["api"].get("prices", {}).get("apple") == 0.5)
+
+
+def _read_lines(stream: Any, into: queue.Queue[str]) -> None:
+    for line in stream:
+        into.put(line.rstrip("\n"))
+
+
+def _expect(lines: queue.Queue[str], text: str, seen: list[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if text in line:
+            return
+    raise AssertionError(f"{text!r} not seen within {timeout} s; got:\n" + "\n".join(seen))
+
+
+def test_up_syncs_while_following_logs(preview: tuple[Path, str, int, str]) -> None:
+    root, app, port, env = preview
+    env_vars = {**os.environ, "DEVMESH_ENVOY_IMAGE": ENVOY_IMAGE}
+    proc = subprocess.Popen([sys.executable, "-m", "devmesh", "up"], cwd=root, env=env_vars,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out: queue.Queue[str] = queue.Queue()
+    err: queue.Queue[str] = queue.Queue()
+    seen_out: list[str] = []
+    seen_err: list[str] = []
+    for stream, into in ((proc.stdout, out), (proc.stderr, err)):
+        threading.Thread(target=_read_lines, args=(stream, into), daemon=True).start()
+    try:
+        _expect(err, "syncing saved files into api", seen_err)
+        time.sleep(1.0)  # the watcher starts recording within ~0.5 s
+        edit_prices(root, 0.61)
+        _expect(err, "api: synced app.py", seen_err)
+        wait_for(port, f"{env}.{app}.localhost", lambda b: b["api"].get("prices", {}).get("apple") == 0.61)
+        # The restarted container's log lines still reach the terminal.
+        _expect(out, "api live listening", seen_out, timeout=20)
+        _expect(out, "GET / x-devmesh-env=" + env, seen_out, timeout=20)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_sync_command(preview: tuple[Path, str, int, str]) -> None:
+    root, app, port, env = preview
+    elsewhere = devmesh(root, "sync", "--branch", "main")
+    assert elsewhere.returncode == 2 and "baseline branch" in elsewhere.stderr
+    edit_prices(root, 0.7)  # while nothing syncs: the container no longer matches the sources
+    env_vars = {**os.environ, "DEVMESH_ENVOY_IMAGE": ENVOY_IMAGE}
+    proc = subprocess.Popen([sys.executable, "-m", "devmesh", "sync"], cwd=root, env=env_vars,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err: queue.Queue[str] = queue.Queue()
+    seen: list[str] = []
+    assert proc.stderr is not None
+    threading.Thread(target=_read_lines, args=(proc.stderr, err), daemon=True).start()
+    try:
+        _expect(err, f"syncing environment {env}", seen)
+        assert any("api: . → /app; rebuild on requirements.txt, pyproject.toml, Dockerfile; "
+                   "after a sync: restarted" in line for line in seen), seen
+        assert any("api: the running container was built from other sources" in line for line in seen)
+        time.sleep(1.0)
+        edit_prices(root, 0.77)
+        _expect(err, "api: synced app.py", seen)
+        wait_for(port, f"{env}.{app}.localhost", lambda b: b["api"].get("prices", {}).get("apple") == 0.77)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_sync_refuses_what_it_cannot_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEVMESH_STATE_DIR", str(tmp_path / "state"))
+    root, app, _ = scaffold_shop(tmp_path / "shop")
+    config = root / "devmesh.yaml"
+    config.write_text(config.read_text().replace("routing:\n", "runtime: docker\nrouting:\n", 1))
+    run_git(root, "commit", "-qam", "docker runtime")
+    run_git(root, "branch", "elsewhere")
+    run_git(root, "checkout", "-q", "-b", "idle")
+    not_running = devmesh(root, "sync")
+    assert not_running.returncode == 2
+    assert "environment idle (branch idle) is not running" in not_running.stderr
+    assert "'devmesh up' starts it" in not_running.stderr
+    other = devmesh(root, "sync", "--branch", "elsewhere")
+    assert other.returncode == 2
+    assert "branch elsewhere is not checked out: live sync copies your working tree" in other.stderr
+    assert "Traceback" not in other.stderr + not_running.stderr

@@ -1,0 +1,183 @@
+"""Where the TUI gets its data and effects: the core library, behind one small seam.
+
+The app never calls docker, git or the manifest repo itself: it calls a ``Sources`` object.
+The default one calls the core (``devmesh.session``, ``devmesh.environments``,
+``devmesh.gitops``); tests give it fakes (a runtime with ``environments``/``logs``/``down``, a
+recorded selection, an ``up`` that replays events). Every method may block: the app only
+calls them from thread workers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol
+
+from devmesh.events import Sink, discard
+
+if TYPE_CHECKING:
+    from devmesh.config import Project
+    from devmesh.environments import Selection
+    from devmesh.gitops.cache import Checkout
+    from devmesh.gitops.images import ImageRef
+    from devmesh.gitops.settings import ManifestSettings
+    from devmesh.plan.routing import RoutePlan
+    from devmesh.runtime.base import EnvironmentState, LogLine
+    from devmesh.session import UpOutcome
+
+
+class RuntimeView(Protocol):
+    """What the TUI uses of a runtime (the docker runtime has all of it; fakes too)."""
+
+    name: str
+
+    def environments(self) -> list[EnvironmentState]: ...
+
+    def logs(self, env: str, services: Sequence[str], *, follow: bool, tail: int | None = None,
+             stop: threading.Event | None = None) -> Iterator[LogLine]: ...
+
+    def down(self, env: str, *, baseline: bool = False, sink: Sink = discard) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Health:
+    """The engine or cluster behind the runtime: reachable or not, in one line."""
+
+    ok: bool
+    text: str
+
+
+SyncSwitch = Callable[[bool], None]
+
+
+class Sources:
+    """The core library as the TUI sees it. Pass any keyword to replace one part (tests do)."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        branch: str | None = None,
+        runtime: RuntimeView | None = None,
+        open_runtime: Callable[[], RuntimeView] | None = None,
+        selection: Selection | Callable[[], Selection] | None = None,
+        up: Callable[[Sink], UpOutcome] | None = None,
+        health: Callable[[RuntimeView], Health] | None = None,
+        route_plan: Callable[[Sequence[EnvironmentState]], RoutePlan] | None = None,
+        manifests: ManifestSettings | Callable[[], ManifestSettings] | None = None,
+        publish: Callable[[str, str], ImageRef] | None = None,
+        sync: SyncSwitch | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.project = project
+        self.branch = branch
+        self._open_runtime = open_runtime
+        self._runtime_opened: RuntimeView | None = runtime
+        self._runtime_fixed = runtime is not None
+        self._selection = selection
+        self._up = up
+        self._health = health
+        self._route_plan = route_plan
+        self._manifests = manifests
+        self._publish = publish
+        # Live sync is not in this version of the core; None makes the `s` key say so.
+        self.sync: SyncSwitch | None = sync
+        self.now: Callable[[], datetime] = now or (lambda: datetime.now(timezone.utc))
+        self._lock = threading.Lock()
+
+    # --- the branch and its environment ----------------------------------------------------
+
+    def selection(self) -> Selection:
+        """The branch to show and its environment (git: call from a worker)."""
+        if self._selection is None:
+            from devmesh.environments import select
+
+            return select(self.project, self.branch)
+        if callable(self._selection):
+            return self._selection()
+        return self._selection
+
+    # --- the runtime ------------------------------------------------------------------------
+
+    def runtime(self) -> RuntimeView:
+        """The runtime, opened once (connecting to the engine may block or fail)."""
+        with self._lock:
+            if self._runtime_opened is None:
+                if self._open_runtime is not None:
+                    self._runtime_opened = self._open_runtime()
+                else:
+                    from devmesh.session import open_runtime
+
+                    self._runtime_opened = open_runtime(self.project)
+            return self._runtime_opened
+
+    def forget_runtime(self) -> None:
+        """Open the runtime again next time (after the engine was unreachable)."""
+        with self._lock:
+            if not self._runtime_fixed:
+                self._runtime_opened = None
+
+    def health(self) -> Health:
+        """Whether the engine answers, and its version."""
+        rt = self.runtime()
+        if self._health is not None:
+            return self._health(rt)
+        client: Any = getattr(rt, "client", None)
+        if client is None:
+            return Health(True, rt.name)
+        try:
+            version = client.version()
+        except Exception as exc:  # the SDK raises requests, docker and OS errors alike
+            return Health(False, f"engine not answering: {str(exc).splitlines()[0][:80]}")
+        return Health(True, f"engine {version.get('Version', '?')}")
+
+    def up(self, sink: Sink) -> UpOutcome:
+        """Build and run the branch's environment beside the baseline, reporting to ``sink``."""
+        if self._up is not None:
+            return self._up(sink)
+        from devmesh.session import up
+
+        return up(self.project, self.branch, sink=sink)
+
+    def route_plan(self, states: Sequence[EnvironmentState]) -> RoutePlan:
+        """The routing plan of the running environments (pure)."""
+        if self._route_plan is not None:
+            return self._route_plan(states)
+        from devmesh.plan.routing import Environment, plan_for_project
+
+        envs = [
+            Environment(s.name, tuple(v.service for v in s.services if v.env == s.name), s.branch)
+            for s in states
+            if not s.is_baseline
+        ]
+        return plan_for_project(self.project, envs)
+
+    # --- the manifest repo ----------------------------------------------------------------
+
+    def manifest_settings(self) -> ManifestSettings:
+        """Where the manifest repo is; a UserInputError when none is configured."""
+        if self._manifests is None:
+            from devmesh.gitops.settings import manifest_settings
+
+            return manifest_settings(self.project)
+        if callable(self._manifests):
+            return self._manifests()
+        return self._manifests
+
+    def checkout(self, notify: Callable[[str], None] | None = None) -> AbstractContextManager[Checkout]:
+        """The locked, cached clone at the remote tip (git and the network: call from a worker)."""
+        from devmesh.gitops.cache import open_checkout
+
+        return open_checkout(self.manifest_settings(), notify=notify or (lambda _: None))
+
+    def publish(self, local_image: str, service: str) -> ImageRef:
+        """Push a branch's local image to the registry; the digest the registry gave."""
+        if self._publish is not None:
+            return self._publish(local_image, service)
+        from devmesh.gitops.publish import publish_image
+
+        settings = self.manifest_settings()
+        return publish_image(local_image, settings.registry, self.project.app, service)

@@ -1,0 +1,1 @@
+"""Widgets of the devmesh TUI, one per module."""
