@@ -28,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import re
 import secrets
 import socket
 import statistics
@@ -74,17 +75,6 @@ def _summary(values: Sequence[float]) -> str:
 
 
 POLL_TIMEOUT = 0.1
-
-# The api's reload on SIGHUP: the process replaces itself (same PID 1, same container, same
-# network), so the new code starts without the container being stopped.
-_REEXEC = """
-def _reexec(*_: object) -> None:
-    os.execv(sys.executable, [sys.executable, *sys.argv])
-
-
-signal.signal(signal.SIGHUP, _reexec)
-"""
-
 
 def _apple(port: int, host: str, timeout: float = POLL_TIMEOUT) -> float | None:
     req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host})
@@ -292,10 +282,10 @@ def main(argv: list[str] | None = None) -> None:
         _git(root, "checkout", "-q", "-b", "bench")
         _set_apple(root / "services/api/app.py", 0.99)
         _git(root, "commit", "-qam", "api on the branch")
-        app_py = root / "services/api/app.py"
-        text = app_py.read_text()
-        app_py.write_text(text.replace("\n\ndef main() -> None:", _REEXEC + "\n\ndef main() -> None:", 1))
-        _git(root, "commit", "-qam", "api re-executes itself on SIGHUP")
+        # The starter's api re-executes itself on SIGHUP; time the container restart first.
+        api_reload = re.compile(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n")
+        config.write_text(api_reload.sub(r"\1    reload: restart\n", config.read_text(), count=1))
+        _git(root, "commit", "-qam", "api restarts on sync")
         project = load_project(config)
         print(f"starting the shop ({app}) on the docker runtime, gateway 127.0.0.1:{port} …", flush=True)
         outcome = session.up(project, "bench", runtime="docker")
@@ -306,8 +296,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{args.edits} edits with reload restart …", flush=True)
             restart = _measure_sync(project, port, host, args.edits, args.transport)
             stalls = [_stall(port, host, app, env) for _ in range(3)]
-            config.write_text(config.read_text().replace(
-                "    env:\n      STOCK_URL", "    reload: {signal: HUP}\n    env:\n      STOCK_URL", 1))
+            config.write_text(api_reload.sub(r"\1    reload: {signal: HUP}\n", config.read_text(), count=1))
             print(f"{args.edits} edits with reload {{signal: HUP}} …", flush=True)
             signalled = _measure_sync(load_project(config), port, host, args.edits, args.transport)
             print(f"{args.rebuilds} rebuilds …", flush=True)

@@ -87,7 +87,7 @@ def test_one_cluster_per_backend_named_service_dot_env() -> None:
     dns = api_feat["cluster_type"]["typed_config"]
     assert api_feat["cluster_type"]["name"] == "envoy.cluster.strict_dns"
     assert (dns["dns_lookup_family"], dns["dns_refresh_rate"]) == ("V4_ONLY", "1s")
-    assert api_feat["connect_timeout"] == "1s"
+    assert api_feat["connect_timeout"] == "0.25s"
     (endpoint,) = api_feat["load_assignment"]["endpoints"][0]["lb_endpoints"]
     assert endpoint["endpoint"]["address"]["socket_address"] == {"address": "api.feat",
                                                                  "port_value": 8000}

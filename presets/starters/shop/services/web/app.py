@@ -73,6 +73,10 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     # As PID 1 in a container, Python would ignore SIGTERM and every stop would take 10 s.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # devmesh's live sync sends SIGHUP after copying saved files in (reload: {signal: HUP}):
+    # the process replaces itself with a fresh interpreter that runs the new code, in the same
+    # container, which is several times faster than restarting the container.
+    signal.signal(signal.SIGHUP, lambda *_: os.execv(sys.executable, [sys.executable, *sys.argv]))
     host = os.environ.get("LISTEN_HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
     server = ThreadingHTTPServer((host, port), Handler)
