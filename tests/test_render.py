@@ -156,3 +156,24 @@ def test_unknown_branch_and_not_a_repo(make_project: ProjectFactory, tmp_path: P
         main(["-c", str(plain / "devmesh.yaml"), "render"])
     assert bad.value.code == 2
     assert "not inside a git repository" in capsys.readouterr().err
+
+
+def test_stored_canary_is_part_of_the_rendered_routes(make_project: ProjectFactory, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from devmesh.plan.strategy import Canary
+    from devmesh.routes_state import StrategyStore
+
+    monkeypatch.setenv("DEVMESH_STATE_DIR", str(tmp_path / "state"))
+    root = make_project()
+    _change_api(root)
+    env = _env_of(_render(root, capsys))
+    StrategyStore(tmp_path / "state" / "shop").put(Canary("api", env, 20))
+    objects = _render(root, capsys)
+    for obj in objects:
+        validate(obj)
+    routes = _by(objects, "VirtualService")["api"]["spec"]["http"]
+    weighted = [r for r in routes if len(r.get("route", [])) == 2]
+    assert len(weighted) == 1
+    assert sorted((d["destination"]["subset"], d["weight"]) for d in weighted[0]["route"]) == [
+        ("baseline", 80), (env, 20)]

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from devmesh.cli import State, pass_state
+
+if TYPE_CHECKING:
+    from devmesh.config import Project
+    from devmesh.plan.strategy import Strategy
 
 
 @click.command()
@@ -17,12 +23,26 @@ def render(state: State, branch: str | None, fork_all: bool) -> None:
     from devmesh.environments import select
     from devmesh.plan.k8s import render_objects, to_yaml
     from devmesh.plan.routing import plan_for_project
+    from devmesh.plan.strategy import describe
 
     project = state.project()
     chosen = select(project, branch, fork_all=fork_all)
-    plan = plan_for_project(project, [chosen.environment])
-    forks = ", ".join(chosen.environment.forks) or "none"
-    click.echo(f"# branch {chosen.branch.label} → environment {chosen.environment.name}; forked: {forks}")
+    env = chosen.environment
+    # Release strategies applied to this environment (canary, mirror, switch) are part of what
+    # the cluster runs; the store is only read here.
+    strategies = [s for s in _stored_strategies(project) if s.env == env.name and s.service in env.forks]
+    plan = plan_for_project(project, [env], strategies)
+    forks = ", ".join(env.forks) or "none"
+    click.echo(f"# branch {chosen.branch.label} → environment {env.name}; forked: {forks}")
+    for strategy in strategies:
+        click.echo(f"# {describe(strategy, project.routing.header)}")
     if not chosen.environment.is_baseline:
         click.echo(f"# preview: {plan.preview_url(chosen.environment.name)}")
     click.echo(to_yaml(render_objects(project, plan)), nl=False)
+
+
+def _stored_strategies(project: Project) -> tuple[Strategy, ...]:
+    from devmesh.routes_state import StrategyStore
+    from devmesh.runtime.docker import state_dir
+
+    return StrategyStore(state_dir() / project.app).load()
