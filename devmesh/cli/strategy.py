@@ -27,7 +27,7 @@ _HEADER_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 class RoutesRuntime(Protocol):
-    """What a runtime offers for release strategies (the docker runtime has it)."""
+    """What a runtime offers for release strategies (the docker and kind runtimes have it)."""
 
     name: str
     strategies: StrategyStore
@@ -43,8 +43,7 @@ def routes_runtime(rt: object) -> RoutesRuntime:
     """``rt`` as a RoutesRuntime, or a UserInputError when it cannot apply strategies."""
     if not all(hasattr(rt, attr) for attr in ("strategies", "route_plan", "apply_routes")):
         raise UserInputError(
-            f"release strategies are not available on the {getattr(rt, 'name', '?')} runtime yet",
-            hint="use --runtime docker")
+            f"release strategies are not available on the {getattr(rt, 'name', '?')} runtime")
     return cast(RoutesRuntime, rt)
 BRANCH_OPTION = click.option("--branch", "-b",
                              help="The branch whose version gets the traffic (default: the checked-out one).")

@@ -26,7 +26,7 @@ from devmesh.sync.changes import ChangeSet
 from devmesh.sync.engine import ServiceSync
 from devmesh.sync.events import SyncFailed
 from devmesh.sync.rules import ServiceSources
-from devmesh.sync.transport import Transport, transport_for
+from devmesh.sync.transport import ReloadCheck, Transport, transport_for
 from devmesh.sync.watcher import SourceWatcher
 
 if TYPE_CHECKING:
@@ -192,7 +192,8 @@ def _stale(project: Project, rt: Any, env: str, services: Sequence[str], sink: S
     if state is None:
         return
     for s in state.services:
-        if s.service in services and s.env == env and s.image:
+        # An image pinned by digest (the kind runtime's) carries no source tag to compare.
+        if s.service in services and s.env == env and s.image and "@" not in s.image:
             if s.image.rsplit(":", 1)[-1] != content_tag(project, s.service):
                 sink(Warning(f"{s.service}: the running container was built from other sources "
                              "than your working tree holds (edits made while nothing synced); "
@@ -201,11 +202,18 @@ def _stale(project: Project, rt: Any, env: str, services: Sequence[str], sink: S
 
 def _engines(project: Project, branch: Branch, forks: Sequence[str], transport: Transport, *,
              runtime: str | None, sink: Sink, up_options: dict[str, Any]) -> list[ServiceSync]:
+    from devmesh.sync.reload import reload_action
+
+    sources = [ServiceSources.of(project, name) for name in forks]
+    if isinstance(transport, ReloadCheck):
+        for src in sources:
+            if src.rules:  # without rules every change rebuilds: no reload ever runs
+                transport.check_reload(src.service, reload_action(src.reload))
     rebuild = SessionRebuild(project, branch, forks, runtime=runtime, sink=sink, **up_options)
     return [
-        ServiceSync(ServiceSources.of(project, name), branch.env, transport, sink=sink,
-                    rebuild=rebuild, refresh=functools.partial(ServiceSources.of, project, name))
-        for name in forks
+        ServiceSync(src, branch.env, transport, sink=sink, rebuild=rebuild,
+                    refresh=functools.partial(ServiceSources.of, project, src.service))
+        for src in sources
     ]
 
 
@@ -253,9 +261,10 @@ def live_sync_after_up(project: Project, outcome: UpOutcome, rt: Any, *, runtime
     try:
         _check_branch(branch)
         transport = transport_for(rt)
+        engines = _engines(project, branch, forks, transport, runtime=runtime, sink=sink,
+                           up_options=up_options)
     except UserInputError as exc:
-        sink(Warning(f"not syncing: {exc}"))
+        hint = f" ({exc.hint})" if exc.hint else ""
+        sink(Warning(f"not syncing: {exc}{hint}"))
         return None
-    engines = _engines(project, branch, forks, transport, runtime=runtime, sink=sink,
-                       up_options=up_options)
     return LiveSync(engines, sink=sink, guard=HeadGuard.for_project(project))

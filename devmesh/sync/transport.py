@@ -20,7 +20,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from devmesh.errors import DevmeshError, UserInputError
 from devmesh.sync.archive import Archive
@@ -29,6 +29,7 @@ from devmesh.sync.changes import Deletion
 if TYPE_CHECKING:
     import docker
 
+    from devmesh.config import ReloadAction
     from devmesh.runtime.docker import DockerRuntime
 
 
@@ -76,6 +77,15 @@ class Transport(Protocol):
 
     def run(self, target: Target, argv: Sequence[str]) -> None:
         """Run ``argv`` in the container; TransportError with its output when it fails."""
+        ...
+
+
+@runtime_checkable
+class ReloadCheck(Protocol):
+    """A transport that cannot carry out every reload action says so before a sync starts."""
+
+    def check_reload(self, service: str, action: ReloadAction) -> None:
+        """Raise UserInputError when ``action`` cannot work for ``service`` here."""
         ...
 
 

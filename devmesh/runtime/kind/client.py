@@ -11,6 +11,7 @@ protocol. Objects are plain dicts, exactly as the API serves them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -294,13 +295,25 @@ class KubeClient:
         import time
 
         from kubernetes.client import CoreV1Api
+        from kubernetes.client.exceptions import ApiException
         from kubernetes.stream import stream
 
-        ws = stream(
-            CoreV1Api(self.api).connect_get_namespaced_pod_exec, pod, namespace,
-            command=list(command), container=container, stdin=stdin is not None,
-            stdout=True, stderr=True, tty=False, _preload_content=False, binary=True,
-        )
+        try:
+            ws = stream(
+                CoreV1Api(self.api).connect_get_namespaced_pod_exec, pod, namespace,
+                command=list(command), container=container, stdin=stdin is not None,
+                stdout=True, stderr=True, tty=False, _preload_content=False, binary=True,
+            )
+        except ApiException as exc:
+            # The websocket upgrade was refused: the status is only in the text
+            # ("Handshake status 404 Not Found -+-+- headers -+-+- body"); 404: the pod is gone.
+            text = str(exc.reason or exc)
+            found = re.search(r"Handshake status (\d{3})", text)
+            status = int(found.group(1)) if found else int(exc.status or 0)
+            body = text.split(" -+-+- ")[-1] if " -+-+- " in text else ""
+            message = _status_message(body.encode())[0] or text.split(" -+-+- ")[0]
+            raise ClusterError(f"exec in {namespace}/{pod} ({container}): {message}",
+                               status=status) from None
         out, err = bytearray(), bytearray()
         try:
             if stdin is not None:

@@ -4,6 +4,12 @@
 ``devmesh``), with the images pushed to the registry and pinned by digest. The RoutePlan is
 computed from every environment that has Deployments in the cluster, so one branch's ``up``
 keeps every other branch's routes. Everything is found by labels, never by name patterns.
+
+Release strategies (canary, mirror, switch) are kept in the app's ``strategies.json`` (see
+``devmesh.routes_state``) and are part of every plan this runtime applies; ``apply_routes``
+server-side applies only the VirtualServices and DestinationRules, so a strategy takes effect
+without touching a Deployment. Live sync goes through exec into the pods
+(``devmesh.runtime.kind.sync``).
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ from devmesh.plan.k8s import (
     selector,
 )
 from devmesh.plan.routing import Backend, Environment, RoutePlan, plan_for_project
+from devmesh.routes_state import StrategyStore, plan_with_strategies
 from devmesh.runtime.base import EnvironmentState, LogLine, ServiceState, UpResult
 from devmesh.runtime.kind.client import ClusterClient, ClusterError, Obj, open_client
 from devmesh.runtime.kind.cluster import kind_context
 from devmesh.runtime.kind.rollout import Rollout
+from devmesh.runtime.kind.sync import KubeExec, KubeTransport
 
 if TYPE_CHECKING:
     import docker
@@ -45,6 +53,9 @@ COMMIT_ANNOTATION = "devmesh.dev/commit"
 APPLIED_ANNOTATION = "devmesh.dev/applied"
 ROLLOUT_TIMEOUT = 180.0
 LOG_LINES_ON_CRASH = 15
+
+# What a strategy changes: the routes, never the Deployments.
+ROUTE_KINDS = ("VirtualService", "DestinationRule")
 
 # Every kind devmesh creates for an app, in delete order (routes before what they route to).
 KINDS: tuple[tuple[str, str], ...] = (
@@ -105,6 +116,11 @@ class KindRuntime:
         self._docker = docker_client
         self._publisher = publisher
         self.timeout = rollout_timeout() if timeout is None else timeout
+        # Release strategies applied to the running environments (see devmesh.routes_state),
+        # in the same per-app state directory as the docker runtime's.
+        from devmesh.runtime.docker import state_dir
+
+        self.strategies = StrategyStore(state_dir() / self.app)
 
     # --- collaborators, opened on first use ---------------------------------------------
 
@@ -169,7 +185,7 @@ class KindRuntime:
         live = self.live_environments()
         others = [e for e in live if e.name != environment.name]
         envs = [*others] + ([] if environment.is_baseline else [environment])
-        plan = plan_for_project(self.project, envs)
+        plan = self._plan(envs)
         wanted = sorted((b for b in plan.backends if b.env in (BASELINE_ENV, environment.name)),
                         key=lambda b: (b.env != BASELINE_ENV, b.service))
         pinned = {b: self.publisher.publish(images[b], sink=sink) for b in wanted}
@@ -280,6 +296,35 @@ class KindRuntime:
                 return lines
         return []
 
+    # --- release strategies ----------------------------------------------------------------
+
+    def _plan(self, envs: Sequence[Environment]) -> RoutePlan:
+        """The plan for ``envs`` with the stored strategies that still apply to them."""
+        return plan_with_strategies(self.project, envs, self.strategies)
+
+    def route_plan(self) -> RoutePlan:
+        """The plan of what runs now: live environments and their strategies."""
+        return self._plan(self.live_environments())
+
+    def apply_routes(self, sink: Sink = discard) -> RoutePlan:
+        """Server-side apply the VirtualServices and DestinationRules for what runs now and
+        the stored strategies; no Deployment is touched, so nothing restarts."""
+        if not self._deployments(BASELINE_ENV):
+            raise UserInputError(f"app {self.app!r} is not running on the kind runtime (no baseline "
+                                 f"in namespace {self.namespace} of context {self.context})",
+                                 hint="'devmesh up' starts it")
+        plan = self.route_plan()
+        for obj in render_objects(self.project, plan):
+            if obj["kind"] in ROUTE_KINDS:
+                self._apply(obj, lambda m, **kw: sink(Step(m, **kw)))
+        return plan
+
+    # --- live sync -------------------------------------------------------------------------
+
+    def sync_transport(self) -> KubeTransport:
+        """Live sync into this app's pods through exec (see devmesh.runtime.kind.sync)."""
+        return KubeTransport(KubeExec(self.cluster, self.app, self.namespace))
+
     # --- state ---------------------------------------------------------------------------
 
     def environment_state(self, env: str, plan: RoutePlan | None = None) -> EnvironmentState:
@@ -333,9 +378,11 @@ class KindRuntime:
                 self.cluster.delete("v1", "Namespace", self.namespace)
                 removed.append(f"Namespace {self.namespace}")
                 sink(Step(f"removed Namespace {self.namespace}"))
+            self.strategies.clear()
         elif env != BASELINE_ENV and removed:
-            # The routes of the environments that stay, without the one that went.
-            plan = plan_for_project(self.project, remaining)
+            # The routes of the environments that stay, without the one that went (and
+            # without its strategies, which the plan drops from the store).
+            plan = self._plan(remaining)
             for obj in render_objects(self.project, plan):
                 if obj["kind"] not in ("Deployment", "Namespace"):
                     self._apply(obj, lambda m, **kw: sink(Step(m)))
