@@ -166,22 +166,51 @@ def _resolve_image(settings: ManifestSettings, project: Any, service: str, tier:
     return publish_image(image, settings.registry, app, service)
 
 
+def _branch_image(project: Any, service: str, branch: str) -> str:
+    """Build ``service`` from ``branch``'s last commit (never uncommitted files) and name it."""
+    from devmesh.build import docker_client, ensure_image
+    from devmesh.workspace import checkout, current_branch, open_repo
+
+    if project is None:
+        raise UserInputError("--branch needs the project's devmesh.yaml to know how to build",
+                             hint="run it in the project, or pass --image")
+    if service not in project.services:
+        raise UserInputError(f"no service {service!r} in {project.path.name}; "
+                             f"services: {', '.join(project.services)}")
+    chosen = current_branch(project, branch)
+    if chosen.is_current:
+        with open_repo(project.root) as repo:
+            if repo.is_dirty(untracked_files=True):
+                _note(f"uncommitted changes on {branch} are not part of the image: "
+                      f"it is built from {chosen.commit[:12]}")
+    tree = checkout(project, chosen.commit, f"promote-{chosen.env}")
+    _note(f"building {service} from {branch} at {chosen.commit[:12]}")
+    return ensure_image(docker_client(), project, service, root=tree).ref
+
+
 @click.command("promote")
 @click.argument("service")
 @click.option("--to", "tier", required=True, metavar="TIER", help="The tier to promote into.")
 @click.option("--image", metavar="REF", help="NAME@sha256:<digest>, or a local image to push to the registry and pin.")
+@click.option("--branch", "-b", metavar="BRANCH", help="Build SERVICE from this branch's last commit, push it and pin it (first tier).")
 @click.option("--force", is_flag=True, help="Override the tier rule (needs --reason).")
 @click.option("--reason", metavar="TEXT", help="Why the tier rule is overridden; recorded in the commit.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
-def promote(state: State, service: str, tier: str, image: str | None, force: bool, reason: str | None, yes: bool) -> None:
-    """Pin SERVICE's image in TIER: the first tier takes --image, later tiers the tier below's."""
+def promote(state: State, service: str, tier: str, image: str | None, branch: str | None,
+            force: bool, reason: str | None, yes: bool) -> None:
+    """Pin SERVICE's image in TIER: the first tier takes --image or --branch, later tiers the
+    tier below's."""
     from devmesh.gitops.land import Unchanged
     from devmesh.gitops.promote import PromotionRequest, preview_promotion
     from devmesh.gitops.promote import promote as run_promote
 
     PromotionRequest(service, tier, None, force, reason)  # option errors before any network
+    if image and branch:
+        raise click.UsageError("give --image or --branch, not both")
     project, settings = _settings(state)
+    if branch is not None:
+        image = _branch_image(project, service, branch)
     app = project.app if project else None
     ref = _resolve_image(settings, project, service, tier, image, force) if image else None
     request = PromotionRequest(service, tier, ref, force, reason)

@@ -70,3 +70,40 @@ def test_unknown_local_image_and_unreachable_registry(local_image: str, docker_c
         port = sock.getsockname()[1]
     with pytest.raises(DevmeshError, match=f"pushing 127.0.0.1:{port}/shop/api:devmesh-.* failed"):
         publish_image(local_image, f"127.0.0.1:{port}", "shop", "api", client=docker_client)
+
+
+def test_promote_builds_the_branch_and_pins_what_the_registry_holds(
+    registry: str, project_file: Path, devmesh: Any, remote: Path, docker_client: Any
+) -> None:
+    root = project_file.parent
+    config = project_file.read_text().replace("manifests:\n", f"manifests:\n  registry: '{registry}'\n")
+    project_file.write_text(config)
+    (root / "api" / "Dockerfile").write_text("FROM scratch\nCOPY price.txt /price.txt\n")
+    (root / "api" / "price.txt").write_text("0.50\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "shop"],
+                 ["checkout", "-q", "-b", "cheaper"]):
+        git(root, *args)
+    (root / "api" / "price.txt").write_text("0.40\n")
+    git(root, "commit", "-qam", "cheaper apples")
+    (root / "api" / "price.txt").write_text("0.30\n")  # uncommitted: not part of the image
+    assert devmesh(root, "manifests", "init").code == 0
+    try:
+        both = devmesh(root, "promote", "api", "--to", "dev", "--branch", "cheaper", "--image", "x", "--yes")
+        assert both.code == 2 and "not both" in both.err
+        result = devmesh(root, "promote", "api", "--to", "dev", "--branch", "cheaper", "--yes")
+        assert result.code == 0, result.err
+        assert "uncommitted changes on cheaper are not part of the image" in result.err
+        pinned = json.loads(devmesh(root, "tiers", "--json").out)["services"]["api"]["dev"]["image"]
+        name, digest = pinned.split("@")
+        assert name == f"{registry}/shop/api"
+        # What the registry holds under that digest is the committed file, built from the branch.
+        pulled = docker_client.images.pull(f"{name}@{digest}")
+        container = docker_client.containers.create(pulled.id, command=["x"])
+        try:
+            exported = b"".join(container.export())
+        finally:
+            container.remove(force=True)
+        assert b"0.40" in exported and b"0.30" not in exported
+    finally:
+        for image in docker_client.images.list(filters={"label": "devmesh.dev/app=shop"}):
+            docker_client.images.remove(image.id, force=True)
