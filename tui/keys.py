@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ TABS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def bindings() -> list[Binding]:
-    out = [Binding(k.key, k.action, k.label, key_display=k.shown) for k in KEYS]
+def bindings() -> list[BindingType]:
+    out: list[BindingType] = [Binding(k.key, k.action, k.label, key_display=k.shown) for k in KEYS]
     out += [Binding(key, f"show_tab('{tab}')", f"{title} tab", show=False) for key, tab, title in TABS]
     return out

@@ -21,10 +21,13 @@ class LineInbox:
         self._limit = limit
         self._lock = threading.Lock()
         self._wake_pending = False
+        self.dropped = 0  # lines pushed out before the UI took them (the buffer would evict them)
 
     def put(self, line: LogLine) -> bool:
         """Add a line; True when the caller should wake the UI (no wake-up is pending)."""
         with self._lock:
+            if len(self._lines) == self._limit:
+                self.dropped += 1
             self._lines.append(line)
             if self._wake_pending:
                 return False

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from devmesh.gitops.cache import Checkout
     from devmesh.gitops.images import ImageRef
     from devmesh.gitops.layout import Layout
-    from devmesh.gitops.promote import PromotionRequest
     from devmesh.gitops.tiers import TierMatrix
     from tui.sources import Sources
 
@@ -287,7 +286,7 @@ def land_preview(sources: Sources, preview: ChangePreview) -> LandedChange | Ref
             if preview.kind == "promote":
                 # The previewed image, not "whatever the tier below runs by now": if the tier
                 # below moved meanwhile, the tier rule refuses instead of landing another image.
-                request: PromotionRequest = PromotionRequest(preview.service, preview.tier, preview.image)
+                request = PromotionRequest(preview.service, preview.tier, preview.image)
                 result = promote(checkout, request, app=sources.project.app)
                 if result.landed.unchanged or result.promotion is None:
                     return Refusal(result.landed.unchanged or "nothing to promote")

@@ -214,10 +214,14 @@ class MainScreen(Screen[None]):
             return
         self.post_message(self.TiersRead(view))
 
+    def _sink(self, event: Event) -> None:
+        """Where the core's events go (called from worker threads: post_message is thread-safe)."""
+        self.post_message(self.CoreEvent(event))
+
     @work(thread=True, exclusive=True, group="env-change")
     def run_up(self) -> None:
         try:
-            outcome: UpOutcome = self.sources.up(lambda event: self.post_message(self.CoreEvent(event)))
+            outcome: UpOutcome = self.sources.up(self._sink)
         except Exception as exc:
             self.post_message(self.WorkFailed("up", *_problem(exc, self.debug)))
             return
@@ -228,7 +232,7 @@ class MainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="env-change")
     def run_down(self, env: str) -> None:
         try:
-            removed = self.sources.runtime().down(env, sink=lambda event: self.post_message(self.CoreEvent(event)))
+            removed = self.sources.runtime().down(env, sink=self._sink)
         except Exception as exc:
             self.post_message(self.WorkFailed("down", *_problem(exc, self.debug)))
             return

@@ -51,9 +51,9 @@ class TierTable(DataTable[Text | str]):
         self.add_column("NEXT", key=NEXT, width=28)
         for service, row in view.matrix.services.items():
             cells: list[Text | str] = [Text(service, style=f"bold {service_colour(service)}")]
-            for tier in self.tier_names:
-                cell = row[tier]
-                verdict = view.verdicts.get((service, tier))
+            for name in self.tier_names:
+                cell = row[name]
+                verdict = view.verdicts.get((service, name))
                 if cell.image is None:
                     cells.append(Text("-", style="dim"))
                     continue
