@@ -50,7 +50,32 @@ class Health:
     text: str
 
 
-SyncSwitch = Callable[[bool], None]
+SyncSwitch = Callable[[bool, Sink], None]
+
+
+class LiveSyncSwitch:
+    """`s`: live sync of the branch's running environment, on or off (call from a worker)."""
+
+    def __init__(self, project: Project, branch: str | None) -> None:
+        self.project = project
+        self.branch = branch
+        self._live: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self, on: bool, sink: Sink) -> None:
+        from devmesh.sync.live import open_live_sync
+
+        with self._lock:
+            if on and self._live is None:
+                live = open_live_sync(self.project, self.branch, sink=sink)
+                live.start()
+                self._live = live
+            elif not on and self._live is not None:
+                self._live.stop()
+                self._live = None
+
+
+_LIVE_SYNC: Any = object()  # the default: the core's live sync
 
 
 class Sources:
@@ -69,7 +94,7 @@ class Sources:
         route_plan: Callable[[Sequence[EnvironmentState]], RoutePlan] | None = None,
         manifests: ManifestSettings | Callable[[], ManifestSettings] | None = None,
         publish: Callable[[str, str], ImageRef] | None = None,
-        sync: SyncSwitch | None = None,
+        sync: SyncSwitch | None = _LIVE_SYNC,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self.project = project
@@ -83,8 +108,8 @@ class Sources:
         self._route_plan = route_plan
         self._manifests = manifests
         self._publish = publish
-        # Live sync is not in this version of the core; None makes the `s` key say so.
-        self.sync: SyncSwitch | None = sync
+        # None makes the `s` key say live sync is unavailable (a runtime without it).
+        self.sync: SyncSwitch | None = LiveSyncSwitch(project, branch) if sync is _LIVE_SYNC else sync
         self.now: Callable[[], datetime] = now or (lambda: datetime.now(timezone.utc))
         self._lock = threading.Lock()
 

@@ -112,6 +112,7 @@ def make_app(project: Project, runtime: FakeRuntime) -> AppFactory:
             "health": lambda rt: Health(True, "engine 20.10.24"),
             "now": lambda: NOW,
             "publish": lambda local, service: ref("d", service),
+            "sync": None,  # no live sync unless a test gives a switch
         }
         parts.update(overrides)
         sources = Sources(chosen_project, **parts)

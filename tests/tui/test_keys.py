@@ -104,7 +104,7 @@ async def test_d_removes_the_selected_environment(make_app: AppFactory, runtime:
         assert f"removed 1 object(s) of environment {ENV}" in text
 
 
-async def test_s_says_live_sync_is_not_available_yet(make_app: AppFactory) -> None:
+async def test_s_says_live_sync_is_not_available_without_a_switch(make_app: AppFactory) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -115,7 +115,7 @@ async def test_s_says_live_sync_is_not_available_yet(make_app: AppFactory) -> No
 
 async def test_s_switches_sync_when_the_core_offers_it(make_app: AppFactory) -> None:
     calls: list[bool] = []
-    app = make_app(sync=calls.append)
+    app = make_app(sync=lambda on, sink: calls.append(on))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("s")

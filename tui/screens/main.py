@@ -245,8 +245,9 @@ class MainScreen(Screen[None]):
         switch = self.sources.sync
         assert switch is not None
         try:
-            switch(on)
+            switch(on, self._sink)
         except Exception as exc:
+            self.sync_on = False
             self.post_message(self.WorkFailed("sync", *_problem(exc, self.debug)))
             return
         self.post_message(self.WorkDone("sync", f"live sync {'on' if on else 'off'}", refresh=False))
