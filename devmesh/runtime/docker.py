@@ -27,7 +27,13 @@ from devmesh.plan.envoy import cluster_name
 from devmesh.plan.k8s import APP_LABEL, ENV_LABEL, MANAGED_BY, SERVICE_LABEL
 from devmesh.plan.routing import Backend, Environment, RoutePlan, plan_for_project
 from devmesh.routes_state import StrategyStore, plan_with_strategies
-from devmesh.runtime.base import EnvironmentState, LogLine, ServiceState, UpResult
+from devmesh.runtime.base import (
+    EnvironmentState,
+    LogLine,
+    ServiceState,
+    UpResult,
+    environment_states,
+)
 
 if TYPE_CHECKING:
     import docker
@@ -448,12 +454,8 @@ class DockerRuntime:
 
     def environments(self) -> list[EnvironmentState]:
         live = self.live_environments()
-        has_baseline = bool(self._containers(env=BASELINE_ENV, role="service"))
-        if not live and not has_baseline:
-            return []
-        plan = plan_for_project(self.project, live)
-        names = ([BASELINE_ENV] if has_baseline else []) + [e.name for e in live]
-        return [self.environment_state(n, plan) for n in names]
+        return environment_states(live, bool(self._containers(env=BASELINE_ENV, role="service")),
+                                  lambda: plan_for_project(self.project, live), self.environment_state)
 
     # --- down --------------------------------------------------------------------------
 

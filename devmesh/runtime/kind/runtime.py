@@ -36,7 +36,13 @@ from devmesh.plan.k8s import (
 )
 from devmesh.plan.routing import Backend, Environment, RoutePlan, plan_for_project
 from devmesh.routes_state import StrategyStore, plan_with_strategies
-from devmesh.runtime.base import EnvironmentState, LogLine, ServiceState, UpResult
+from devmesh.runtime.base import (
+    EnvironmentState,
+    LogLine,
+    ServiceState,
+    UpResult,
+    environment_states,
+)
 from devmesh.runtime.kind.client import ClusterClient, ClusterError, Obj, open_client
 from devmesh.runtime.kind.cluster import kind_context
 from devmesh.runtime.kind.rollout import Rollout
@@ -349,12 +355,8 @@ class KindRuntime:
 
     def environments(self) -> list[EnvironmentState]:
         live = self.live_environments()
-        has_baseline = bool(self._deployments(BASELINE_ENV))
-        if not live and not has_baseline:
-            return []
-        plan = plan_for_project(self.project, live)
-        names = ([BASELINE_ENV] if has_baseline else []) + [e.name for e in live]
-        return [self.environment_state(n, plan) for n in names]
+        return environment_states(live, bool(self._deployments(BASELINE_ENV)),
+                                  lambda: plan_for_project(self.project, live), self.environment_state)
 
     # --- down ----------------------------------------------------------------------------
 
