@@ -1,11 +1,13 @@
 """Branch name → environment name.
 
 An environment name is a DNS-1123 label of at most 40 characters, the same on every run.
-Whenever the branch name had to be changed to fit (case, '/', unicode, length), a short hash
-of the original name is appended, so ``feature/Foo``, ``feature-foo`` and ``FEATURE/foo``
-never share an environment. A branch whose name already looks like an altered one (it ends in
-'-' and six hex digits, e.g. ``fix-123456``) is altered too: otherwise it could take the name
-another branch was given.
+Whenever the branch name had to be changed to fit (case, '/', unicode, length), a hash of
+the original name is appended, so ``feature/Foo``, ``feature-foo`` and ``FEATURE/foo`` never
+share an environment. The hash has 64 bits (16 hex digits): long branch names cut to the same
+prefix are told apart by the hash alone, and among a million such names the chance that two
+share one is about 3 in 100 million (birthday bound n²/2⁶⁵). A branch whose name already looks
+like an altered one (it ends in '-' and sixteen hex digits) is altered too: otherwise it could
+take the name another branch was given.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import unicodedata
 from devmesh.errors import UserInputError
 
 MAX_LEN = 40
-HASH_LEN = 6
+HASH_LEN = 16
 BASELINE_ENV = "baseline"
 
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _BAD_RUN = re.compile(r"[^a-z0-9]+")
-_ALTERED_SHAPE = re.compile(rf"-[0-9a-f]{{{HASH_LEN}}}$")
+_ALTERED_SHAPE = re.compile(rf"-[0-9a-f]{{{HASH_LEN}}}\Z")
 
 
 def branch_name_problems(branch: str) -> list[str]:
@@ -89,7 +91,7 @@ def env_name(branch: str, *, baseline_branch: str | None = None) -> str:
         or branch.startswith("detached-")
         or _ALTERED_SHAPE.search(branch) is not None
     )
-    if not reserved and len(branch) <= MAX_LEN and _LABEL.match(branch):
+    if not reserved and len(branch) <= MAX_LEN and _LABEL.fullmatch(branch):
         return branch
     suffix = _short_hash(branch)
     body = _fold(branch)[: MAX_LEN - HASH_LEN - 1].rstrip("-")
@@ -104,4 +106,4 @@ def detached_env_name(commit_sha: str) -> str:
 
 
 def is_env_name(name: str) -> bool:
-    return len(name) <= MAX_LEN and bool(_LABEL.match(name))
+    return len(name) <= MAX_LEN and bool(_LABEL.fullmatch(name))

@@ -24,7 +24,7 @@ from devmesh.naming import (
 )
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-HASHED = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?-[0-9a-f]{6}$")
+HASHED = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?-[0-9a-f]{16}$")
 
 
 def valid_label(name: str) -> bool:
@@ -88,7 +88,7 @@ def test_unicode_is_folded_readably() -> None:
 
 
 def test_nothing_readable_left_still_gives_a_name() -> None:
-    assert re.fullmatch(r"b-[0-9a-f]{6}", env_name("🚀"))
+    assert re.fullmatch(r"b-[0-9a-f]{16}", env_name("🚀"))
     assert env_name("🚀") != env_name("🛸")
 
 
@@ -117,8 +117,9 @@ def test_a_branch_that_looks_like_an_altered_name_is_altered_too() -> None:
     """"feature-foo-" + the hash of "feature/Foo" must not be taken by a branch of that name."""
     lookalike = env_name("feature/Foo")
     assert env_name(lookalike) != lookalike
-    assert env_name("fix-123456") != "fix-123456"
-    assert env_name("fix-1234567") == "fix-1234567"  # seven characters: not the shape
+    assert env_name("fix-0123456789abcdef") != "fix-0123456789abcdef"
+    assert env_name("fix-0123456789abcdef0") == "fix-0123456789abcdef0"  # 17 digits: not the shape
+    assert env_name("fix-123456") == "fix-123456"  # a short number needs no hash
 
 
 def test_detached_head() -> None:
@@ -245,3 +246,34 @@ def test_git_refusals_we_know_by_name() -> None:
         git_ok = subprocess.run(["git", "check-ref-format", "--branch", branch],
                                 capture_output=True).returncode == 0
         assert not git_ok and not _valid(branch), branch
+
+
+def test_a_trailing_newline_is_not_an_environment_name() -> None:
+    assert not is_env_name("feature-foo\n")
+
+
+# --- at scale ---------------------------------------------------------------------------
+
+
+def test_long_names_cut_to_one_prefix_never_share_an_environment() -> None:
+    """Every one of these is cut to the same 23 characters, so the hash alone tells them apart.
+
+    With 24 bits of hash two of these shared an environment after 5,384 names (about 2,300
+    pairs would among these 200,000); with 64 bits a collision among a million is about a 1 in
+    37 million chance (n²/2⁶⁵). ``benchmarks/naming_collisions.py`` runs the million.
+    """
+    prefix = "feature/add-a-very-long-descriptive-branch-name-"
+    seen: dict[str, str] = {}
+    for i in range(200_000):
+        branch = f"{prefix}{i}"
+        name = env_name(branch)
+        assert len(name) <= MAX_LEN
+        other = seen.setdefault(name, branch)
+        assert other == branch, f"{other!r} and {branch!r} share {name!r}"
+    assert len({n.rsplit("-", 1)[0] for n in seen}) == 1  # one prefix: only the hash differs
+
+
+def test_the_two_branches_that_once_collided_no_longer_do() -> None:
+    a = "feature/add-a-very-long-descriptive-branch-name-3677"
+    b = "feature/add-a-very-long-descriptive-branch-name-5383"
+    assert env_name(a) != env_name(b)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from devmesh.cli import main
+from devmesh.naming import HASH_LEN
 from tests.conftest import ProjectFactory, git
 from tests.schemas import validate
 
@@ -84,7 +85,7 @@ def test_env_name_for_slashed_branch_has_hash_suffix(make_project: ProjectFactor
     root = make_project()
     _change_api(root)
     env = _env_of(_render(root, capsys))
-    assert env.startswith("feature-cheaper-stock-") and len(env) == len("feature-cheaper-stock-") + 6
+    assert env.startswith("feature-cheaper-stock-") and len(env) == len("feature-cheaper-stock-") + HASH_LEN
 
 
 def test_uncommitted_and_untracked_changes_count(make_project: ProjectFactory,

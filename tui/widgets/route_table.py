@@ -88,8 +88,8 @@ class RouteTable(DataTable[Text | str]):
         self.rules: dict[str, tuple[str, int, Rule]] = {}
 
     def on_mount(self) -> None:
-        for label, key, width in (("WHERE", "where", 8), ("#", "n", 1), ("MATCH", "match", 44),
-                                  ("ROUTES TO", "to", 48), ("ALSO", "also", 36)):
+        for label, key, width in (("WHERE", "where", 8), ("#", "n", 1), ("MATCH", "match", 56),
+                                  ("ROUTES TO", "to", 48), ("ALSO", "also", 28)):
             self.add_column(label, key=key, width=width)
 
     def show(self, plan: RoutePlan) -> None:
