@@ -244,3 +244,52 @@ def test_down_by_env_name_after_the_branch_is_gone(shop: tuple[Path, str, int]) 
     done = devmesh(root, "down", "--env", "short-lived")
     assert done.returncode == 0, done.stderr
     assert app_objects(app) == []
+
+
+def _break_config(root: Path) -> None:
+    """An undeclared preset variable: the whole file is refused, as a user's typo would be."""
+    config = root / "devmesh.yaml"
+    text = config.read_text()
+    config.write_text(text.replace("services:\n", "services:\n  # broken on purpose below\n", 1)
+                      + "\nnot_a_field: true\n")
+
+
+def test_down_ls_and_logs_work_from_labels_when_the_config_is_broken(shop: tuple[Path, str, int]) -> None:
+    root, app, _ = shop
+    run_git(root, "checkout", "-q", "-b", "feature/broken-later")
+    _change_api(root, "v9")
+    run_git(root, "commit", "-qam", "api v9")
+    up = devmesh(root, "up", "-d")
+    assert up.returncode == 0, up.stderr
+    env = next(line.split()[1] for line in up.stdout.splitlines() if line.startswith("environment "))
+    _break_config(root)
+    assert devmesh(root, "render").returncode == 2  # the file really is refused
+
+    listed = devmesh(root, "ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "working from the labels" in listed.stderr and "not_a_field" in listed.stderr
+    envs = {e["name"]: e for e in json.loads(listed.stdout)["environments"]}
+    assert set(envs) == {"baseline", env}
+    assert {s["service"]: s["env"] for s in envs[env]["services"]} == {"api": env, "stock": "baseline",
+                                                                       "web": "baseline"}
+    assert envs[env]["branch"] == "feature/broken-later"
+
+    logs = devmesh(root, "logs", "api")
+    assert logs.returncode == 0, logs.stderr
+    assert "api v9 listening" in logs.stdout
+
+    down = devmesh(root, "down")  # the checked-out branch's environment, found by its label
+    assert down.returncode == 0, down.stderr
+    assert f"environment {env}" in down.stdout
+    assert app_objects(app) == []  # the last environment took the baseline, Envoy and network
+
+
+def test_down_baseline_with_a_broken_config_removes_everything(shop: tuple[Path, str, int]) -> None:
+    root, app, _ = shop
+    assert devmesh(root, "up", "-d").returncode == 0
+    assert app_objects(app)
+    _break_config(root)
+    down = devmesh(root, "down", "--baseline")
+    assert down.returncode == 0, down.stderr
+    assert "working from the labels" in down.stderr
+    assert app_objects(app) == []

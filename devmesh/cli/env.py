@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from devmesh.cli import State, pass_state
 from devmesh.cli.output import EventPrinter, table
+from devmesh.errors import UserInputError
+
+if TYPE_CHECKING:
+    from devmesh.config import Project
 
 RUNTIMES = click.Choice(["auto", "docker", "kind"])
 CONTEXT_OPTION = click.option("--context", metavar="NAME",
@@ -59,7 +64,7 @@ def up(state: State, branch: str | None, fork_all: bool, runtime: str | None, de
             live.start()
     # --- end of live sync ---
     try:
-        print_logs(rt, env.name, [], follow=True, grep=None, tail=0)
+        print_logs(rt, env.name, [], follow=True, grep=None, tail=0, known=project.services)
     except KeyboardInterrupt:
         click.echo("\nstopped following; the environment keeps running", err=True)
     finally:
@@ -69,7 +74,6 @@ def up(state: State, branch: str | None, fork_all: bool, runtime: str | None, de
 
 def env_for(project: object, branch: str | None, env: str | None) -> str:
     """The environment a command is about: ``--env``, else the branch's (default: checked out)."""
-    from devmesh.errors import UserInputError
     from devmesh.naming import is_env_name
     from devmesh.workspace import current_branch
 
@@ -96,11 +100,7 @@ ENV_OPTION = click.option("--env", "env_name", metavar="ENV",
 def down(state: State, branch: str | None, env_name: str | None, baseline: bool,
          runtime: str | None, context: str | None) -> None:
     """Remove the branch's environment (the baseline goes with the last environment)."""
-    from devmesh import session
-
-    project = state.project()
-    env = env_for(project, branch, env_name)
-    rt = session.open_runtime(project, runtime, context)
+    rt, env, _ = open_for(state, runtime, context, branch, env_name)
     removed = rt.down(env, baseline=baseline, sink=EventPrinter())
     if not removed:
         click.echo(f"nothing to remove: environment {env} is not running")
@@ -108,11 +108,36 @@ def down(state: State, branch: str | None, env_name: str | None, baseline: bool,
         click.echo(f"removed {len(removed)} object(s) of environment {env}")
 
 
-def _states(state: State, runtime: str | None, context: str | None) -> list:  # type: ignore[type-arg]
-    from devmesh import session
+def open_for(state: State, runtime: str | None, context: str | None, branch: str | None,
+             env: str | None, *, need_env: bool = True) -> tuple[Any, str, Project | None]:
+    """The runtime, the environment a command is about and the project; when devmesh.yaml does
+    not load, the app's objects found by their labels alone (what ``down``, ``ls`` and ``logs``
+    need), and no project."""
+    from devmesh import by_labels, session
+    from devmesh.config import find_config
 
-    project = state.project()
-    return session.open_runtime(project, runtime, context).environments()
+    try:
+        project = state.project()
+    except UserInputError as exc:
+        path = state.config or find_config()
+        if not path.is_file():
+            raise
+        found = by_labels.salvage(path)
+        rt = by_labels.open_by_labels(found, runtime, context)
+        click.echo(f"note: {str(exc).splitlines()[0]}", err=True)
+        click.echo(f"note: {path.name} could not be loaded: working from the labels of app "
+                   f"{rt.app!r} on the {rt.name} runtime alone", err=True)
+        if env is not None:
+            return rt, env_for(None, branch, env), None
+        name = by_labels.env_by_labels(rt, path.parent, branch) if need_env else ""
+        return rt, name, None
+    name = env_for(project, branch, env) if need_env else ""
+    return session.open_runtime(project, runtime, context), name, project
+
+
+def _states(state: State, runtime: str | None, context: str | None) -> list:  # type: ignore[type-arg]
+    rt, _, _ = open_for(state, runtime, context, None, None, need_env=False)
+    return rt.environments()  # type: ignore[no-any-return]
 
 
 @click.command(name="ls")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devmesh.errors import DevmeshError, UserInputError
-from devmesh.events import Sink, Step, discard
+from devmesh.events import Sink, Step, Warning, discard
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.envoy import cluster_name
 from devmesh.plan.k8s import APP_LABEL, ENV_LABEL, MANAGED_BY, SERVICE_LABEL
@@ -83,17 +83,20 @@ def backend_alias(backend: Backend) -> str:
     return f"{backend.service}.{backend.env}"
 
 
-class DockerRuntime:
-    """Runs a project's environments on one Docker engine."""
+class DockerApp:
+    """An app's containers, network and Envoy on one Docker engine, found by their labels alone.
+
+    This is all that ``down``, ``ls`` and ``logs`` need, so they still work when devmesh.yaml
+    cannot be loaded; ``DockerRuntime`` adds what the project's configuration is needed for.
+    """
 
     name = "docker"
 
-    def __init__(self, project: Project, client: docker.DockerClient | None = None) -> None:
+    def __init__(self, app: str, client: docker.DockerClient | None = None) -> None:
         from devmesh.build import docker_client
 
-        self.project = project
         self.client = client or docker_client()
-        self.app = project.app
+        self.app = app
         self.network_name = f"devmesh-{self.app}"
         self.envoy_name = f"devmesh-{self.app}-envoy"
         self.config_dir = state_dir() / self.app / "envoy"
@@ -133,6 +136,157 @@ class DockerRuntime:
                 forks.setdefault(env, set()).add(c.labels.get(SERVICE_LABEL, ""))
                 branches[env] = c.labels.get(BRANCH_LABEL) or None
         return [Environment(e, tuple(sorted(s)), branches[e]) for e, s in sorted(forks.items())]
+
+    # --- state, from labels ---------------------------------------------------------------
+
+    def environments(self) -> list[EnvironmentState]:
+        """Each environment as its containers' labels tell it: no readiness, no preview URL."""
+        by_env: dict[str, dict[str, Container]] = {}
+        for c in self._containers(role="service"):
+            by_env.setdefault(c.labels.get(ENV_LABEL, ""), {})[c.labels.get(SERVICE_LABEL, "")] = c
+        baseline = by_env.pop(BASELINE_ENV, {})
+        out = []
+        for env, forks in ([(BASELINE_ENV, {})] if baseline else []) + sorted(by_env.items()):
+            services = []
+            branch = None
+            for service in sorted(set(baseline) | set(forks)):
+                c = forks.get(service) or baseline[service]
+                if service in forks:
+                    branch = c.labels.get(BRANCH_LABEL) or branch
+                services.append(ServiceState(service, c.labels.get(ENV_LABEL, ""), c.status,
+                                             c.labels.get(IMAGE_LABEL, ""),
+                                             None if c.status == "running" else False))
+            out.append(EnvironmentState(env, branch, tuple(services), None))
+        return out
+
+    # --- down --------------------------------------------------------------------------
+
+    def down(self, env: str, *, baseline: bool = False, sink: Sink = discard) -> list[str]:
+        """Remove an environment; the baseline goes with the last environment or with ``baseline``."""
+        removed: list[str] = []
+
+        def remove(c: Container) -> None:
+            c.remove(force=True, v=True)
+            removed.append(c.name)
+            sink(Step(f"removed {c.name}"))
+
+        if env != BASELINE_ENV:
+            for c in self._containers(env=env, role="service"):
+                remove(c)
+        remaining = [e for e in self.live_environments() if e.name != env]
+        if baseline or not remaining:
+            if remaining and baseline:
+                for other in remaining:
+                    for c in self._containers(env=other.name, role="service"):
+                        remove(c)
+            for c in self._containers():
+                remove(c)
+            for net in self.client.networks.list(filters={"label": [f"{MANAGED_BY}=devmesh", f"{APP_LABEL}={self.app}"]}):
+                net.remove()
+                removed.append(f"network {net.name}")
+                sink(Step(f"removed network {net.name}"))
+            shutil.rmtree(self.config_dir, ignore_errors=True)
+            self.strategies.clear()
+        elif env != BASELINE_ENV:
+            self._reroute(remaining, sink)
+        return removed
+
+    def _reroute(self, remaining: Sequence[Environment], sink: Sink) -> None:
+        """After an environment went: the routes of those that stay (needs the project)."""
+        del remaining
+        sink(Warning("Envoy's routes were not re-rendered without devmesh.yaml: they still name "
+                     "the removed environment until the next 'devmesh up' or 'down'"))
+
+    # --- logs --------------------------------------------------------------------------
+
+    def _check_services(self, services: Sequence[str]) -> None:
+        """Refuse services the app does not have (only the project knows them all)."""
+        del services
+
+    def _log_targets(self, env: str, services: Sequence[str]) -> list[Container]:
+        chosen: dict[str, Container] = {}
+        for c in self._containers(role="service"):
+            svc, c_env = c.labels.get(SERVICE_LABEL, ""), c.labels.get(ENV_LABEL)
+            if services and svc not in services:
+                continue
+            if c_env == env or (c_env == BASELINE_ENV and svc not in chosen):
+                chosen[svc] = c
+        return list(chosen.values())
+
+    def logs(self, env: str, services: Sequence[str], *, follow: bool,
+             tail: int | None = None, stop: threading.Event | None = None) -> Iterator[LogLine]:
+        """The environment's containers' logs, merged; while following, new containers join."""
+        self._check_services(services)
+        lines: queue.Queue[LogLine | None] = queue.Queue(maxsize=10_000)
+        stop = stop or threading.Event()
+        seen: set[str] = set()
+        readers: list[threading.Thread] = []
+
+        # A restart (live sync's reload) ends a container's log stream: where it ended is kept
+        # and the next scan reads on from there once the container runs again.
+        resume: dict[str, float] = {}
+
+        def read(c: Container, tail: int | None, since: float | None = None) -> None:
+            svc, c_env = c.labels.get(SERVICE_LABEL, ""), c.labels.get(ENV_LABEL, "")
+            last = since
+            try:
+                for raw in c.logs(stream=True, follow=follow, timestamps=True,
+                                  tail="all" if tail is None else tail,
+                                  **({"since": since} if since is not None else {})):
+                    for text in raw.decode(errors="replace").splitlines():
+                        stamp, _, rest = text.partition(" ")
+                        lines.put(LogLine(svc, c_env, rest, stamp))
+                        last = _stamp_seconds(stamp) or last
+                    if stop.is_set():
+                        return
+            except Exception:  # container removed while streaming
+                return
+            if follow and not stop.is_set():
+                resume[c.id] = (last if last is not None else time.time()) + 1e-6
+                seen.discard(c.id)
+
+        def attach_new(tail: int | None) -> None:
+            for c in self._log_targets(env, services):
+                if c.id not in seen:
+                    since = resume.get(c.id)
+                    if since is not None and c.status != "running":
+                        continue
+                    seen.add(c.id)
+                    t = threading.Thread(target=read, args=(c, tail if since is None else None, since),
+                                         daemon=True)
+                    t.start()
+                    readers.append(t)
+
+        attach_new(tail)
+        if not follow:
+            for t in readers:
+                t.join()
+            collected: list[LogLine] = []
+            while not lines.empty():
+                item = lines.get()
+                if item is not None:
+                    collected.append(item)
+            yield from sorted(collected, key=lambda l: l.at)
+            return
+        next_scan = time.monotonic() + 1.0
+        while not stop.is_set():
+            try:
+                item = lines.get(timeout=0.2)
+            except queue.Empty:
+                item = None
+            if item is not None:
+                yield item
+            if time.monotonic() >= next_scan:
+                attach_new(None)  # a container that appeared while following: all of it
+                next_scan = time.monotonic() + 1.0
+
+
+class DockerRuntime(DockerApp):
+    """Runs a project's environments on one Docker engine."""
+
+    def __init__(self, project: Project, client: docker.DockerClient | None = None) -> None:
+        super().__init__(project.app, client)
+        self.project = project
 
     # --- up ----------------------------------------------------------------------------
 
@@ -457,117 +611,10 @@ class DockerRuntime:
         return environment_states(live, bool(self._containers(env=BASELINE_ENV, role="service")),
                                   lambda: plan_for_project(self.project, live), self.environment_state)
 
-    # --- down --------------------------------------------------------------------------
+    def _reroute(self, remaining: Sequence[Environment], sink: Sink) -> None:
+        self._apply_routes(self._plan(remaining), lambda m, **kw: sink(Step(m)))
 
-    def down(self, env: str, *, baseline: bool = False, sink: Sink = discard) -> list[str]:
-        """Remove an environment; the baseline goes with the last environment or with ``baseline``."""
-        removed: list[str] = []
-
-        def remove(c: Container) -> None:
-            c.remove(force=True, v=True)
-            removed.append(c.name)
-            sink(Step(f"removed {c.name}"))
-
-        if env != BASELINE_ENV:
-            for c in self._containers(env=env, role="service"):
-                remove(c)
-        remaining = [e for e in self.live_environments() if e.name != env]
-        if baseline or not remaining:
-            if remaining and baseline:
-                for other in remaining:
-                    for c in self._containers(env=other.name, role="service"):
-                        remove(c)
-            for c in self._containers():
-                remove(c)
-            for net in self.client.networks.list(filters={"label": [f"{MANAGED_BY}=devmesh", f"{APP_LABEL}={self.app}"]}):
-                net.remove()
-                removed.append(f"network {net.name}")
-                sink(Step(f"removed network {net.name}"))
-            shutil.rmtree(self.config_dir, ignore_errors=True)
-            self.strategies.clear()
-        elif env != BASELINE_ENV:
-            plan = self._plan(remaining)
-            self._apply_routes(plan, lambda m, **kw: sink(Step(m)))
-        return removed
-
-    # --- logs --------------------------------------------------------------------------
-
-    def _log_targets(self, env: str, services: Sequence[str]) -> list[Container]:
-        chosen: dict[str, Container] = {}
-        for c in self._containers(role="service"):
-            svc, c_env = c.labels.get(SERVICE_LABEL, ""), c.labels.get(ENV_LABEL)
-            if services and svc not in services:
-                continue
-            if c_env == env or (c_env == BASELINE_ENV and svc not in chosen):
-                chosen[svc] = c
-        return list(chosen.values())
-
-    def logs(self, env: str, services: Sequence[str], *, follow: bool,
-             tail: int | None = None, stop: threading.Event | None = None) -> Iterator[LogLine]:
-        """The environment's containers' logs, merged; while following, new containers join."""
+    def _check_services(self, services: Sequence[str]) -> None:
         unknown = [s for s in services if s not in self.project.services]
         if unknown:
             raise UserInputError(f"unknown service {unknown[0]!r}; services: {', '.join(self.project.services)}")
-        lines: queue.Queue[LogLine | None] = queue.Queue(maxsize=10_000)
-        stop = stop or threading.Event()
-        seen: set[str] = set()
-        readers: list[threading.Thread] = []
-
-        # A restart (live sync's reload) ends a container's log stream: where it ended is kept
-        # and the next scan reads on from there once the container runs again.
-        resume: dict[str, float] = {}
-
-        def read(c: Container, tail: int | None, since: float | None = None) -> None:
-            svc, c_env = c.labels.get(SERVICE_LABEL, ""), c.labels.get(ENV_LABEL, "")
-            last = since
-            try:
-                for raw in c.logs(stream=True, follow=follow, timestamps=True,
-                                  tail="all" if tail is None else tail,
-                                  **({"since": since} if since is not None else {})):
-                    for text in raw.decode(errors="replace").splitlines():
-                        stamp, _, rest = text.partition(" ")
-                        lines.put(LogLine(svc, c_env, rest, stamp))
-                        last = _stamp_seconds(stamp) or last
-                    if stop.is_set():
-                        return
-            except Exception:  # container removed while streaming
-                return
-            if follow and not stop.is_set():
-                resume[c.id] = (last if last is not None else time.time()) + 1e-6
-                seen.discard(c.id)
-
-        def attach_new(tail: int | None) -> None:
-            for c in self._log_targets(env, services):
-                if c.id not in seen:
-                    since = resume.get(c.id)
-                    if since is not None and c.status != "running":
-                        continue
-                    seen.add(c.id)
-                    t = threading.Thread(target=read, args=(c, tail if since is None else None, since),
-                                         daemon=True)
-                    t.start()
-                    readers.append(t)
-
-        attach_new(tail)
-        if not follow:
-            for t in readers:
-                t.join()
-            collected: list[LogLine] = []
-            while not lines.empty():
-                item = lines.get()
-                if item is not None:
-                    collected.append(item)
-            yield from sorted(collected, key=lambda l: l.at)
-            return
-        next_scan = time.monotonic() + 1.0
-        while not stop.is_set():
-            try:
-                item = lines.get(timeout=0.2)
-            except queue.Empty:
-                item = None
-            if item is not None:
-                yield item
-            if time.monotonic() >= next_scan:
-                attach_new(None)  # a container that appeared while following: all of it
-                next_scan = time.monotonic() + 1.0
-

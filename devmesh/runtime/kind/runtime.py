@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from devmesh.errors import DevmeshError, UserInputError
-from devmesh.events import Sink, Step, discard
+from devmesh.events import Sink, Step, Warning, discard
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.k8s import (
     ENV_LABEL,
@@ -106,35 +106,188 @@ def _image_of(deployment: Obj) -> str:
     return str(containers[0].get("image", "")) if containers else ""
 
 
-class KindRuntime:
-    """Runs a project's environments on a Kubernetes cluster with Istio (kind, or ``--context``)."""
+class KindApp:
+    """An app's objects in its namespace of a cluster, found by their labels alone.
+
+    This is all that ``down``, ``ls`` and ``logs`` need, so they still work when devmesh.yaml
+    cannot be loaded; ``KindRuntime`` adds what the project's configuration is needed for.
+    """
 
     name = "kind"
 
-    def __init__(self, project: Project, *, context: str | None = None,
-                 cluster: ClusterClient | None = None, docker_client: docker.DockerClient | None = None,
-                 publisher: ImagePublisher | None = None, timeout: float | None = None) -> None:
-        self.project = project
-        self.app = project.app
+    def __init__(self, app: str, *, context: str, cluster: ClusterClient | None = None) -> None:
+        self.app = app
         self.namespace = namespace_for(self.app)
-        self.context = context or project.cluster.context or kind_context(project.cluster.name)
+        self.context = context
         self._cluster = cluster
-        self._docker = docker_client
-        self._publisher = publisher
-        self.timeout = rollout_timeout() if timeout is None else timeout
         # Release strategies applied to the running environments (see devmesh.routes_state),
         # in the same per-app state directory as the docker runtime's.
         from devmesh.runtime.docker import state_dir
 
         self.strategies = StrategyStore(state_dir() / self.app)
 
-    # --- collaborators, opened on first use ---------------------------------------------
-
     @property
     def cluster(self) -> ClusterClient:
         if self._cluster is None:
             self._cluster = open_client(self.context)
         return self._cluster
+
+    # --- lookups -------------------------------------------------------------------------
+
+    def _deployments(self, env: str | None = None) -> list[Obj]:
+        return self.cluster.list("apps/v1", "Deployment", namespace=self.namespace,
+                                 selector=selector(self.app, env))
+
+    def live_environments(self) -> list[Environment]:
+        """Environments that have Deployments in the cluster, with the services they fork."""
+        forks: dict[str, set[str]] = {}
+        branches: dict[str, str | None] = {}
+        for d in self._deployments():
+            env = _label(d, ENV_LABEL)
+            if env and env != BASELINE_ENV:
+                forks.setdefault(env, set()).add(_label(d, SERVICE_LABEL))
+                branches[env] = _annotation(d, BRANCH_ANNOTATION) or branches.get(env)
+        return [Environment(e, tuple(sorted(s)), branches[e]) for e, s in sorted(forks.items())]
+
+    # --- state, from labels ------------------------------------------------------------
+
+    def environments(self) -> list[EnvironmentState]:
+        """Each environment as its Deployments' labels and rollouts tell it; no preview URL."""
+        by_env: dict[str, dict[str, Obj]] = {}
+        for d in self._deployments():
+            by_env.setdefault(_label(d, ENV_LABEL), {})[_label(d, SERVICE_LABEL)] = d
+        baseline = by_env.pop(BASELINE_ENV, {})
+        out = []
+        for env, forks in ([(BASELINE_ENV, {})] if baseline else []) + sorted(by_env.items()):
+            services = []
+            branch = None
+            for service in sorted(set(baseline) | set(forks)):
+                d = forks.get(service) or baseline[service]
+                if service in forks:
+                    branch = _annotation(d, BRANCH_ANNOTATION) or branch
+                rollout = self.cluster.rollout_status(self.namespace, d["metadata"]["name"])
+                state = "running" if rollout.done else "failed" if rollout.failed else "starting"
+                services.append(ServiceState(service, _label(d, ENV_LABEL), state, _image_of(d),
+                                             rollout.done, "" if rollout.done else rollout.describe()))
+            out.append(EnvironmentState(env, branch, tuple(services), None))
+        return out
+
+    # --- down ----------------------------------------------------------------------------
+
+    def down(self, env: str, *, baseline: bool = False, sink: Sink = discard) -> list[str]:
+        """Remove an environment; the baseline goes with the last environment or with ``baseline``."""
+        removed: list[str] = []
+
+        def remove_matching(sel: str) -> None:
+            for api_version, kind in KINDS:
+                for obj in self.cluster.list(api_version, kind, namespace=self.namespace, selector=sel):
+                    if self.cluster.delete(api_version, kind, obj["metadata"]["name"], self.namespace):
+                        removed.append(f"{kind} {obj['metadata']['name']}")
+                        sink(Step(f"removed {removed[-1]}"))
+
+        if env != BASELINE_ENV:
+            remove_matching(selector(self.app, env))
+        remaining = [e for e in self.live_environments() if e.name != env]
+        if baseline or not remaining:
+            remove_matching(selector(self.app))
+            if self.cluster.get("v1", "Namespace", self.namespace) is not None:
+                self.cluster.delete("v1", "Namespace", self.namespace)
+                removed.append(f"Namespace {self.namespace}")
+                sink(Step(f"removed Namespace {self.namespace}"))
+            self.strategies.clear()
+        elif env != BASELINE_ENV and removed:
+            self._reroute(remaining, sink)
+        return removed
+
+    def _reroute(self, remaining: Sequence[Environment], sink: Sink) -> None:
+        """After an environment went: the routes of those that stay (needs the project)."""
+        del remaining
+        sink(Warning("the VirtualServices were not re-rendered without devmesh.yaml: they still "
+                     "name the removed environment until the next 'devmesh up' or 'down'"))
+
+
+    def _check_services(self, services: Sequence[str]) -> None:
+        """Refuse services the app does not have (only the project knows them all)."""
+        del services
+
+    # --- logs ----------------------------------------------------------------------------
+
+    def _log_targets(self, env: str, services: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(pod, service, env) for each service: the environment's fork, else the baseline."""
+        by_service: dict[str, dict[str, list[str]]] = {}
+        for pod in self.cluster.list("v1", "Pod", namespace=self.namespace, selector=selector(self.app)):
+            svc, p_env = _label(pod, SERVICE_LABEL), _label(pod, ENV_LABEL)
+            if (services and svc not in services) or (pod.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            by_service.setdefault(svc, {}).setdefault(p_env, []).append(pod["metadata"]["name"])
+        targets = []
+        for svc, envs in sorted(by_service.items()):
+            chosen = env if env in envs else BASELINE_ENV
+            targets += [(pod, svc, chosen) for pod in sorted(envs.get(chosen, []))]
+        return targets
+
+    def logs(self, env: str, services: Sequence[str], *, follow: bool,
+             tail: int | None = None, stop: threading.Event | None = None) -> Iterator[LogLine]:
+        """The environment's pods' logs, merged; while following, new pods join."""
+        self._check_services(services)
+        lines: queue.Queue[LogLine] = queue.Queue(maxsize=10_000)
+        stop = stop or threading.Event()
+        seen: set[str] = set()
+        readers: list[threading.Thread] = []
+
+        def read(pod: str, svc: str, p_env: str, tail: int | None) -> None:
+            try:
+                for text in self.cluster.pod_logs(self.namespace, pod, container=svc,
+                                                  follow=follow, tail=tail, timestamps=True):
+                    stamp, _, rest = text.partition(" ")
+                    lines.put(LogLine(svc, p_env, rest, stamp))
+                    if stop.is_set():
+                        return
+            except ClusterError:  # the pod went away while streaming
+                return
+
+        def attach_new(tail: int | None) -> None:
+            for pod, svc, p_env in self._log_targets(env, services):
+                if pod not in seen:
+                    seen.add(pod)
+                    t = threading.Thread(target=read, args=(pod, svc, p_env, tail), daemon=True)
+                    t.start()
+                    readers.append(t)
+
+        attach_new(tail)
+        if not follow:
+            for t in readers:
+                t.join()
+            collected: list[LogLine] = []
+            while not lines.empty():
+                collected.append(lines.get())
+            yield from sorted(collected, key=lambda line: line.at)
+            return
+        next_scan = time.monotonic() + 1.0
+        while not stop.is_set():
+            try:
+                yield lines.get(timeout=0.2)
+            except queue.Empty:
+                pass
+            if time.monotonic() >= next_scan:
+                attach_new(None)  # a pod that appeared while following: all of it
+                next_scan = time.monotonic() + 1.0
+
+
+class KindRuntime(KindApp):
+    """Runs a project's environments on a Kubernetes cluster with Istio (kind, or ``--context``)."""
+
+    def __init__(self, project: Project, *, context: str | None = None,
+                 cluster: ClusterClient | None = None, docker_client: docker.DockerClient | None = None,
+                 publisher: ImagePublisher | None = None, timeout: float | None = None) -> None:
+        super().__init__(project.app, cluster=cluster,
+                         context=context or project.cluster.context or kind_context(project.cluster.name))
+        self.project = project
+        self._docker = docker_client
+        self._publisher = publisher
+        self.timeout = rollout_timeout() if timeout is None else timeout
+
+    # --- collaborators, opened on first use ---------------------------------------------
 
     @property
     def docker(self) -> docker.DockerClient:
@@ -156,23 +309,6 @@ class KindRuntime:
     def check_gateway_port(self) -> None:
         """Refuse early when the cluster cannot be reached (the gateway port is kind's mapping)."""
         self.cluster.server_version()
-
-    # --- lookups -------------------------------------------------------------------------
-
-    def _deployments(self, env: str | None = None) -> list[Obj]:
-        return self.cluster.list("apps/v1", "Deployment", namespace=self.namespace,
-                                 selector=selector(self.app, env))
-
-    def live_environments(self) -> list[Environment]:
-        """Environments that have Deployments in the cluster, with the services they fork."""
-        forks: dict[str, set[str]] = {}
-        branches: dict[str, str | None] = {}
-        for d in self._deployments():
-            env = _label(d, ENV_LABEL)
-            if env and env != BASELINE_ENV:
-                forks.setdefault(env, set()).add(_label(d, SERVICE_LABEL))
-                branches[env] = _annotation(d, BRANCH_ANNOTATION) or branches.get(env)
-        return [Environment(e, tuple(sorted(s)), branches[e]) for e, s in sorted(forks.items())]
 
     # --- up ------------------------------------------------------------------------------
 
@@ -358,99 +494,15 @@ class KindRuntime:
         return environment_states(live, bool(self._deployments(BASELINE_ENV)),
                                   lambda: plan_for_project(self.project, live), self.environment_state)
 
-    # --- down ----------------------------------------------------------------------------
+    def _reroute(self, remaining: Sequence[Environment], sink: Sink) -> None:
+        # The routes of the environments that stay, without the one that went (and without
+        # its strategies, which the plan drops from the store).
+        plan = self._plan(remaining)
+        for obj in render_objects(self.project, plan):
+            if obj["kind"] not in ("Deployment", "Namespace"):
+                self._apply(obj, lambda m, **kw: sink(Step(m)))
 
-    def down(self, env: str, *, baseline: bool = False, sink: Sink = discard) -> list[str]:
-        """Remove an environment; the baseline goes with the last environment or with ``baseline``."""
-        removed: list[str] = []
-
-        def remove_matching(sel: str) -> None:
-            for api_version, kind in KINDS:
-                for obj in self.cluster.list(api_version, kind, namespace=self.namespace, selector=sel):
-                    if self.cluster.delete(api_version, kind, obj["metadata"]["name"], self.namespace):
-                        removed.append(f"{kind} {obj['metadata']['name']}")
-                        sink(Step(f"removed {removed[-1]}"))
-
-        if env != BASELINE_ENV:
-            remove_matching(selector(self.app, env))
-        remaining = [e for e in self.live_environments() if e.name != env]
-        if baseline or not remaining:
-            remove_matching(selector(self.app))
-            if self.cluster.get("v1", "Namespace", self.namespace) is not None:
-                self.cluster.delete("v1", "Namespace", self.namespace)
-                removed.append(f"Namespace {self.namespace}")
-                sink(Step(f"removed Namespace {self.namespace}"))
-            self.strategies.clear()
-        elif env != BASELINE_ENV and removed:
-            # The routes of the environments that stay, without the one that went (and
-            # without its strategies, which the plan drops from the store).
-            plan = self._plan(remaining)
-            for obj in render_objects(self.project, plan):
-                if obj["kind"] not in ("Deployment", "Namespace"):
-                    self._apply(obj, lambda m, **kw: sink(Step(m)))
-        return removed
-
-    # --- logs ----------------------------------------------------------------------------
-
-    def _log_targets(self, env: str, services: Sequence[str]) -> list[tuple[str, str, str]]:
-        """(pod, service, env) for each service: the environment's fork, else the baseline."""
-        by_service: dict[str, dict[str, list[str]]] = {}
-        for pod in self.cluster.list("v1", "Pod", namespace=self.namespace, selector=selector(self.app)):
-            svc, p_env = _label(pod, SERVICE_LABEL), _label(pod, ENV_LABEL)
-            if (services and svc not in services) or (pod.get("metadata") or {}).get("deletionTimestamp"):
-                continue
-            by_service.setdefault(svc, {}).setdefault(p_env, []).append(pod["metadata"]["name"])
-        targets = []
-        for svc, envs in sorted(by_service.items()):
-            chosen = env if env in envs else BASELINE_ENV
-            targets += [(pod, svc, chosen) for pod in sorted(envs.get(chosen, []))]
-        return targets
-
-    def logs(self, env: str, services: Sequence[str], *, follow: bool,
-             tail: int | None = None, stop: threading.Event | None = None) -> Iterator[LogLine]:
-        """The environment's pods' logs, merged; while following, new pods join."""
-        unknown = [s for s in services if s not in self.project.services]
-        if unknown:
-            raise UserInputError(f"unknown service {unknown[0]!r}; services: {', '.join(self.project.services)}")
-        lines: queue.Queue[LogLine] = queue.Queue(maxsize=10_000)
-        stop = stop or threading.Event()
-        seen: set[str] = set()
-        readers: list[threading.Thread] = []
-
-        def read(pod: str, svc: str, p_env: str, tail: int | None) -> None:
-            try:
-                for text in self.cluster.pod_logs(self.namespace, pod, container=svc,
-                                                  follow=follow, tail=tail, timestamps=True):
-                    stamp, _, rest = text.partition(" ")
-                    lines.put(LogLine(svc, p_env, rest, stamp))
-                    if stop.is_set():
-                        return
-            except ClusterError:  # the pod went away while streaming
-                return
-
-        def attach_new(tail: int | None) -> None:
-            for pod, svc, p_env in self._log_targets(env, services):
-                if pod not in seen:
-                    seen.add(pod)
-                    t = threading.Thread(target=read, args=(pod, svc, p_env, tail), daemon=True)
-                    t.start()
-                    readers.append(t)
-
-        attach_new(tail)
-        if not follow:
-            for t in readers:
-                t.join()
-            collected: list[LogLine] = []
-            while not lines.empty():
-                collected.append(lines.get())
-            yield from sorted(collected, key=lambda line: line.at)
-            return
-        next_scan = time.monotonic() + 1.0
-        while not stop.is_set():
-            try:
-                yield lines.get(timeout=0.2)
-            except queue.Empty:
-                pass
-            if time.monotonic() >= next_scan:
-                attach_new(None)  # a pod that appeared while following: all of it
-                next_scan = time.monotonic() + 1.0
+    def _check_services(self, services: Sequence[str]) -> None:
+            unknown = [s for s in services if s not in self.project.services]
+            if unknown:
+                raise UserInputError(f"unknown service {unknown[0]!r}; services: {', '.join(self.project.services)}")
