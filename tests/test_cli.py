@@ -107,3 +107,20 @@ def test_console_entry_point_runs() -> None:
     done = subprocess.run([sys.executable, "-m", "devmesh", "--version"], env=_env(), cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, f"devmesh, version {__version__}\n")
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly() -> None:
+    """`devmesh presets | head -1`: no traceback, no message, the status SIGPIPE would give.
+
+    The reader's end is closed before the command writes, so its first write fails (with a
+    live reader the output could fit in the pipe's buffer and never fail).
+    """
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "devmesh", "presets"], env=_env(), cwd=REPO,
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.stderr.decode() == ""
+    assert done.returncode == 141

@@ -61,7 +61,20 @@ def _entry_command(name: str) -> click.Command:
 # --- end of entry-point commands --------------------------------------------------------------
 
 
+class ReaderGone(Exception):
+    """The reader of our output closed it (``devmesh render | head -1``).
+
+    Raised in place of BrokenPipeError, which click would turn into exit status 1.
+    """
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise ReaderGone() from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *ENTRY_COMMANDS, *self.commands})
 
@@ -139,3 +152,21 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except (ReaderGone, BrokenPipeError):
+        _reader_went_away()
+
+
+# The status a shell reports for a process that SIGPIPE ended (128 + 13), as `yes | head -1`.
+EXIT_BROKEN_PIPE = 128 + 13
+
+
+def _reader_went_away() -> None:
+    """Stop quietly, as Unix tools do when the reader of their output closes it (``| head``).
+
+    Python would print a traceback, then complain again while flushing stdout at exit; stdout
+    is pointed at /dev/null so that final flush has nowhere to fail.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(EXIT_BROKEN_PIPE)
