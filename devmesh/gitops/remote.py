@@ -191,7 +191,11 @@ def run_git(cwd: Path, args: Sequence[str], *, url: str | None = None, env: Mapp
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         assert url is not None and limit is not None
-        raise timeout_error(url, network_timeout(), f"git {args[0]} ended after {limit:g}s") from None
+        raise DevmeshError(
+            f"manifest repo {url}: git {args[0]} did not finish within {limit:g}s "
+            f"({BACKSTOP_FACTOR} x {TIMEOUT_VAR}={network_timeout():g}s) and was stopped; nothing was changed",
+            hint=f"check the network or the URL; {TIMEOUT_VAR}=SECONDS waits longer",
+        ) from None
     except BaseException:
         _kill_group(proc)
         raise
