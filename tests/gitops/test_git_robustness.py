@@ -307,7 +307,7 @@ def _processes_in(folder: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("scheme", ["http", "git"])
+@pytest.mark.parametrize("scheme", ["http", "git", "ssh"])
 def test_a_remote_that_never_answers_times_out(
     scheme: str, silent_server: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -455,3 +455,11 @@ def test_history_of_an_unknown_service_or_tier_is_an_error(
     assert result.code == 2, (result.out, result.err)
     assert message in result.err.splitlines()[0]
     assert result.out == ""
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-3", "inf", "nan"])
+def test_a_bad_timeout_setting_is_refused(value: str, laid_out: ManifestSettings, project_file: Path, devmesh: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEVMESH_GIT_TIMEOUT", value)
+    result = devmesh(project_file.parent, "tiers")
+    assert result.code == 2, (result.out, result.err)
+    assert f"DEVMESH_GIT_TIMEOUT: expected a number of seconds above 0, got '{value}'" in result.err.splitlines()[0]
