@@ -102,8 +102,15 @@ def manifests_init(state: State, tiers_text: str | None) -> None:
     if result.landed.unchanged:
         click.echo(result.landed.unchanged)
         return
-    done = "wrote the layout" if result.created else "added services"
-    what = f"{done} for {project.app} ({', '.join(result.added_services) or 'no services'}; tiers {', '.join(result.tiers)})"
+    if result.restored:
+        _note(f"the layout was incomplete: {', '.join(result.restored)} missing; the existing files were left as they are")
+    if result.created:
+        done = "wrote the layout"
+    elif result.restored:
+        done = "completed the layout (wrote " + ", ".join(result.restored) + ")"
+    else:
+        done = "added services"
+    what = f"{done} for {project.app} ({', '.join(result.added_services) or 'no services added'}; tiers {', '.join(result.tiers)})"
     click.echo(_landed_line(result.landed, what))
 
 
@@ -274,15 +281,14 @@ def rollback(state: State, service: str, tier: str, yes: bool) -> None:
 @pass_state
 def history(state: State, service: str | None, tier: str | None, as_json: bool) -> None:
     """Promotions and rollbacks, newest first, read from the commit trailers."""
-    from devmesh.gitops.history import read_history
+    from devmesh.gitops.history import read_history, require_known
 
     _, settings = _settings(state)
     with _checkout(settings) as checkout:
         checkout.require_tip()
         layout = checkout.layout()
-        if tier is not None:
-            layout.tier(tier)
         entries = read_history(checkout, service, tier)
+        require_known(layout, entries, service, tier)
     if as_json:
         click.echo(json.dumps([e.to_json() for e in entries], indent=2))
         return

@@ -2,8 +2,10 @@
 
 The clone lives in ``$XDG_CACHE_HOME/devmesh/manifests/<hash of the URL>`` (or under
 ``$DEVMESH_CACHE_DIR/manifests``). Nothing in it is trusted: every operation starts by
-fetching the branch and resetting the work tree to the remote tip, and a failed operation
-resets it again, so a crash or a rejected push never leaves local-only commits behind.
+removing the lock files a killed git left, fetching the branch and resetting the work tree
+to the remote tip, and a failed operation resets it again, so a crash or a rejected push
+never leaves local-only commits behind. A shallow clone is deepened, and a shallow remote
+is followed as far back as it goes.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from filelock import FileLock, Timeout
 
 from devmesh.errors import DevmeshError, UserInputError
 from devmesh.gitops.layout import Layout
-from devmesh.gitops.remote import first_line, git_environment, remote_error
+from devmesh.gitops.remote import GitRun, first_line, remote_error, run_git
 from devmesh.gitops.settings import ManifestSettings
 
 Notify = Callable[[str], None]
 LOCK_TIMEOUT = 300.0
-_GIT_STATE = ("rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "index.lock")
+_GIT_STATE = ("rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD")
+# Where git keeps "<file>.lock" files; objects/ itself (many loose objects) holds none.
+_LOCK_FOLDERS = ("", "refs", "logs", "objects/info", "info")
 
 
 def cache_root(environ: dict[str, str] | None = None) -> Path:
@@ -66,26 +70,39 @@ class Checkout:
         """The folder the layout lives in (``manifests.path`` inside the work tree)."""
         return self.workdir / self.settings.path
 
-    def git(self, *args: str) -> str:
-        """Run git in the clone; a failure becomes a DevmeshError naming the command."""
-        try:
-            return str(self.repo.git.execute(["git", *args], env=git_environment()))
-        except git.GitCommandError as exc:
-            raise DevmeshError(
-                f"git {args[0]} failed in the manifest cache {self.workdir}: {first_line(str(exc.stderr))}"
-            ) from None
+    def run(self, *args: str, env: dict[str, str] | None = None) -> GitRun:
+        """Run a local git command in the clone; the caller reads the status."""
+        return run_git(self.workdir, args, env=env)
+
+    def run_remote(self, *args: str) -> GitRun:
+        """Run a git command that talks to the remote, in bounded time (see ``remote``)."""
+        return run_git(self.workdir, args, url=self.settings.url)
+
+    def git(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """Run git in the clone; a failure becomes a DevmeshError with git's own words."""
+        done = self.run(*args, env=env)
+        if done.status != 0:
+            raise DevmeshError(f"git {args[0]} failed in the manifest cache {self.workdir}: {first_line(done.stderr)}")
+        return done.stdout.removesuffix("\n")
 
     def remote_git(self, *args: str) -> str:
         """Run a git command that talks to the remote; failures name the repo and the cause."""
-        try:
-            return str(self.repo.git.execute(["git", *args], env=git_environment()))
-        except git.GitCommandError as exc:
-            raise remote_error(self.settings.url, str(exc.stderr)) from None
+        done = self.run_remote(*args)
+        if done.status != 0:
+            raise remote_error(self.settings.url, done.stderr)
+        return done.stdout.removesuffix("\n")
 
     def layout(self) -> Layout:
-        """The Kustomize layout in the work tree."""
+        """The Kustomize layout in the work tree.
+
+        When the settings name the project's app, a tiers.yaml of another app is refused
+        here, before any command reads or edits a pin of it (the pins are keyed by app).
+        """
         where = self.settings.url if self.settings.path == "." else f"{self.settings.url} ({self.settings.path})"
-        return Layout(self.root, f"manifest repo {where}")
+        layout = Layout(self.root, f"manifest repo {where}")
+        if self.settings.app is not None and layout.exists():
+            require_app(layout, self.settings.app)
+        return layout
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the work tree, as git wants it."""
@@ -94,36 +111,35 @@ class Checkout:
     def commit(self, message: str, paths: list[str]) -> str | None:
         """Commit ``paths`` (relative to the work tree); None when they did not change."""
         self.git("add", "--all", "--", *paths)
-        try:
-            self.repo.git.execute(["git", "diff", "--cached", "--quiet"])
-            return None
-        except git.GitCommandError:
-            pass  # there are staged changes
-        env = git_environment() | _identity(self.repo)
-        try:
-            self.repo.git.execute(["git", "commit", "--quiet", "--no-verify", "-m", message], env=env)
-        except git.GitCommandError as exc:
-            raise DevmeshError(
-                f"git commit failed in the manifest cache {self.workdir}: {first_line(str(exc.stderr))}"
-            ) from None
+        if self.run("diff", "--cached", "--quiet").status == 0:
+            return None  # nothing staged
+        self.git("commit", "--quiet", "--no-verify", "-m", message, env=_identity(self))
         return self.git("rev-parse", "HEAD").strip()
 
     def sync(self) -> str | None:
         """Fetch the branch and reset the work tree to its tip; None when the branch is missing."""
         branch = self.settings.branch
         remote_ref = f"refs/remotes/origin/{branch}"
-        try:
-            self.repo.git.execute(
-                ["git", "fetch", "--quiet", "--no-tags", "origin", f"+refs/heads/{branch}:{remote_ref}"],
-                env=git_environment(),
-            )
-        except git.GitCommandError as exc:
-            stderr = str(exc.stderr)
-            if "couldn't find remote ref" not in stderr:
-                raise remote_error(self.settings.url, stderr) from None
+        # --update-shallow: a shallow remote's refs are taken (git refuses them otherwise
+        # and the branch looks missing); --unshallow: a shallow cache gets the whole history
+        # that history and rollback read (as far as the remote has it).
+        deepen = ["--unshallow"] if self._is_shallow() else []
+        done = self.run_remote(
+            "fetch", "--quiet", "--no-tags", "--update-shallow", *deepen, "origin", f"+refs/heads/{branch}:{remote_ref}"
+        )
+        if done.status != 0:
+            if "couldn't find remote ref" not in done.stderr:
+                raise remote_error(self.settings.url, done.stderr)
             self._reset_unborn(branch, remote_ref)
             self.tip = None
             return None
+        if "shallow roots are not allowed" in done.stderr:
+            raise DevmeshError(f"manifest repo {self.settings.url}: git refused its shallow history: {first_line(done.stderr)}")
+        if self._is_shallow():
+            self.notify(
+                f"manifest repo {self.settings.url} is a shallow clone: history and rollback "
+                "reach back only to its oldest commit"
+            )
         self._repair_if_dirty(remote_ref)
         self.git("checkout", "--quiet", "--force", "-B", branch, remote_ref)
         self.git("clean", "-ffdxq")
@@ -180,11 +196,10 @@ class Checkout:
             )
 
     def _head_exists(self) -> bool:
-        try:
-            self.repo.git.execute(["git", "rev-parse", "--verify", "--quiet", "HEAD"])
-        except git.GitCommandError:
-            return False
-        return True
+        return self.run("rev-parse", "--verify", "--quiet", "HEAD").status == 0
+
+    def _is_shallow(self) -> bool:
+        return (self.workdir / ".git" / "shallow").is_file()
 
     def _clear_state(self) -> bool:
         """Remove what an interrupted git left (we hold the lock, so it is stale)."""
@@ -201,14 +216,21 @@ class Checkout:
         return found
 
 
-def _identity(repo: git.Repo) -> dict[str, str]:
+def require_app(layout: Layout, app: str | None) -> str:
+    """The app ``layout`` holds; a UserInputError when it is not ``app`` (None: any app)."""
+    existing = layout.app(app)
+    if app is not None and existing != app:
+        raise UserInputError(
+            f"{layout.display} holds app {existing!r}, not {app!r}: use another manifests.path for this app",
+            hint=f"or set app: {app} in {layout.tiers_file.name} there if the layout is this project's",
+        )
+    return existing
+
+
+def _identity(checkout: Checkout) -> dict[str, str]:
     """The user's git identity; a fallback only when none is configured anywhere."""
-    try:
-        repo.git.config("--get", "user.email")
-        repo.git.config("--get", "user.name")
+    if all(checkout.run("config", "--get", f"user.{key}").status == 0 for key in ("email", "name")):
         return {}
-    except git.GitCommandError:
-        pass
     if os.environ.get("GIT_AUTHOR_EMAIL") and os.environ.get("GIT_COMMITTER_EMAIL"):
         return {}
     user = getpass.getuser()
@@ -241,6 +263,29 @@ def _is_healthy(workdir: Path, url: str) -> bool:
             return bool(repo.git.config("--get", "remote.origin.url") == url)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError):
         return False
+
+
+def remove_stale_locks(workdir: Path, notify: Notify) -> list[Path]:
+    """Delete the ``*.lock`` files an interrupted git left in the clone's .git.
+
+    Only call this holding the cache lock: every git that works in the clone runs under it,
+    so any lock file found then belongs to a git that is no longer running.
+    """
+    gitdir = workdir / ".git"
+    if not gitdir.is_dir():
+        return []
+    removed: list[Path] = []
+    for folder in _LOCK_FOLDERS:
+        base = gitdir / folder
+        if not base.is_dir():
+            continue
+        candidates = base.rglob("*.lock") if folder else base.glob("*.lock")
+        for lock in sorted(candidates):
+            if lock.is_file() or lock.is_symlink():
+                lock.unlink(missing_ok=True)
+                removed.append(lock)
+                notify(f"removed {lock}, a lock file left by a git that was interrupted")
+    return removed
 
 
 @contextmanager
@@ -279,6 +324,7 @@ def open_checkout(
     workdir = clone_dir(settings.url, cache)
     workdir.parent.mkdir(parents=True, exist_ok=True)
     with _locked(workdir.with_name(workdir.name + ".lock"), notify, lock_timeout):
+        remove_stale_locks(workdir, notify)
         if not _is_healthy(workdir, settings.url):
             if workdir.exists():
                 notify(f"the cached clone {workdir} was broken; starting it again")

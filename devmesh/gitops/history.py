@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -10,10 +11,13 @@ from devmesh.errors import UserInputError
 from devmesh.gitops import trailers as t
 from devmesh.gitops.cache import Checkout
 from devmesh.gitops.images import ImageRef, parse_image_ref
+from devmesh.gitops.layout import Layout
 
 _FIELD = "%x1f"
-_RECORD = "%x1e"
-_FORMAT = _FIELD.join(["%H", "%an", "%ae", "%aI", "%s", "%(trailers:only=true,unfold=true)"]) + _RECORD
+# Records are split at NUL (git log -z), which no commit message can hold.
+_FORMAT = _FIELD.join(["%H", "%an", "%ae", "%aI", "%s", "%(trailers:only=true,unfold=true)", "%b"])
+# What ``git revert`` writes in the body; the first such line names the commit reverted.
+_REVERTS = re.compile(r"^This reverts commit ([0-9a-f]{7,64})\b", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -61,33 +65,116 @@ def _image(value: str | None) -> ImageRef | None:
     return parse_image_ref(value)
 
 
-def _entry(record: str) -> HistoryEntry | None:
+@dataclass(frozen=True)
+class _Commit:
+    """One commit as git log printed it, before it is read as a history entry."""
+
+    commit: str
+    author: str
+    email: str
+    date: datetime
+    subject: str
+    trailers: dict[str, str]
+    reverts: str | None  # the commit named by "This reverts commit <sha>."
+
+
+def _parse(record: str) -> _Commit | None:
     parts = record.strip("\n").split("\x1f")
-    if len(parts) != 6:
+    if len(parts) != 7:
         return None
-    commit, author, email, date, subject, block = parts
-    found = t.parse_trailers(block)
-    if t.SERVICE not in found or t.TIER not in found:
+    commit, author, email, date, subject, block, body = parts
+    try:
+        when = datetime.fromisoformat(date)
+    except ValueError:
+        return None
+    match = _REVERTS.search(body)
+    return _Commit(commit, author, email, when, subject, t.parse_trailers(block), match.group(1) if match else None)
+
+
+def _own(found: _Commit) -> HistoryEntry | None:
+    """A commit devmesh wrote (a promotion, or a rollback with its Devmesh-Reverts trailer)."""
+    trailers = found.trailers
+    if t.SERVICE not in trailers or t.TIER not in trailers:
         return None
     try:
-        image, previous = _image(found.get(t.IMAGE)), _image(found.get(t.FROM))
+        image, previous = _image(trailers.get(t.IMAGE)), _image(trailers.get(t.FROM))
     except UserInputError:
         return None  # a hand-written trailer that is not ours to interpret
-    reverts = found.get(t.REVERTS)
+    reverts = trailers.get(t.REVERTS) or None
     return HistoryEntry(
-        commit=commit,
+        commit=found.commit,
         kind="rollback" if reverts else "promote",
-        service=found[t.SERVICE],
-        tier=found[t.TIER],
+        service=trailers[t.SERVICE],
+        tier=trailers[t.TIER],
         image=image,
         previous=previous,
-        author=author,
-        email=email,
-        date=datetime.fromisoformat(date),
-        subject=subject,
-        reason=found.get(t.REASON),
+        author=found.author,
+        email=found.email,
+        date=found.date,
+        subject=found.subject,
+        reason=trailers.get(t.REASON),
         reverts=reverts,
     )
+
+
+def _is_plain_revert(found: _Commit) -> bool:
+    """A ``git revert`` made outside devmesh: it names a commit that its trailers do not.
+
+    git revert may keep the reverted commit's message (and so its Devmesh-* trailers) in
+    the body; only a Devmesh-Reverts trailer naming the same commit makes it devmesh's own.
+    """
+    if found.reverts is None:
+        return False
+    own = found.trailers.get(t.REVERTS, "")
+    return not (own and (own.startswith(found.reverts) or found.reverts.startswith(own)))
+
+
+def _undo(found: _Commit, undone: HistoryEntry) -> HistoryEntry:
+    """A plain revert of ``undone``: a rollback of a promotion, a promotion again of a rollback."""
+    return HistoryEntry(
+        commit=found.commit,
+        kind="rollback" if undone.kind == "promote" else "promote",
+        service=undone.service,
+        tier=undone.tier,
+        image=undone.previous,
+        previous=undone.image,
+        author=found.author,
+        email=found.email,
+        date=found.date,
+        subject=found.subject,
+        reverts=undone.commit if undone.kind == "promote" else None,
+    )
+
+
+def _lookup(entries: dict[str, HistoryEntry], sha: str) -> HistoryEntry | None:
+    if sha in entries:
+        return entries[sha]
+    matches = [e for full, e in entries.items() if full.startswith(sha)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def parse_log(out: str) -> list[HistoryEntry]:
+    """Promotions and rollbacks from ``git log -z --format=_FORMAT`` output, newest first.
+
+    Records that are not devmesh's (or are garbled) are skipped; a plain ``git revert`` of
+    a promotion or rollback is read as its undo.
+    """
+    commits = [c for c in (_parse(r) for r in out.split("\0")) if c is not None]
+    by_commit: dict[str, HistoryEntry] = {}
+    ordered: list[HistoryEntry] = []
+    for found in reversed(commits):  # oldest first: a revert comes after what it reverts
+        entry: HistoryEntry | None
+        if _is_plain_revert(found):
+            assert found.reverts is not None
+            undone = _lookup(by_commit, found.reverts)
+            entry = _undo(found, undone) if undone is not None else None
+        else:
+            entry = _own(found)
+        if entry is not None:
+            by_commit[entry.commit] = entry
+            ordered.append(entry)
+    ordered.reverse()
+    return ordered
 
 
 def read_history(
@@ -97,16 +184,23 @@ def read_history(
     if checkout.tip is None:
         return []
     out = checkout.git(
-        "log", f"--format={_FORMAT}", "--grep", f"^{t.SERVICE}: ", "HEAD", "--", checkout.settings.path
+        "log", "-z", f"--format={_FORMAT}", "--grep", f"^{t.SERVICE}: ", "--grep", "^This reverts commit ",
+        "HEAD", "--", checkout.settings.path,
     )
-    entries = []
-    for record in out.split("\x1e"):
-        entry = _entry(record)
-        if entry is None:
-            continue
-        if service is not None and entry.service != service:
-            continue
-        if tier is not None and entry.tier != tier:
-            continue
-        entries.append(entry)
-    return entries
+    return [
+        e
+        for e in parse_log(out)
+        if (service is None or e.service == service) and (tier is None or e.tier == tier)
+    ]
+
+
+def require_known(layout: Layout, entries: list[HistoryEntry], service: str | None, tier: str | None) -> None:
+    """Refuse a service or tier that neither the layout nor its history knows.
+
+    A name that is not there is a typo far more often than a question with an empty answer;
+    one that was removed from the layout but has history is still answered.
+    """
+    if tier is not None and not any(e.tier == tier for e in entries):
+        layout.tier(tier)
+    if service is not None and not entries and service not in layout.services():
+        layout.require_service(service)

@@ -15,15 +15,10 @@ from dataclasses import dataclass
 
 from devmesh.errors import DevmeshError, UserInputError
 from devmesh.gitops.cache import Checkout
-from devmesh.gitops.remote import git_environment, remote_error
+from devmesh.gitops.remote import first_line, remote_error, remote_messages
 from devmesh.gitops.settings import is_local_repo
 
 DEFAULT_ATTEMPTS = 12
-_RACE = re.compile(
-    r"\[rejected\]|fetch first|non-fast-forward|failed to update ref|cannot lock ref|"
-    r"failed to lock|but expected|stale info",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -66,25 +61,43 @@ def compare_url(url: str, base: str, branch: str) -> str | None:
     return f"https://{host}/{path}/compare/{base}...{branch}?expand=1"
 
 
-def _push(checkout: Checkout, refspec: str) -> tuple[bool, str]:
-    """Push; (True, "") when it landed, (False, why) when the remote moved under us."""
-    status, stdout, stderr = checkout.repo.git.execute(
-        ["git", "push", "--porcelain", "--quiet", "origin", refspec],
-        env=git_environment(),
-        with_extended_output=True,
-        with_exceptions=False,
-    )
-    if status == 0:
+def _remote_tip(checkout: Checkout, ref: str) -> str | None:
+    """The commit ``ref`` points at in the remote now (None: no such ref)."""
+    out = checkout.remote_git("ls-remote", "origin", ref)
+    for line in out.splitlines():
+        sha, _, name = line.partition("\t")
+        if name.strip() == ref:
+            return sha.strip()
+    return None
+
+
+def _refusal(checkout: Checkout, stdout: str, stderr: str) -> DevmeshError:
+    """The push was refused (a hook, a protection rule): say so in the remote's own words."""
+    rejected = [line for line in stdout.splitlines() if line.startswith("!")]
+    reason = rejected[0].split("\t")[-1].strip() if rejected else first_line(stderr)
+    said = [m for m in remote_messages(stderr) if not m.startswith("error: hook declined")]
+    text = f"manifest repo {checkout.settings.url} refused the push: {reason}"
+    if said:
+        text += ": " + " / ".join(said)
+    return DevmeshError(text, hint="nothing was pushed; the repository's hooks or branch protection decide this")
+
+
+def _push(checkout: Checkout, ref: str, base: str | None) -> tuple[bool, str]:
+    """Push HEAD to ``ref``; (True, "") when it landed, (False, why) when the remote moved.
+
+    Whether a rejection is a race is read from the remote itself, never from the wording of
+    the rejection (a hook may say anything): when ``ref`` no longer points at ``base``, the
+    commit we built on, someone else pushed first; otherwise the remote refused the change.
+    """
+    done = checkout.run_remote("push", "--porcelain", "--quiet", "origin", f"HEAD:{ref}")
+    if done.status == 0:
         return True, ""
-    rejected = [line for line in str(stdout).splitlines() if line.startswith("!")]
-    detail = rejected[0].split("\t")[-1] if rejected else ""
-    if rejected and _RACE.search(str(stdout) + str(stderr)):
-        if "pre-receive hook declined" in str(stdout) or "protected" in str(stdout):
-            raise DevmeshError(f"manifest repo {checkout.settings.url} refused the push: {detail}")
-        return False, detail
-    if rejected:
-        raise DevmeshError(f"manifest repo {checkout.settings.url} refused the push: {detail}")
-    raise remote_error(checkout.settings.url, str(stderr))
+    if not any(line.startswith("!") for line in done.stdout.splitlines()):
+        raise remote_error(checkout.settings.url, done.stderr)  # never reached the ref update
+    now = _remote_tip(checkout, ref)
+    if now != base:
+        return False, f"{ref.removeprefix('refs/heads/')} is at {now[:10] if now else 'nothing'} now"
+    raise _refusal(checkout, done.stdout, done.stderr)
 
 
 def _propose(checkout: Checkout, change: Change, attempt: int) -> Landed:
@@ -99,7 +112,7 @@ def _propose(checkout: Checkout, change: Change, attempt: int) -> Landed:
     if commit is None:
         checkout.reset_to_remote()
         return Landed(None, settings.branch, attempt, unchanged="the files did not change")
-    pushed, _ = _push(checkout, f"HEAD:refs/heads/{target}")
+    pushed, _ = _push(checkout, f"refs/heads/{target}", None)
     checkout.reset_to_remote()
     if not pushed:
         raise UserInputError(f"branch {target!r} appeared in manifest repo {settings.url} meanwhile: already proposed")
@@ -141,7 +154,7 @@ def _land(checkout: Checkout, apply: Apply, attempts: int, sleep: Callable[[floa
         commit = checkout.commit(outcome.message, outcome.paths)
         if commit is None:
             return Landed(None, settings.branch, attempt, unchanged="the files did not change")
-        pushed, why = _push(checkout, f"HEAD:refs/heads/{settings.branch}")
+        pushed, why = _push(checkout, f"refs/heads/{settings.branch}", checkout.tip)
         if pushed:
             checkout.tip = commit
             return Landed(commit, settings.branch, attempt)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from devmesh.errors import UserInputError
-from devmesh.gitops.cache import Checkout
+from devmesh.gitops.cache import Checkout, require_app
 from devmesh.gitops.history import HistoryEntry, read_history
 from devmesh.gitops.land import DEFAULT_ATTEMPTS, Change, Landed, Unchanged, land
 from devmesh.gitops.layout import Layout
@@ -75,7 +75,7 @@ def rollback(
     def apply(co: Checkout) -> Change | Unchanged:
         co.require_tip()
         layout = co.layout()
-        app_name = layout.app(app)
+        app_name = require_app(layout, app)
         history = read_history(co, service, tier)
         first = planned[0]
         if first is not None and any(e.reverts == first.reverts for e in history):
@@ -96,4 +96,4 @@ def preview_rollback(checkout: Checkout, service: str, tier: str, *, app: str | 
     """What ``rollback`` would do on the current tip, without changing anything."""
     checkout.require_tip()
     layout = checkout.layout()
-    return plan_rollback(layout, layout.app(app), read_history(checkout, service, tier), service, tier)
+    return plan_rollback(layout, require_app(layout, app), read_history(checkout, service, tier), service, tier)

@@ -2,16 +2,19 @@
 
 On an empty repository (or a missing branch) it writes everything. On a repository that
 already has the layout it adds what the project gained since: base manifests for new
-services, and those services in every tier's resources. It never rewrites existing files.
+services, and those services in every tier's resources. On an incomplete layout (tiers.yaml
+or a tier's kustomization.yaml deleted) it writes the missing files and says which. It
+never overwrites an existing file: pins and hand edits stay as they are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devmesh.errors import UserInputError
-from devmesh.gitops.cache import Checkout
+from devmesh.gitops.cache import Checkout, require_app
 from devmesh.gitops.land import DEFAULT_ATTEMPTS, Change, Landed, Unchanged, land
 from devmesh.gitops.layout import TIERS_FILE, Layout, check_tier_name
 from devmesh.gitops.render import base_files, tier_kustomization
@@ -38,6 +41,7 @@ class ScaffoldResult:
     added_services: list[str]
     created: bool  # the layout was written from nothing
     landed: Landed
+    restored: list[str] = field(default_factory=list)  # files an existing layout lacked, now written
 
 
 def specs_from_project(project: Project) -> list[ServiceSpec]:
@@ -60,45 +64,76 @@ def parse_tiers(text: str) -> list[str]:
     return names
 
 
-def _write_base(layout: Layout, app: str, spec: ServiceSpec) -> None:
-    for filename, (header, doc) in base_files(app, spec.name, spec.port, spec.env).items():
-        write_file(layout.base_dir(spec.name) / filename, doc, header=header)
+_TIERS_HEADER = (
+    "# Rollout tiers, in order: a tier takes only the image the tier before it runs.\n"
+    "# Each tier may name the kube context its cluster is reached with (context: NAME).\n"
+)
 
 
-def _write_new(layout: Layout, app: str, tiers: list[str], specs: list[ServiceSpec]) -> None:
-    header = (
-        "# Rollout tiers, in order: a tier takes only the image the tier before it runs.\n"
-        "# Each tier may name the kube context its cluster is reached with (context: NAME).\n"
-    )
-    write_file(layout.tiers_file, {"app": app, "tiers": [{"name": t} for t in tiers]}, header=header)
-    for spec in specs:
-        _write_base(layout, app, spec)
-    for tier in tiers:
-        head, doc = tier_kustomization(tier, [s.name for s in specs])
-        write_file(layout.tier_file(tier), doc, header=head)
+def _write_missing(path: Path, doc: object, header: str, written: list[Path]) -> None:
+    """Write ``path`` only if it does not exist: init never overwrites a file."""
+    if path.exists() or path.is_symlink():
+        return
+    write_file(path, doc, header=header)
+    written.append(path)
 
 
-def _add_services(layout: Layout, app: str, tiers: list[str], specs: list[ServiceSpec]) -> None:
+def _tier_folders(layout: Layout) -> list[str]:
+    folder = layout.root / "tiers"
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def _tier_names(layout: Layout, tiers: list[str] | None) -> list[str]:
+    """The tiers of the layout; when tiers.yaml is missing, the given ones (or the default),
+    refused if tier folders already there would be left out of it."""
+    if layout.exists():
+        names = [t.name for t in layout.tiers()]
+        if tiers is not None and tiers != names:
+            raise UserInputError(
+                f"{layout.display} already has tiers {', '.join(names)}; edit {TIERS_FILE} there to change them"
+            )
+        return names
+    names = list(tiers or DEFAULT_TIERS)
+    orphans = [name for name in _tier_folders(layout) if name not in names]
+    if orphans:
+        found = ", ".join(_tier_folders(layout))
+        raise UserInputError(
+            f"{layout.display} has no {TIERS_FILE} but has the tier folders {found} "
+            f"(not in the tiers {', '.join(names)}): nothing written",
+            hint=f"give their rollout order with --tiers, e.g. --tiers {found.replace(', ', ',')}",
+        )
+    return names
+
+
+def _complete(layout: Layout, app: str, names: list[str], specs: list[ServiceSpec]) -> tuple[list[str], list[Path]]:
+    """Write what the layout lacks; (services added, files written)."""
     from ruamel.yaml.comments import CommentedSeq
 
-    for spec in specs:
-        _write_base(layout, app, spec)
-    for tier in tiers:
+    written: list[Path] = []
+    _write_missing(layout.tiers_file, {"app": app, "tiers": [{"name": t} for t in names]}, _TIERS_HEADER, written)
+    have = set(layout.services())
+    new = [spec for spec in specs if spec.name not in have]
+    for spec in new:
+        for filename, (header, doc) in base_files(app, spec.name, spec.port, spec.env).items():
+            _write_missing(layout.base_dir(spec.name) / filename, doc, header, written)
+    for tier in names:
         path = layout.tier_file(tier)
-        if not path.is_file():
+        if not (path.exists() or path.is_symlink()):
             head, doc = tier_kustomization(tier, layout.services())
-            write_file(path, doc, header=head)
+            _write_missing(path, doc, head, written)
+            continue
+        if not new:
             continue
         data, yaml = load_file(path, f"{layout.display}: {path.relative_to(layout.root).as_posix()}")
         resources = data.get("resources")
         if resources is None:
             resources = CommentedSeq()
             data["resources"] = resources
-        for spec in specs:
-            entry = f"../../base/{spec.name}"
-            if entry not in resources:
-                resources.append(entry)
-        write_file(path, data, yaml)
+        entries = [f"../../base/{spec.name}" for spec in new if f"../../base/{spec.name}" not in resources]
+        if entries:
+            resources.extend(entries)
+            write_file(path, data, yaml)
+    return [spec.name for spec in new], written
 
 
 def scaffold(
@@ -110,42 +145,36 @@ def scaffold(
     attempts: int = DEFAULT_ATTEMPTS,
 ) -> ScaffoldResult:
     """Write (or complete) the layout and land it as one commit."""
-    outcome: list[tuple[list[str], list[str], bool]] = []  # (tiers, added services, created)
+    outcome: list[tuple[list[str], list[str], bool, list[str]]] = []  # (tiers, added, created, restored)
 
     def apply(co: Checkout) -> Change | Unchanged:
         layout = co.layout()
-        created = co.tip is None or not layout.exists()
+        if layout.exists():
+            require_app(layout, app)
+        created = co.tip is None or not any(
+            p.exists() for p in (layout.tiers_file, layout.root / "base", layout.root / "tiers")
+        )
+        names = _tier_names(layout, tiers)
+        added, written = _complete(layout, app, names, specs)
+        new_dirs = {layout.base_dir(name) for name in added}
+        restored = [] if created else [
+            path.relative_to(layout.root).as_posix() for path in written if path.parent not in new_dirs
+        ]
+        outcome.append((names, added, created, restored))
         if created:
-            names = list(tiers or DEFAULT_TIERS)
-            _write_new(layout, app, names, specs)
-            added = [s.name for s in specs]
             message = f"manifests: lay out {app} with tiers {', '.join(names)}"
-        else:
-            names = [t.name for t in layout.tiers()]
-            if tiers is not None and tiers != names:
-                raise UserInputError(
-                    f"{layout.display} already has tiers {', '.join(names)}; "
-                    f"edit {TIERS_FILE} there to change them"
-                )
-            existing_app = layout.app(app)
-            if existing_app != app:
-                raise UserInputError(
-                    f"{layout.display} holds app {existing_app!r}, not {app!r}: "
-                    "use another manifests.path for this app"
-                )
-            have = set(layout.services())
-            new = [s for s in specs if s.name not in have]
-            if not new:
-                outcome.append((names, [], False))
-                return Unchanged(f"{layout.display} already has every service of {app}")
-            _add_services(layout, app, names, new)
-            added = [s.name for s in new]
+        elif restored and added:
+            message = f"manifests: add {', '.join(added)} to {app}, restore {', '.join(restored)}"
+        elif restored:
+            message = f"manifests: restore {', '.join(restored)} of {app}"
+        elif added:
             message = f"manifests: add {', '.join(added)} to {app}"
-        outcome.append((names, added, created))
+        else:
+            return Unchanged(f"{layout.display} already has every service of {app}")
         body = "\n".join(f"- {s}" for s in added)
         full = f"{message}\n\nServices:\n{body}\n" if added else message + "\n"
         return Change(full, [co.settings.path], f"devmesh/manifests-{app}-{len(added)}-services")
 
     landed = land(checkout, apply, attempts=attempts)
-    names, added, created = outcome[-1]
-    return ScaffoldResult(names, added, created, landed)
+    names, added, created, restored = outcome[-1]
+    return ScaffoldResult(names, added, created, landed, restored)

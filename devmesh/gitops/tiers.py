@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from devmesh.gitops.cache import Checkout
+from devmesh.gitops.cache import Checkout, require_app
 from devmesh.gitops.history import HistoryEntry, read_history
 from devmesh.gitops.images import ImageRef
 from devmesh.gitops.layout import Tier
@@ -61,7 +61,7 @@ def tier_matrix(checkout: Checkout, *, app: str | None = None) -> TierMatrix:
     """Read the matrix from the tip of the manifest branch."""
     checkout.require_tip()
     layout = checkout.layout()
-    app_name = layout.app(app)
+    app_name = require_app(layout, app)
     tiers = layout.tiers()
     pins = {t.name: layout.pins(t.name, app_name) for t in tiers}
     latest = _latest(read_history(checkout))
