@@ -398,7 +398,7 @@ def test_broken_project_preset_names_its_file(project_dir: Path) -> None:
     with pytest.raises(ConfigErrors) as caught:
         load_project(config)
     assert str(caught.value) == (
-        "presets/services/mine.yaml: defaults: uses ${prot}, which is not declared under 'variables'"
+        "presets/services/mine.yaml:3: defaults: uses ${prot}, which is not declared under 'variables'"
     )
 
 
