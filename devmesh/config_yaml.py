@@ -40,7 +40,7 @@ def _too_much(problem: str, mark: Any) -> _LimitError:
     return _LimitError(None, None, problem, mark)
 
 
-class _BoundedComposer(Composer):  # type: ignore[misc]
+class _BoundedComposer(Composer):
     """ruamel's composer, counting the values aliases expand to and the nesting depth.
 
     Each anchored node's expanded size is known once it is composed; an alias adds that size to
@@ -90,7 +90,7 @@ class _BoundedComposer(Composer):  # type: ignore[misc]
         return node
 
 
-class _MarkedConstructor(RoundTripConstructor):  # type: ignore[misc]
+class _MarkedConstructor(RoundTripConstructor):
     """ruamel's round-trip constructor; a value it cannot build (a timestamp such as
     ``2024-13-45``) becomes a YAML error at that value's line instead of a bare ValueError."""
 
