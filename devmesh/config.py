@@ -6,8 +6,6 @@ Every error names the file, the line, the dotted field and what was expected, e.
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
@@ -23,51 +21,60 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from devmesh.config_errors import ConfigErrors, did_you_mean, error_loc, translate
+from devmesh.config_yaml import Loc, describe, dotted, line_for, parse_yaml, read_text
 from devmesh.errors import ConfigError, UserInputError
+
+__all__ = ["CONFIG_NAME", "ConfigErrors", "Project", "ReloadAction", "Service", "find_config",
+           "load_project", "load_text", "parse_yaml"]
 
 CONFIG_NAME = "devmesh.yaml"
 DEFAULT_ENVOY_IMAGE = "envoyproxy/envoy:v1.36.2"
 
-_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Every pattern is applied with fullmatch: ``$`` alone would let a trailing newline through
+# (``"api\n"``), which then ends up inside rendered names.
+_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # Service names become Kubernetes Service names, which are DNS-1035 labels: a letter first.
-_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_HEADER_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_DOMAIN_RE = re.compile(r"^(?=.{1,200}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def _describe(value: Any) -> str:
-    """How a YAML value reads in an error message."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return type(value).__name__
+_NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_HEADER_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
+# The preview host is <env>.<app>.<domain>: with an environment name of up to 40 characters and
+# an app name of up to 22, a domain of at most 189 keeps it within DNS's 253.
+_DOMAIN_MAX = 189
+_DOMAIN_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
+# Environment variable (and build argument) names, as POSIX shells accept them.
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# devmesh sets these in every container (devmesh.plan.k8s, devmesh.runtime.docker); a user's own
+# would be written twice, so the whole DEVMESH_ prefix is kept for devmesh.
+RESERVED_ENV_PREFIX = "DEVMESH_"
+DEVMESH_ENV_VARS = ("DEVMESH_ENV", "DEVMESH_HEADER", "DEVMESH_SERVICE")
+# host[:port]: a DNS name or an IPv4 address, or [IPv6] (registries are addressed so).
+_HOST_PORT_RE = re.compile(
+    r"(?:[A-Za-z0-9](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[-A-Za-z0-9]{0,61}[A-Za-z0-9])?)*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
+# An image repository prefix such as ghcr.io/acme/team: host[:port] and lower-case path parts.
+_IMAGE_PATH_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_IMAGE_REF_RE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._:\[\]-]*(?:/[a-z0-9][a-z0-9._-]*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[a-z0-9]+:[a-f0-9]{32,})?")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _port(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise PydanticCustomError(
-            "devmesh_port", "expected an integer 1–65535, got {got}", {"got": _describe(value)}
+            "devmesh_port", "expected an integer 1–65535, got {got}", {"got": describe(value)}
         )
     return value
 
 
 def _label(max_len: int, what: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
-        if not isinstance(value, str) or len(value) > max_len or not _LABEL_RE.match(value):
+        if not isinstance(value, str) or len(value) > max_len or not _LABEL_RE.fullmatch(value):
             raise PydanticCustomError(
                 "devmesh_label",
                 "expected {what}: lower-case letters, digits and '-', starting and ending "
                 "with a letter or digit, at most {max} characters, got {got}",
-                {"what": what, "max": max_len, "got": _describe(value)},
+                {"what": what, "max": max_len, "got": describe(value)},
             )
         return value
 
@@ -76,12 +83,12 @@ def _label(max_len: int, what: str) -> Callable[[Any], str]:
 
 def _name(max_len: int, what: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
-        if not isinstance(value, str) or len(value) > max_len or not _NAME_RE.match(value):
+        if not isinstance(value, str) or len(value) > max_len or not _NAME_RE.fullmatch(value):
             raise PydanticCustomError(
                 "devmesh_name",
                 "expected {what}: lower-case letters, digits and '-', starting with a letter, "
                 "ending with a letter or digit, at most {max} characters, got {got}",
-                {"what": what, "max": max_len, "got": _describe(value)},
+                {"what": what, "max": max_len, "got": describe(value)},
             )
         return value
 
@@ -93,7 +100,7 @@ def _scalar(value: Any) -> Any:
         raise PydanticCustomError(
             "devmesh_scalar",
             "expected a string, a number or true/false, got {got}",
-            {"got": _describe(value)},
+            {"got": describe(value)},
         )
     return value
 
@@ -103,13 +110,13 @@ def _branch(value: Any) -> str:
 
     if not isinstance(value, str):
         raise PydanticCustomError(
-            "devmesh_branch", "expected a branch name, got {got}", {"got": _describe(value)}
+            "devmesh_branch", "expected a branch name, got {got}", {"got": describe(value)}
         )
     problems = branch_name_problems(value)
     if problems:
         raise PydanticCustomError(
             "devmesh_branch", "expected a valid git branch name, got {got} ({why})",
-            {"got": _describe(value), "why": "; ".join(problems)},
+            {"got": describe(value), "why": "; ".join(problems)},
         )
     return value
 
@@ -117,29 +124,107 @@ def _branch(value: Any) -> str:
 def _env_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and "\x00" in value:
+        # A process's environment is C strings: a NUL would cut the value short, or fail the run.
+        raise PydanticCustomError(
+            "devmesh_env", "expected a value without NUL characters, got {got}",
+            {"got": describe(value)},
+        )
     if isinstance(value, (str, int, float)):
         return str(value)
     raise PydanticCustomError(
-        "devmesh_env", "expected a string or number, got {got}", {"got": _describe(value)}
+        "devmesh_env", "expected a string or number, got {got}", {"got": describe(value)}
     )
 
 
+def _env_name(reserve: bool) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not _ENV_NAME_RE.fullmatch(value):
+            raise PydanticCustomError(
+                "devmesh_env_name",
+                "expected an environment variable name: letters, digits and '_', not starting "
+                "with a digit, got {got}",
+                {"got": describe(value)},
+            )
+        if reserve and value.upper().startswith(RESERVED_ENV_PREFIX):
+            raise PydanticCustomError(
+                "devmesh_env_name",
+                "names starting with {prefix} are reserved for the variables devmesh sets ({own})",
+                {"prefix": RESERVED_ENV_PREFIX, "own": ", ".join(DEVMESH_ENV_VARS)},
+            )
+        return value
+
+    return check
+
+
+def _text(what: str) -> Callable[[Any], str]:
+    """A required one-line string: not empty, not only spaces, no control characters."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip() or _CONTROL_RE.search(value):
+            raise PydanticCustomError(
+                "devmesh_text", "expected {what}, got {got}", {"what": what, "got": describe(value)}
+            )
+        return value
+
+    return check
+
+
+def _registry_host(value: Any) -> str:
+    found = _HOST_PORT_RE.fullmatch(value) if isinstance(value, str) else None
+    if found is None or (found["port"] is not None and not 1 <= int(found["port"]) <= 65535):
+        raise PydanticCustomError(
+            "devmesh_registry",
+            "expected a registry address host[:port] such as 127.0.0.1:5001, got {got}",
+            {"got": describe(value)},
+        )
+    return str(value)
+
+
+def _image_prefix(value: Any) -> str:
+    host, _, path = value.partition("/") if isinstance(value, str) else ("", "", "")
+    try:
+        _registry_host(host)
+        ok = not path or all(_IMAGE_PATH_RE.fullmatch(part) for part in path.split("/"))
+    except PydanticCustomError:
+        ok = False
+    if not ok:
+        raise PydanticCustomError(
+            "devmesh_registry",
+            "expected a registry with an optional path, such as ghcr.io/acme or "
+            "127.0.0.1:5001, got {got}",
+            {"got": describe(value)},
+        )
+    return str(value)
+
+
+def _image_ref(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 255 or not _IMAGE_REF_RE.fullmatch(value):
+        raise PydanticCustomError(
+            "devmesh_image",
+            "expected an image reference such as {example}, got {got}",
+            {"example": DEFAULT_ENVOY_IMAGE, "got": describe(value)},
+        )
+    return value
+
+
 def _header(value: Any) -> str:
-    if not isinstance(value, str) or not _HEADER_RE.match(value):
+    if not isinstance(value, str) or not _HEADER_RE.fullmatch(value):
         raise PydanticCustomError(
             "devmesh_header",
             "expected a lower-case HTTP header name (letters, digits, '-'), got {got}",
-            {"got": _describe(value)},
+            {"got": describe(value)},
         )
     return value
 
 
 def _domain(value: Any) -> str:
-    if not isinstance(value, str) or not _DOMAIN_RE.match(value):
+    if not isinstance(value, str) or len(value) > _DOMAIN_MAX or not _DOMAIN_RE.fullmatch(value):
         raise PydanticCustomError(
             "devmesh_domain",
-            "expected a lower-case DNS domain such as localhost or preview.example.com, got {got}",
-            {"got": _describe(value)},
+            "expected a lower-case DNS domain such as localhost or preview.example.com (labels "
+            "of at most 63 characters, at most {max} in all), got {got}",
+            {"max": _DOMAIN_MAX, "got": describe(value)},
         )
     return value
 
@@ -148,18 +233,29 @@ def _relative(inside: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise PydanticCustomError(
-                "devmesh_relpath", "expected a relative path, got {got}", {"got": _describe(value)}
+                "devmesh_relpath", "expected a relative path, got {got}", {"got": describe(value)}
             )
+        _no_control(value)
         posix = PurePosixPath(value)
         if posix.is_absolute() or ".." in posix.parts:
             raise PydanticCustomError(
                 "devmesh_relpath",
                 "expected a path inside {inside} (relative, without '..'), got {got}",
-                {"inside": inside, "got": _describe(value)},
+                {"inside": inside, "got": describe(value)},
             )
         return value
 
     return check
+
+
+def _no_control(value: str) -> None:
+    """A path with a control character: a NUL fails every file system call, a newline would
+    break the rendered files."""
+    if _CONTROL_RE.search(value):
+        raise PydanticCustomError(
+            "devmesh_path", "expected a path without control characters, got {got}",
+            {"got": describe(value)},
+        )
 
 
 def _container_path(value: Any) -> str:
@@ -167,11 +263,12 @@ def _container_path(value: Any) -> str:
         raise PydanticCustomError(
             "devmesh_abspath",
             "expected an absolute path in the container, got {got}",
-            {"got": _describe(value)},
+            {"got": describe(value)},
         )
+    _no_control(value)
     if ".." in PurePosixPath(value).parts:
         raise PydanticCustomError(
-            "devmesh_abspath", "expected a path without '..', got {got}", {"got": _describe(value)}
+            "devmesh_abspath", "expected a path without '..', got {got}", {"got": describe(value)}
         )
     return value
 
@@ -181,14 +278,22 @@ def _dockerfile_path(value: Any) -> str:
         raise PydanticCustomError(
             "devmesh_dockerfile",
             "expected a path relative to the build context, got {got}",
-            {"got": _describe(value)},
+            {"got": describe(value)},
         )
+    _no_control(value)
     return value
 
 
 # --- live sync: the reload action (begin) -------------------------------------------------
 
-_SIGNAL_RE = re.compile(r"^(SIG)?[A-Z][A-Z0-9]*$")
+# The signals of Linux, where the containers run (the host's own ``signal`` module would judge
+# by macOS's set there). ``kill -s NAME`` and the Docker API take these names.
+LINUX_SIGNALS = frozenset({
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGIOT", "SIGBUS", "SIGFPE",
+    "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
+    "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
+    "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPOLL", "SIGPWR", "SIGSYS",
+})
 _RELOAD_EXPECTED = "restart, none, {signal: NAME} or {command: [PROGRAM, ARG…]}"
 
 
@@ -204,13 +309,15 @@ def _reload(value: Any) -> Any:
     if isinstance(value, Mapping) and len(value) == 1:
         ((key, arg),) = value.items()
         if key == "signal":
-            name = arg.upper() if isinstance(arg, str) else arg
-            if not isinstance(name, str) or not _SIGNAL_RE.match(name):
+            name = arg.upper() if isinstance(arg, str) else None
+            if name is not None and not name.startswith("SIG"):
+                name = f"SIG{name}"
+            if name not in LINUX_SIGNALS:
                 raise PydanticCustomError(
                     "devmesh_reload", "expected a signal name such as HUP or SIGUSR1, got {got}",
-                    {"got": _describe(arg)},
+                    {"got": describe(arg)},
                 )
-            return ReloadAction(action="signal", signal=name if name.startswith("SIG") else f"SIG{name}")
+            return ReloadAction(action="signal", signal=name)
         if key == "command":
             try:
                 argv = shlex.split(arg) if isinstance(arg, str) else arg
@@ -222,12 +329,12 @@ def _reload(value: Any) -> Any:
                     "devmesh_reload",
                     "expected a command to run in the container: a list of words or one line, "
                     "got {got}",
-                    {"got": _describe(arg)},
+                    {"got": describe(arg)},
                 )
             return ReloadAction(action="command", command=tuple(argv))
     raise PydanticCustomError(
         "devmesh_reload", "expected {expected}, got {got}",
-        {"expected": _RELOAD_EXPECTED, "got": _describe(value)},
+        {"expected": _RELOAD_EXPECTED, "got": describe(value)},
     )
 
 
@@ -240,6 +347,15 @@ AppName = Annotated[str, BeforeValidator(_name(22, "an app name"))]
 ServiceName = Annotated[str, BeforeValidator(_name(30, "a service name"))]
 BranchName = Annotated[str, BeforeValidator(_branch)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
+EnvName = Annotated[str, BeforeValidator(_env_name(reserve=True))]
+BuildArgName = Annotated[str, BeforeValidator(_env_name(reserve=False))]
+RegistryHost = Annotated[str, BeforeValidator(_registry_host)]
+ImagePrefix = Annotated[str, BeforeValidator(_image_prefix)]
+ImageRef = Annotated[str, BeforeValidator(_image_ref)]
+RepoURL = Annotated[str, BeforeValidator(_text("the manifest repository's URL or path"))]
+KubeContext = Annotated[str, BeforeValidator(_text("the name of a kube context"))]
+PresetName = Annotated[str, BeforeValidator(_text("the name of a preset"))]
+Pattern = Annotated[str, BeforeValidator(_text("a file name or glob pattern"))]
 HeaderName = Annotated[str, BeforeValidator(_header)]
 Domain = Annotated[str, BeforeValidator(_domain)]
 RelativePath = Annotated[str, BeforeValidator(_relative("the project"))]
@@ -271,7 +387,10 @@ class ReloadAction(_Model):
 
 # --- resilience: timeouts, retries, circuit breaking, outlier detection (begin) ------------
 
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+# Envoy's durations stop near 10,000 years and Istio's at what protobuf holds; no request,
+# retry or ejection in a preview environment needs more than a day, so that is the bound.
+MAX_DURATION_S = 24 * 3600.0
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 RETRY_CONDITIONS = ("5xx", "connect-failure", "gateway-error", "refused-stream", "reset",
                     "retriable-4xx")
@@ -283,23 +402,40 @@ def _duration(value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
         seconds = float(value)
     elif isinstance(value, str):
-        found = _DURATION_RE.match(value.strip())
+        found = _DURATION_RE.fullmatch(value.strip())
         if found:
             seconds = float(found.group(1)) * _DURATION_UNITS[found.group(2)]
     if seconds is None or (0 < seconds < 0.001):
         raise PydanticCustomError(
             "devmesh_duration", "expected a duration such as 30s, 1.5s, 250ms or 2m, got {got}",
-            {"got": _describe(value)},
+            {"got": describe(value)},
+        )
+    if not seconds <= MAX_DURATION_S:  # also NaN
+        raise PydanticCustomError(
+            "devmesh_duration", "expected a duration of at most 24h, got {got}",
+            {"got": describe(value)},
         )
     return round(seconds, 3)
 
 
-def _count(minimum: int) -> Callable[[Any], int]:
+# Istio's connection pool and outlier detection settings are int32 (Envoy's uint32).
+INT32_MAX = 2**31 - 1
+# Retries beyond a handful only multiply load on a failing service; Istio takes an int32, but
+# a hundred is already far past any sensible setting.
+MAX_RETRY_ATTEMPTS = 100
+
+
+def _count(minimum: int, maximum: int = INT32_MAX) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise PydanticCustomError(
                 "devmesh_count", "expected a whole number of at least {min}, got {got}",
-                {"min": minimum, "got": _describe(value)},
+                {"min": minimum, "got": describe(value)},
+            )
+        if value > maximum:
+            raise PydanticCustomError(
+                "devmesh_count", "expected a whole number of at most {max}, got {got}",
+                {"max": maximum, "got": describe(value)},
             )
         return value
 
@@ -309,7 +445,7 @@ def _count(minimum: int) -> Callable[[Any], int]:
 def _percentage(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
         raise PydanticCustomError(
-            "devmesh_percent", "expected a whole number 0–100, got {got}", {"got": _describe(value)}
+            "devmesh_percent", "expected a whole number 0–100, got {got}", {"got": describe(value)}
         )
     return value
 
@@ -320,13 +456,14 @@ def _retry_on(value: Any) -> tuple[str, ...]:
         raise PydanticCustomError(
             "devmesh_retry_on",
             "expected retry conditions separated by commas, from {known}; got {got}",
-            {"known": ", ".join(RETRY_CONDITIONS), "got": _describe(value)},
+            {"known": ", ".join(RETRY_CONDITIONS), "got": describe(value)},
         )
     return tuple(dict.fromkeys(words))
 
 
 Duration = Annotated[float, BeforeValidator(_duration)]
 Count = Annotated[int, BeforeValidator(_count(0))]
+RetryAttempts = Annotated[int, BeforeValidator(_count(0, MAX_RETRY_ATTEMPTS))]
 PositiveCount = Annotated[int, BeforeValidator(_count(1))]
 Percentage = Annotated[int, BeforeValidator(_percentage)]
 RetryOn = Annotated[tuple[str, ...], BeforeValidator(_retry_on)]
@@ -335,7 +472,7 @@ RetryOn = Annotated[tuple[str, ...], BeforeValidator(_retry_on)]
 class RetrySettings(_Model):
     """Retry ``attempts`` more times on ``retry_on``; 0 attempts turns retries off."""
 
-    attempts: Count = 2
+    attempts: RetryAttempts = 2
     retry_on: RetryOn = ("connect-failure", "refused-stream")
     per_try_timeout: Duration = 0.0  # 0: only the request timeout applies
 
@@ -373,12 +510,12 @@ class Service(_Model):
     dockerfile: Annotated[str, BeforeValidator(_dockerfile_path)] = "Dockerfile"
     port: Port | None = None
     entry: bool = False
-    preset: str | None = None
+    preset: PresetName | None = None
     values: dict[str, Scalar] = Field(default_factory=dict)
-    env: dict[str, EnvValue] = Field(default_factory=dict)
-    build_args: dict[str, EnvValue] = Field(default_factory=dict)
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
+    build_args: dict[BuildArgName, EnvValue] = Field(default_factory=dict)
     sync: list[SyncRule] = Field(default_factory=list)
-    rebuild_on: list[str] = Field(default_factory=list)
+    rebuild_on: list[Pattern] = Field(default_factory=list)
     # After a sync; None: the preset's, else restart (see devmesh.sync.reload).
     reload: Annotated[ReloadAction | None, BeforeValidator(_reload)] = None
     # Timeouts, retries, circuit breaking, outlier detection (see docs/strategies.md).
@@ -394,20 +531,20 @@ class Routing(_Model):
 class Cluster(_Model):
     name: Annotated[str, BeforeValidator(_label(40, "a kind cluster name"))] = "devmesh"
     config: RelativePath = "kind-config/cluster.yaml"
-    context: str | None = None
-    registry: str = "127.0.0.1:5001"
+    context: KubeContext | None = None
+    registry: RegistryHost = "127.0.0.1:5001"
 
 
 class Manifests(_Model):
-    repo: str
+    repo: RepoURL
     path: RepoPath = "."
     branch: BranchName = "main"
     mode: Literal["push", "pull-request"] = "push"
-    registry: str | None = None
+    registry: ImagePrefix | None = None
 
 
 class DockerSettings(_Model):
-    envoy_image: str = DEFAULT_ENVOY_IMAGE
+    envoy_image: ImageRef = DEFAULT_ENVOY_IMAGE
 
 
 class Project(_Model):
@@ -452,280 +589,6 @@ class Project(_Model):
         return port
 
 
-# --- reading the file -------------------------------------------------------------------
-
-
-Loc = tuple[str | int, ...]
-
-
-def _key_line(node: Any, key: Any) -> int | None:
-    """The 1-based line of ``key`` in a ruamel mapping, following ``<<`` merges."""
-    pos = node.lc.data.get(key) if isinstance(node.lc.data, dict) else None
-    if pos:
-        return int(pos[0]) + 1
-    for source in getattr(node, "merge", None) or ():
-        if isinstance(source, tuple):  # older ruamel: (position, mapping)
-            source = source[-1]
-        if hasattr(source, "lc") and key in source:
-            return _key_line(source, key)
-    return None
-
-
-def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
-    """Turn ruamel's round-trip nodes into plain data, noting each key's 1-based line."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    if isinstance(node, CommentedMap):
-        out: dict[Any, Any] = {}
-        for key in node:
-            sub = (*loc, str(key))
-            line = _key_line(node, key)
-            if line is not None:
-                lines[sub] = line
-            out[key] = _plain(node[key], sub, lines)
-        return out
-    if isinstance(node, CommentedSeq):
-        items = []
-        for i, item in enumerate(node):
-            sub = (*loc, i)
-            lines[sub] = node.lc.item(i)[0] + 1
-            items.append(_plain(item, sub, lines))
-        return items
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    return node
-
-
-# What an unclosed construct is called, by the parser's context.
-_UNCLOSED = {
-    "while parsing a flow sequence": "a '[' list",
-    "while parsing a flow mapping": "a '{' mapping",
-    "while scanning a quoted scalar": "a quoted string",
-}
-
-
-def _unclosed_bracket(text: str) -> tuple[str, int] | None:
-    """The first '[' or '{' never closed in ``text`` (outside quotes and comments), and its line."""
-    stack: list[tuple[str, int]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        quote = ""
-        for i, ch in enumerate(line):
-            if quote:
-                if ch == quote:
-                    quote = ""
-            elif ch in "'\"" and (i == 0 or line[i - 1] in " \t[{,:"):
-                quote = ch
-            elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-                break
-            elif ch in "[{":
-                stack.append((ch, number))
-            elif ch in "]}" and stack:
-                stack.pop()
-    return stack[0] if stack else None
-
-
-def _yaml_problem(exc: Any, text: str) -> tuple[int | None, str]:
-    """A YAML syntax error as (line, what is wrong), in words a user can act on."""
-    problem = str(exc.problem or exc.context or "invalid YAML")
-    context = str(exc.context or "")
-    pline = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
-    cline = exc.context_mark.line + 1 if exc.context_mark is not None else None
-    if "'\\t'" in problem:
-        return pline, "a tab character where YAML expects spaces; indent with spaces only"
-    at_end = "<stream end>" in problem or "end of stream" in problem
-    if at_end and "flow" in context:
-        opener = _unclosed_bracket(text)
-        if opener is not None:
-            what = _UNCLOSED["while parsing a flow sequence" if opener[0] == "[" else "while parsing a flow mapping"]
-            return opener[1], f"{what} starts here and is never closed"
-    if at_end and context in _UNCLOSED:
-        return cline or pline, f"{_UNCLOSED[context]} starts here and is never closed"
-    duplicate = re.search(r'found duplicate key "([^"]*)"', problem)
-    if duplicate:
-        return pline, f"duplicate key {json.dumps(duplicate.group(1))}; each key may appear once"
-    if "found another document" in problem:
-        return pline, "a second document ('---'); the file must hold exactly one"
-    if "mapping values are not allowed here" in problem:
-        return pline, "mapping values are not allowed here; quote a value that contains ': '"
-    if "found undefined alias" in problem:
-        return pline, problem.replace("found undefined alias", "undefined alias")
-    if context and cline is not None and cline != pline:
-        return pline, f"{problem} ({context.removeprefix('while ')} that starts on line {cline})"
-    return pline or cline, problem
-
-
-def parse_yaml(text: str, display: str) -> tuple[Any, dict[Loc, int]]:
-    """Parse YAML text; syntax errors become ConfigErrors with the line."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    yaml = YAML(typ="rt")
-    try:
-        data = yaml.load(text)
-    except MarkedYAMLError as exc:
-        line, problem = _yaml_problem(exc, text)
-        raise ConfigErrors([ConfigError(display, line, None, f"invalid YAML: {problem}")]) from exc
-    except YAMLError as exc:
-        raise ConfigErrors([ConfigError(display, None, None, f"invalid YAML: {exc}")]) from exc
-    lines: dict[Loc, int] = {}
-    return _plain(data, (), lines), lines
-
-
-def _line_for(loc: Loc, lines: Mapping[Loc, int]) -> int | None:
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
-def _dotted(loc: Loc) -> str:
-    """``("services", "api", "sync", 0, "src")`` → ``services.api.sync[0].src``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out
-
-
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """The model class whose field the last element of ``loc`` names."""
-    model: Any = Project
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        if model is None:
-            return None
-        if isinstance(model, dict):  # a mapping of names to models: the part is a name
-            model = model["value"]
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        model = _field_model(field.annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _field_model(annotation: Any) -> Any:
-    import typing
-
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is dict and len(args) == 2:
-        inner = _field_model(args[1])
-        return {"value": inner} if inner is not None else None
-    if origin is list and args:
-        return _field_model(args[0])
-    if args and origin is not None:  # Optional[...] / unions / Annotated
-        for arg in args:
-            found = _field_model(arg)
-            if found is not None:
-                return found
-        return None
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _did_you_mean(loc: Loc) -> tuple[str | None, list[str]]:
-    """For an unknown field at ``loc``: the closest known field, and all known fields."""
-    model = _model_at(loc)
-    known = sorted(model.model_fields) if model else []
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-    return (close[0] if close else None), known
-
-
-# What a required field holds, for the message when it is missing: (model, field) → words.
-_REQUIRED = {
-    ("Project", "app"): "the app's name, e.g. 'app: shop'",
-    ("Project", "services"): "a mapping of service names to their settings",
-    ("Manifests", "repo"): "the manifest repository's URL or path",
-    ("SyncRule", "src"): "the folder or file to copy, relative to the build context",
-    ("SyncRule", "dest"): "where it goes in the container, an absolute path",
-}
-
-
-def _translate(error: Any, loc: Loc) -> str:
-    kind = error["type"]
-    got = _describe(error.get("input"))
-    ctx = error.get("ctx") or {}
-    if kind.startswith("devmesh_"):
-        return str(error["msg"])
-    if kind == "missing":
-        model = _model_at(loc)
-        wanted = _REQUIRED.get((model.__name__ if model else "", str(loc[-1])))
-        return f"required field is missing; expected {wanted}" if wanted else "required field is missing"
-    if kind == "extra_forbidden":
-        close, known = _did_you_mean(loc)
-        hint = f"; did you mean {close!r}?" if close else (
-            f"; known fields: {', '.join(known)}" if known else ""
-        )
-        return f"unknown field{hint}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected an integer, got {got}"
-    if kind in ("bool_type", "bool_parsing"):
-        return f"expected true or false, got {got}"
-    if kind in ("string_type", "str_type"):
-        return f"expected a string, got {got}"
-    if kind in ("float_type", "float_parsing"):
-        return f"expected a number, got {got}"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected a mapping, got {got}"
-    if kind in ("list_type", "tuple_type"):
-        return f"expected a list, got {got}"
-    if kind == "literal_error":
-        expected = str(ctx.get("expected", "")).replace("'", "")
-        return f"expected one of {expected}, got {got}"
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    if kind == "too_short":
-        return f"expected at least {ctx.get('min_length', 1)} item(s), got none"
-    return f"{error['msg']}, got {got}"
-
-
-# Names pydantic gives the branches of a union inside an error location.
-_UNION_TAGS = frozenset({"str", "int", "float", "bool", "none", "list", "dict"})
-
-
-def _error_loc(loc: Loc, data: Any) -> Loc:
-    """Map a pydantic error location onto the data: mapping keys as strings (as in the line
-    table), list positions as integers, pydantic's internal parts (union branches, validator
-    names, ``[key]``) dropped. Walking the data keeps a service named ``int`` intact."""
-    out: list[str | int] = []
-    node = data
-    for part in loc:
-        if isinstance(part, str) and (part.startswith("function-") or part == "[key]"):
-            continue
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            out.append(str(part))
-            continue
-        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-            out.append(part)
-            continue
-        if isinstance(part, str) and (part in _UNION_TAGS or "[" in part) and out:
-            continue
-        out.append(part if isinstance(part, int) and isinstance(node, list) else str(part))
-        node = None
-    return tuple(out)
-
-
-class ConfigErrors(UserInputError):
-    """One or more ConfigErrors, printed one per line in file order."""
-
-    def __init__(self, errors: list[ConfigError]) -> None:
-        errors = sorted(errors, key=lambda e: (e.line or 0))
-        super().__init__("\n".join(e.message for e in errors))
-        self.errors = errors
-
 
 def _iter_semantic_errors(project: Project, lines: Mapping[Loc, int]) -> Iterator[tuple[Loc, str]]:
     entries = [name for name, svc in project.services.items() if svc.entry]
@@ -746,13 +609,22 @@ def _iter_semantic_errors(project: Project, lines: Mapping[Loc, int]) -> Iterato
                 "set 'preset' or remove 'values'"
             )
         context = project.root / svc.context
+        where = (*base, "context") if (*base, "context") in lines else base
+        if context.is_file():
+            yield where, f"build context {svc.context!r} is a file, not a folder"
+            continue
         if not context.is_dir():
-            where = (*base, "context") if (*base, "context") in lines else base
             yield where, f"build context {svc.context!r} does not exist (looked in {context})"
+            continue
+        # Resolved, so that a symbolic link cannot lead the build (and sync) out of the project.
+        root = project.root.resolve()
+        if not context.resolve().is_relative_to(root):
+            yield where, (f"build context {svc.context!r} lies outside the project "
+                          f"(it leads to {context.resolve()})")
             continue
         dockerfile = (context / svc.dockerfile).resolve()
         where = (*base, "dockerfile") if (*base, "dockerfile") in lines else base
-        if not dockerfile.is_relative_to(project.root.resolve()):
+        if not dockerfile.is_relative_to(root):
             yield where, f"Dockerfile {svc.dockerfile!r} lies outside the project"
         elif not dockerfile.is_file():
             yield where, f"Dockerfile {svc.dockerfile!r} not found in build context {svc.context!r}"
@@ -764,6 +636,10 @@ def _iter_semantic_errors(project: Project, lines: Mapping[Loc, int]) -> Iterato
             if not (context / rule.src).exists():
                 yield (*base, "sync", i, "src"), (
                     f"sync source {rule.src!r} does not exist in build context {svc.context!r}"
+                )
+            elif not (context / rule.src).resolve().is_relative_to(root):
+                yield (*base, "sync", i, "src"), (
+                    f"sync source {rule.src!r} lies outside the project"
                 )
     if project.services and not entries and len(project.services) > 1:
         yield ("services",), (
@@ -799,16 +675,19 @@ def load_text(text: str, path: Path, display: str | None = None) -> Project:
     from devmesh.presets import apply_presets
 
     display = display or str(path)
-    raw, lines = parse_yaml(text, display)
+    try:
+        raw, lines = parse_yaml(text, display)
+    except ConfigError as exc:
+        raise ConfigErrors([exc]) from None
     if raw is None:
         raise ConfigErrors([ConfigError(display, 1, None, "the file is empty; expected a mapping with 'app' and 'services'")])
     if not isinstance(raw, dict):
-        raise ConfigErrors([ConfigError(display, 1, None, f"expected a mapping at the top level, got {_describe(raw)}")])
+        raise ConfigErrors([ConfigError(display, 1, None, f"expected a mapping at the top level, got {describe(raw)}")])
     try:
         data, preset_errors = apply_presets(raw, path.parent)
     except ConfigError as exc:  # a project's own preset file is broken
         raise ConfigErrors([exc]) from None
-    errors = [ConfigError(display, _line_for(loc, lines), _dotted(loc), msg) for loc, msg in preset_errors]
+    errors = [ConfigError(display, line_for(loc, lines), dotted(loc), msg) for loc, msg in preset_errors]
     if errors:
         raise ConfigErrors(errors)
     try:
@@ -816,13 +695,13 @@ def load_text(text: str, path: Path, display: str | None = None) -> Project:
     except ValidationError as exc:
         found: list[tuple[Loc, str, str]] = []
         for err in exc.errors():
-            loc = _error_loc(tuple(err["loc"]), data)
-            found.append((loc, err["type"], _translate(err, loc)))
+            loc = error_loc(tuple(err["loc"]), data)
+            found.append((loc, err["type"], translate(Project, err, loc)))
         # A misspelt required field is one mistake: report the spelling, not also the absence.
         suggested = {
             (*loc[:-1], close)
             for loc, kind, _ in found
-            if kind == "extra_forbidden" and (close := _did_you_mean(loc)[0]) is not None
+            if kind == "extra_forbidden" and (close := did_you_mean(Project, loc)[0]) is not None
         }
         direct = {loc for loc, _, _ in found}
         seen: set[tuple[Loc, str]] = set()
@@ -836,7 +715,7 @@ def load_text(text: str, path: Path, display: str | None = None) -> Project:
                 continue
             seen.add((blamed, message))
             errors.append(
-                ConfigError(display, _line_for(blamed, lines), _dotted(blamed) or None, message + origin)
+                ConfigError(display, line_for(blamed, lines), dotted(blamed) or None, message + origin)
             )
         raise ConfigErrors(errors) from None
     project._path = path
@@ -847,7 +726,7 @@ def load_text(text: str, path: Path, display: str | None = None) -> Project:
         project = project.model_copy(update={"services": services})
         project._path = path
     semantic = [
-        ConfigError(display, _line_for(loc, lines), _dotted(loc), msg)
+        ConfigError(display, line_for(loc, lines), dotted(loc), msg)
         for loc, msg in _iter_semantic_errors(project, lines)
     ]
     if semantic:
@@ -880,11 +759,11 @@ def load_project(path: Path | None = None) -> Project:
     config = path if path is not None else find_config()
     display = _display_name(config)
     try:
-        text = config.read_text(encoding="utf-8")
+        text = read_text(config, display)
     except FileNotFoundError:
         raise UserInputError(f"{display}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigErrors([ConfigError(display, None, None, f"not UTF-8 text ({exc.reason})")]) from None
+    except ConfigError as exc:
+        raise ConfigErrors([exc]) from None
     except OSError as exc:
         raise UserInputError(f"{display}: cannot read: {exc.strerror}") from None
     return load_text(text, config.resolve(), display)

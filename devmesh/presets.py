@@ -16,7 +16,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from devmesh.errors import ConfigError
 
@@ -93,52 +92,50 @@ def _substitute(node: Any, values: dict[str, Any]) -> Any:
 
 
 def _read_preset(path: Path) -> ServicePreset:
-    """Read one preset file; a broken one is a ConfigError naming the file (and line)."""
+    """Read one preset file; a broken one is a ConfigError naming the file (and line).
+
+    Read with devmesh.yaml's bounded reader, so an alias bomb or a recursive alias in a
+    project's preset fails fast too.
+    """
+    from devmesh.config_yaml import dotted, line_for, parse_yaml, read_text
+
     try:
         display = str(path.resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):
         display = str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(display, line, None, f"invalid YAML: {exc.problem or exc.context}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(display, None, None, f"cannot read preset: {exc}") from None
+        raw, lines = parse_yaml(read_text(path, display), display)
+    except OSError as exc:
+        raise ConfigError(display, None, None, f"cannot read preset: {exc.strerror or exc}") from None
     raw = raw if raw is not None else {}
     if not isinstance(raw, dict):
-        raise ConfigError(display, None, None, "expected a mapping with 'variables' and 'defaults'")
-    unknown = sorted(str(key) for key in raw if key not in ("description", "variables", "defaults"))
+        raise ConfigError(display, 1, None, "expected a mapping with 'variables' and 'defaults'")
+
+    def error(loc: tuple[str | int, ...], problem: str) -> ConfigError:
+        return ConfigError(display, line_for(loc, lines), dotted(loc), problem)
+
+    unknown = sorted(key for key in raw if key not in ("description", "variables", "defaults"))
     if unknown:
-        raise ConfigError(
-            display, None, unknown[0], "unknown field; a preset has description, variables, defaults"
-        )
+        raise error((unknown[0],), "unknown field; a preset has description, variables, defaults")
     specs = raw.get("variables") or {}
     if not isinstance(specs, dict):
-        raise ConfigError(display, None, "variables", "expected a mapping of variable name to its spec")
+        raise error(("variables",), "expected a mapping of variable name to its spec")
     variables: dict[str, Variable] = {}
     for name, spec in specs.items():
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-            raise ConfigError(
-                display, None, f"variables.{name}",
-                "expected a variable name of lower-case letters, digits and '_'",
-            )
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise error(("variables", name),
+                        "expected a variable name of lower-case letters, digits and '_'")
         if not isinstance(spec, dict) or "default" not in spec:
-            raise ConfigError(
-                display, None, f"variables.{name}",
-                "expected a mapping with 'default' (and optionally 'description')",
-            )
+            raise error(("variables", name),
+                        "expected a mapping with 'default' (and optionally 'description')")
         variables[name] = Variable(name, spec["default"], str(spec.get("description", "")))
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict):
-        raise ConfigError(display, None, "defaults", "expected a mapping of service fields")
+        raise error(("defaults",), "expected a mapping of service fields")
     undeclared = sorted(set(_variables_in(defaults)) - set(variables))
     if undeclared:
-        raise ConfigError(
-            display, None, "defaults",
-            f"uses ${{{undeclared[0]}}}, which is not declared under 'variables'",
-        )
+        raise error(("defaults",),
+                    f"uses ${{{undeclared[0]}}}, which is not declared under 'variables'")
     return ServicePreset(
         name=path.stem,
         description=str(raw.get("description", "")),
