@@ -222,3 +222,33 @@ def test_exec_with_stdin_reaches_the_pod(project: Project, fake: FakeCluster) ->
     result = fake.exec(NS, pod["metadata"]["name"], ["tar", "-x", "-f", "-", "-C", "/app"],
                        container="api", stdin=b"tar bytes")
     assert result.exit_code == 0 and fake.exec_calls[-1].stdin == b"tar bytes"
+
+
+def test_the_app_found_by_labels_alone_lists_logs_and_goes_down(project: Project, fake: FakeCluster) -> None:
+    """What `down`, `ls` and `logs` use when devmesh.yaml does not load: no project at all."""
+    from devmesh.runtime.kind.runtime import KindApp
+
+    one, two = Environment("one", ("api",), "feature/one"), Environment("two", ("stock",), "two")
+    rt = runtime(project, fake)
+    rt.up(one, images=images(project, one))
+    rt.up(two, images=images(project, two))
+    bare = KindApp("shop", context="kind-devmesh", cluster=fake)
+
+    states = {e.name: e for e in bare.environments()}
+    assert list(states) == ["baseline", "one", "two"]
+    assert {s.service: s.env for s in states["one"].services} == {"api": "one", "stock": "baseline",
+                                                                  "web": "baseline"}
+    assert states["one"].branch == "feature/one" and states["one"].preview_url is None
+    assert all(s.state == "running" and s.ready for s in states["one"].services)
+
+    fake.add_logs("devmesh.dev/service=api,devmesh.dev/env=one", "api", "api one listening")
+    assert [line.text for line in bare.logs("one", ["api"], follow=False)] == ["api one listening"]
+
+    events = Events()
+    removed = bare.down("two", sink=events)
+    assert sorted(removed) == ["Deployment stock-two", "VirtualService shop-gateway-two"]
+    assert any("not re-rendered" in m for m in events.messages())  # said, not hidden
+    last = bare.down("one")  # the last environment takes the baseline and the namespace
+    assert "Deployment api-one" in last and "Deployment web-baseline" in last
+    assert last[-1] == "Namespace devmesh-shop"
+    assert fake.list("apps/v1", "Deployment") == [] and fake.get("v1", "Namespace", NS) is None
