@@ -68,8 +68,10 @@ def parse_image_ref(text: str) -> ImageRef:
 def name_problem(name: str) -> str | None:
     """Why ``name`` is not a repository name by the distribution grammar, or None if it is one.
 
-    As docker does, the first component is a registry host only when it has a '.' or a ':'
-    or is ``localhost``; otherwise it is a path component, and those are lower case.
+    The first component is a registry host only when it has a '.' or a ':' or is
+    ``localhost``, as the grammar's notes say; otherwise it is a path component, and those are
+    lower case. (Docker's normaliser also takes an upper-case first component for a host;
+    a one-label upper-case registry is far likelier a typo than a registry, so it is refused.)
     """
     if not name:
         return "it is empty"

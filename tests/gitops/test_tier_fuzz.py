@@ -105,3 +105,93 @@ def test_errors_with_a_line_say_which(tmp_path: Path, text: str) -> None:
     with pytest.raises(DevmeshError) as info:
         layout.pins("dev", "shop")
     assert re.match(rf"{re.escape(WHERE)}:\d+: ", str(info.value)), str(info.value)
+
+
+# --- generated well-formed tier files in many styles: edits keep every other line ------------
+
+
+@st.composite
+def _styled_tier(draw: st.DrawFn) -> tuple[str, list[str]]:
+    """A tier file in a drawn style (line ending, indentation, quoting, flow entries,
+    comments, anchors and aliases, a tag beside the digest, an end marker), and the
+    services it pins."""
+    nl = draw(st.sampled_from(["\n", "\r\n"]))
+    offset = draw(st.sampled_from([0, 2, 4]))
+    gap = draw(st.sampled_from([1, 3]))
+    dash, key = " " * offset, " " * (offset + 1 + gap)
+    quote = draw(st.sampled_from(["", "'", '"']))
+    services = draw(st.lists(st.sampled_from(["api", "web", "worker"]), unique=True, max_size=3))
+    lines = ["kind: Kustomization", "resources:", f"{dash}-{' ' * gap}../../base/api"]
+    entries: list[str] = ["images:"]
+    anchored = False
+    for i, service in enumerate(services):
+        digest = f"{quote}{sha('abc'[i])}{quote}"
+        style = draw(st.sampled_from(["block", "flow", "anchor", "alias", "tag", "no-newname"]))
+        if style == "alias" and anchored:
+            digest = "*d"
+        elif style == "anchor" and not anchored:
+            digest, anchored = f"&d {digest}", True
+        if style == "flow":
+            entries.append(f"{dash}-{' ' * gap}{{name: shop/{service}, newName: r/{service}, digest: {digest}}}")
+            continue
+        entries.append(f"{dash}-{' ' * gap}name: shop/{service}" + draw(st.sampled_from(["", "   # pinned"])))
+        if style != "no-newname":
+            entries.append(f"{key}newName: {quote}r/{service}{quote}")
+        if style == "tag":
+            entries.append(f"{key}newTag: '1.0'")
+        entries.append(f"{key}digest: {digest}")
+    body = lines + entries if draw(st.booleans()) else entries + lines
+    if len(entries) == 1:
+        body = lines
+    text = nl.join(body) + nl
+    if draw(st.booleans()):
+        text += f"...{nl}# the end{nl}"
+    if draw(st.booleans()):
+        text = text[: -len(nl)]
+    return text, services
+
+
+def _kept_lines(before: str, after: str, skip: range) -> bool:
+    """Whether every line of ``before`` outside ``skip`` (1-based) is in ``after``, in order.
+
+    A file without a final newline stays so: the last line may move, its break with it.
+    """
+    nl = "\r\n" if "\r\n" in before else "\n"
+    before, after = (t if t.endswith(("\r", "\n")) or not t else t + nl for t in (before, after))
+    old = [line for i, line in enumerate(before.splitlines(keepends=True), 1) if i not in skip]
+    new = iter(after.splitlines(keepends=True))
+    return all(any(line == candidate for candidate in new) for line in old)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    tier=_styled_tier(),
+    service=st.sampled_from(["api", "web", "worker"]),
+    remove=st.booleans(),
+)
+def test_edits_of_styled_files_keep_every_other_line(tmp_path: Path, tier: tuple[str, list[str]], service: str, remove: bool) -> None:
+    text, _ = tier
+    layout = make_layout(tmp_path, text)
+    pins = layout.pins("dev", "shop")
+    ref = None if remove else ImageRef(f"r2/{service}", sha("e"))
+    doc = layout.read_tier("dev")
+    entry = doc.entry(f"shop/{service}")
+    skip = range(0)
+    if entry is not None:
+        end_line = text.count("\n", 0, entry.node.end) + 1
+        skip = range(entry.item.line, end_line + 1)
+    try:
+        layout.set_pin("dev", "shop", service, ref)
+    except DevmeshError as error:
+        _check(layout, error)
+        assert layout.tier_file("dev").read_bytes() == text.encode()
+        return
+    after = layout.tier_file("dev").read_bytes().decode()
+    expected = {k: v for k, v in pins.items() if k != service}
+    if ref is not None:
+        expected[service] = ref
+    assert layout.pins("dev", "shop") == expected
+    if ref is None and entry is not None and len(doc.entries) == 1:
+        skip = range(doc.images_key.line if doc.images_key else skip.start, skip.stop)
+    assert _kept_lines(text, after, skip), (text, after)
+    assert ("\r\n" in text) == ("\r\n" in after) or not after.strip()
