@@ -9,14 +9,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from devmesh.errors import UserInputError
-from devmesh.gitops.images import ImageRef, check_digest
-from devmesh.gitops.yamlio import compose, load_file, read_data, write_file
+from devmesh.gitops import tierfile
+from devmesh.gitops.images import ImageRef, check_digest, check_name
+from devmesh.gitops.tierfile import TierFile
+from devmesh.gitops.yamlio import read_data, read_text
 
 TIERS_FILE = "tiers.yaml"
 KUSTOMIZATION = "kustomization.yaml"
@@ -140,28 +144,34 @@ class Layout:
             raise UserInputError(f"{where} is missing", hint="run 'devmesh manifests init' to write it")
         return where
 
-    def _tier_data(self, tier: str) -> dict[str, Any]:
+    def read_tier(self, tier: str) -> TierFile:
+        """The tier's kustomization.yaml, read and checked (errors name the file and line)."""
         where = self._tier_where(tier)
-        data = read_data(self.tier_file(tier), where)
-        if not isinstance(data, dict):
-            raise UserInputError(f"{where}: expected a Kustomization mapping")
-        if data.get("images") is not None and not isinstance(data["images"], list):
-            raise UserInputError(f"{where}: images: expected a list")
-        return data
+        return tierfile.parse_tier(read_text(self.tier_file(tier), where), where)
 
     def pins(self, tier: str, app: str) -> dict[str, ImageRef]:
         """service → the image the tier pins for it (services without a pin are left out)."""
-        data = self._tier_data(tier)
+        return self._pins(self.read_tier(tier), app)
+
+    def _pins(self, doc: TierFile, app: str) -> dict[str, ImageRef]:
         by_name = {image_name(app, s): s for s in self.services()}
         out: dict[str, ImageRef] = {}
-        for entry in data.get("images") or []:
-            if not isinstance(entry, dict) or entry.get("name") not in by_name:
-                continue
-            digest = entry.get("digest")
-            if not isinstance(digest, str):
-                continue
-            new_name = entry.get("newName") or entry["name"]
-            out[by_name[entry["name"]]] = ImageRef(str(new_name), check_digest(str(digest)))
+        for entry in doc.entries:
+            service = by_name.get(entry.name)
+            if service is None or "digest" not in entry.fields:
+                continue  # not devmesh's, or not pinned by digest (yet)
+            new_name = entry.fields.get("newName") or entry.name
+            try:
+                digest = check_digest(entry.fields["digest"])
+            except UserInputError as exc:
+                raise doc.fail(entry.field_line("digest"), exc.message) from None
+            try:
+                if not isinstance(new_name, str):
+                    raise UserInputError(f"newName: expected an image name, not {new_name!r:.40}")
+                name = check_name(new_name)
+            except UserInputError as exc:
+                raise doc.fail(entry.field_line("newName"), exc.message) from None
+            out[service] = ImageRef(name, digest)
         return out
 
     def pin(self, tier: str, app: str, service: str) -> ImageRef | None:
@@ -170,74 +180,38 @@ class Layout:
     def set_pin(self, tier: str, app: str, service: str, ref: ImageRef | None) -> None:
         """Pin ``service`` to ``ref`` in ``tier`` (None removes the pin), editing in place.
 
-        Re-pinning an existing entry rewrites just its two values in the text, byte for byte
-        around them; adding or removing an entry goes through a round-trip YAML edit. Both
-        keep the file's comments and order.
+        The edit is a text splice: every byte outside the entry stays as it was. The result
+        is read back before it is written; if it does not read, or if any other image in the
+        file would change, nothing is written (UserInputError). Promotion and rollback both
+        come through here.
         """
-        self._tier_data(tier)  # validates the file
-        path = self.tier_file(tier)
+        doc = self.read_tier(tier)
+        self._pins(doc, app)  # a bad pin anywhere in the file is reported before any edit
         name = image_name(app, service)
-        text = path.read_text(encoding="utf-8")
-        spliced = splice_pin(text, name, ref) if ref is not None else None
-        if spliced is not None:
-            path.write_text(spliced, encoding="utf-8")
+        text = tierfile.edit_pin(doc, name, ref)
+        if text == doc.text:
             return
-        self._edit_pin(tier, name, ref)
+        tierfile.verify_edit(doc, text, name, ref)
+        _replace(self.tier_file(tier), text.encode("utf-8"))
 
-    def _edit_pin(self, tier: str, name: str, ref: ImageRef | None) -> None:
-        from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-        data, yaml = load_file(self.tier_file(tier), self._tier_where(tier))
-        images = data.get("images")
-        entry = next(
-            (e for e in images or [] if isinstance(e, dict) and e.get("name") == name), None
-        )
-        if ref is None:
-            if entry is not None:
-                images.remove(entry)
-                if not images:
-                    del data["images"]
-        elif entry is not None:
-            entry["newName"] = ref.name
-            entry["digest"] = ref.digest
-            entry.pop("newTag", None)  # a digest pins the image; a tag beside it only confuses
-        else:
-            if images is None:
-                images = CommentedSeq()
-                data["images"] = images
-            images.append(CommentedMap(name=name, newName=ref.name, digest=ref.digest))
-        write_file(self.tier_file(tier), data, yaml)
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (a crash leaves the old file)."""
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temp, path.stat().st_mode & 0o7777)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def splice_pin(text: str, name: str, ref: ImageRef) -> str | None:
-    """``text`` with the ``images:`` entry ``name`` re-pinned to ``ref``, or None if the entry
-    is not a plain block mapping with ``newName`` and ``digest`` (the caller then edits the
-    YAML structurally)."""
-    import yaml
-
-    root = compose(text)
-    if not isinstance(root, yaml.MappingNode):
+    """``text`` with the ``images:`` entry ``name`` re-pinned to ``ref`` in place, or None
+    when it has no such entry."""
+    doc = tierfile.parse_tier(text, "tier file")
+    if doc.entry(name) is None:
         return None
-    images = next((v for k, v in root.value if k.value == "images"), None)
-    if not isinstance(images, yaml.SequenceNode):
-        return None
-    for item in images.value:
-        if not isinstance(item, yaml.MappingNode) or item.flow_style:
-            continue
-        fields = {k.value: v for k, v in item.value if isinstance(k, yaml.ScalarNode)}
-        if getattr(fields.get("name"), "value", None) != name:
-            continue
-        if "newTag" in fields:
-            return None
-        targets: list[tuple[yaml.ScalarNode, str]] = []
-        for key, value in (("newName", ref.name), ("digest", ref.digest)):
-            node = fields.get(key)
-            if not isinstance(node, yaml.ScalarNode) or node.style not in ("", None, "'", '"'):
-                return None
-            targets.append((node, value))
-        out = text
-        for node, value in sorted(targets, key=lambda t: -t[0].start_mark.index):
-            quote = node.style or ""
-            out = out[: node.start_mark.index] + f"{quote}{value}{quote}" + out[node.end_mark.index :]
-        return out
-    return None
+    return tierfile.edit_pin(doc, name, ref)

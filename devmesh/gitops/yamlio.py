@@ -1,4 +1,5 @@
-"""Round-trip YAML: edits keep a file's comments, key order, quoting and indentation."""
+"""YAML files of the manifest repo: bounded reading, and round-trip edits that keep a file's
+comments, key order, quoting and indentation."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from devmesh.errors import UserInputError
+from devmesh.gitops.yamltree import MAX_BYTES, decode, parse_tree, to_data
 
 _SEQ_ITEM = re.compile(r"^( *)- ")
 _KEY = re.compile(r"^( *)[^\s#-][^:]*:(\s|$)")
@@ -47,31 +49,24 @@ def round_trip_yaml(text: str = "") -> YAML:
     return yaml
 
 
-def _fast_loader() -> type:
-    import yaml
-
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def read_data(path: Path, display: str) -> Any:
-    """Plain data from a YAML file, for reading only (libyaml when present: 10-20x faster)."""
-    import yaml
-
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_fast_loader())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{display}:{mark.line + 1}" if mark is not None else display
-        raise UserInputError(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    """Plain data from a YAML file, for reading only, through the bounded loader."""
+    return read_tree(path, display)[1]
 
 
-def compose(text: str) -> Any:
-    """The node graph of ``text``, with each node's character offsets (for in-place splices)."""
-    import yaml
+def read_tree(path: Path, display: str) -> tuple[str, Any]:
+    """(text, data) of ``path``: its size, nesting and aliases bounded, errors naming the line."""
+    text = read_text(path, display)
+    return text, to_data(parse_tree(text, display), display)
 
-    # libyaml's offsets are only trusted for ASCII text; the pure loader counts characters.
-    loader = _fast_loader() if text.isascii() else yaml.SafeLoader
-    return yaml.compose(text, Loader=loader)
+
+def read_text(path: Path, display: str) -> str:
+    """The text of ``path`` exactly as stored (no newline translation), bounded in size."""
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_BYTES + 1)  # never more than the limit in memory
+    if len(raw) > MAX_BYTES:
+        raise UserInputError(f"{display}: larger than {MAX_BYTES // 1024} KiB; not a file devmesh reads")
+    return decode(raw, display)
 
 
 def load_file(path: Path, display: str) -> tuple[Any, YAML]:

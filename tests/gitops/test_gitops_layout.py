@@ -194,7 +194,8 @@ def test_re_pinning_rewrites_only_the_two_values() -> None:
     assert out == (
         text.replace("1" * 64, "a" * 64).replace("r.example/shop/web", "127.0.0.1:5001/shop/web")
     )
-    assert splice_pin(text, "shop/api", digest_ref("a")) is None  # flow style: structural edit
+    flow = splice_pin(text, "shop/api", digest_ref("a"))  # a flow-style entry is edited in place too
+    assert flow == text.replace("x/api", "127.0.0.1:5001/shop/api").replace("2" * 64, "a" * 64)
     assert splice_pin(text, "shop/worker", digest_ref("a")) is None  # no entry yet
 
 
