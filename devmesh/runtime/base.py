@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from devmesh.events import Sink
 from devmesh.naming import BASELINE_ENV
@@ -68,6 +68,31 @@ def environment_states(live: Sequence[Environment], has_baseline: bool,
     routes = plan()
     names = ([BASELINE_ENV] if has_baseline else []) + [e.name for e in live]
     return [state_of(name, routes) for name in names]
+
+
+Found = TypeVar("Found")
+
+
+def states_from_labels(found: Iterable[tuple[str, str, Found]],
+                       describe: Callable[[str, Found], tuple[ServiceState, str | None]]) -> list[EnvironmentState]:
+    """Each environment from what carries its labels alone, ``(env, service, object)``: the
+    services it forks and the baseline's for the rest; ``describe`` gives an object's state
+    and branch. Without the project there is no readiness check and no preview URL."""
+    by_env: dict[str, dict[str, Found]] = {}
+    for env, service, obj in found:
+        by_env.setdefault(env, {})[service] = obj
+    baseline = by_env.pop(BASELINE_ENV, {})
+    out = []
+    for env, forks in ([(BASELINE_ENV, {})] if baseline else []) + sorted(by_env.items()):
+        services = []
+        branch = None
+        for service in sorted(set(baseline) | set(forks)):
+            state, its_branch = describe(service, forks[service] if service in forks else baseline[service])
+            if service in forks:
+                branch = its_branch or branch
+            services.append(state)
+        out.append(EnvironmentState(env, branch, tuple(services), None))
+    return out
 
 
 class Runtime(Protocol):

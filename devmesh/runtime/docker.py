@@ -33,6 +33,7 @@ from devmesh.runtime.base import (
     ServiceState,
     UpResult,
     environment_states,
+    states_from_labels,
 )
 
 if TYPE_CHECKING:
@@ -141,23 +142,14 @@ class DockerApp:
 
     def environments(self) -> list[EnvironmentState]:
         """Each environment as its containers' labels tell it: no readiness, no preview URL."""
-        by_env: dict[str, dict[str, Container]] = {}
-        for c in self._containers(role="service"):
-            by_env.setdefault(c.labels.get(ENV_LABEL, ""), {})[c.labels.get(SERVICE_LABEL, "")] = c
-        baseline = by_env.pop(BASELINE_ENV, {})
-        out = []
-        for env, forks in ([(BASELINE_ENV, {})] if baseline else []) + sorted(by_env.items()):
-            services = []
-            branch = None
-            for service in sorted(set(baseline) | set(forks)):
-                c = forks.get(service) or baseline[service]
-                if service in forks:
-                    branch = c.labels.get(BRANCH_LABEL) or branch
-                services.append(ServiceState(service, c.labels.get(ENV_LABEL, ""), c.status,
-                                             c.labels.get(IMAGE_LABEL, ""),
-                                             None if c.status == "running" else False))
-            out.append(EnvironmentState(env, branch, tuple(services), None))
-        return out
+        def describe(service: str, c: Container) -> tuple[ServiceState, str | None]:
+            state = ServiceState(service, c.labels.get(ENV_LABEL, ""), c.status, c.labels.get(IMAGE_LABEL, ""),
+                                 None if c.status == "running" else False)
+            return state, c.labels.get(BRANCH_LABEL) or None
+
+        found = [(c.labels.get(ENV_LABEL, ""), c.labels.get(SERVICE_LABEL, ""), c)
+                 for c in self._containers(role="service")]
+        return states_from_labels(found, describe)
 
     # --- down --------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from devmesh.runtime.base import (
     ServiceState,
     UpResult,
     environment_states,
+    states_from_labels,
 )
 from devmesh.runtime.kind.client import ClusterClient, ClusterError, Obj, open_client
 from devmesh.runtime.kind.cluster import kind_context
@@ -153,24 +154,15 @@ class KindApp:
 
     def environments(self) -> list[EnvironmentState]:
         """Each environment as its Deployments' labels and rollouts tell it; no preview URL."""
-        by_env: dict[str, dict[str, Obj]] = {}
-        for d in self._deployments():
-            by_env.setdefault(_label(d, ENV_LABEL), {})[_label(d, SERVICE_LABEL)] = d
-        baseline = by_env.pop(BASELINE_ENV, {})
-        out = []
-        for env, forks in ([(BASELINE_ENV, {})] if baseline else []) + sorted(by_env.items()):
-            services = []
-            branch = None
-            for service in sorted(set(baseline) | set(forks)):
-                d = forks.get(service) or baseline[service]
-                if service in forks:
-                    branch = _annotation(d, BRANCH_ANNOTATION) or branch
-                rollout = self.cluster.rollout_status(self.namespace, d["metadata"]["name"])
-                state = "running" if rollout.done else "failed" if rollout.failed else "starting"
-                services.append(ServiceState(service, _label(d, ENV_LABEL), state, _image_of(d),
-                                             rollout.done, "" if rollout.done else rollout.describe()))
-            out.append(EnvironmentState(env, branch, tuple(services), None))
-        return out
+        def describe(service: str, d: Obj) -> tuple[ServiceState, str | None]:
+            rollout = self.cluster.rollout_status(self.namespace, d["metadata"]["name"])
+            state = "running" if rollout.done else "failed" if rollout.failed else "starting"
+            return (ServiceState(service, _label(d, ENV_LABEL), state, _image_of(d), rollout.done,
+                                 "" if rollout.done else rollout.describe()),
+                    _annotation(d, BRANCH_ANNOTATION) or None)
+
+        found = [(_label(d, ENV_LABEL), _label(d, SERVICE_LABEL), d) for d in self._deployments()]
+        return states_from_labels(found, describe)
 
     # --- down ----------------------------------------------------------------------------
 
