@@ -46,7 +46,7 @@ def up(state: State, branch: str | None, fork_all: bool, runtime: str | None, de
     click.echo(f"preview: {env.preview_url}")
     if detach:
         return
-    from devmesh.cli.logs import print_logs
+    from devmesh.cli.output import print_logs
 
     click.echo("following logs; Ctrl-C stops following (the environment keeps running; "
                "'devmesh down' removes it)", err=True)

@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import sys
-from collections.abc import Iterable, Sequence
-from typing import Any
-
 import click
 
 from devmesh.cli import State, pass_state
 from devmesh.cli.env import ENV_OPTION, open_for
-from devmesh.cli.output import colour_for
-from devmesh.errors import UserInputError
-
-
-def print_logs(rt: Any, env: str, services: Sequence[str], *, follow: bool, grep: str | None,
-               tail: int | None, known: Iterable[str] = ()) -> None:
-    """Print the lines, prefixed by service; ``known`` names every service (for alignment)."""
-    try:
-        pattern = re.compile(grep) if grep else None
-    except re.error as exc:
-        raise UserInputError(f"--grep: invalid regular expression {grep!r}: {exc}") from None
-    colour = sys.stdout.isatty()
-    width = max((len(s) for s in [*known, *services]), default=0) + 1
-    for line in rt.logs(env, services, follow=follow, tail=tail):
-        if pattern and not pattern.search(line.text):
-            continue
-        width = max(width, len(line.service) + 1)
-        prefix = f"{line.service:<{width}}|"
-        if colour:
-            prefix = click.style(prefix, fg=colour_for(line.service))
-        click.echo(f"{prefix} {line.text}")
+from devmesh.cli.output import print_logs
 
 
 @click.command()

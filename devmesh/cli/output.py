@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import click
 
+from devmesh.errors import UserInputError
 from devmesh.events import BuildDone, BuildProgress, Event, Step, Warning
 
 _COLOURS = ("cyan", "magenta", "yellow", "green", "blue", "bright_red", "bright_cyan", "bright_magenta")
@@ -47,3 +51,22 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join(lines)
+
+
+def print_logs(rt: Any, env: str, services: Sequence[str], *, follow: bool, grep: str | None,
+               tail: int | None, known: Iterable[str] = ()) -> None:
+    """Print the lines, prefixed by service; ``known`` names every service (for alignment)."""
+    try:
+        pattern = re.compile(grep) if grep else None
+    except re.error as exc:
+        raise UserInputError(f"--grep: invalid regular expression {grep!r}: {exc}") from None
+    colour = sys.stdout.isatty()
+    width = max((len(s) for s in [*known, *services]), default=0) + 1
+    for line in rt.logs(env, services, follow=follow, tail=tail):
+        if pattern and not pattern.search(line.text):
+            continue
+        width = max(width, len(line.service) + 1)
+        prefix = f"{line.service:<{width}}|"
+        if colour:
+            prefix = click.style(prefix, fg=colour_for(line.service))
+        click.echo(f"{prefix} {line.text}")
