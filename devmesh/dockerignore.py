@@ -187,7 +187,7 @@ class Pattern:
             else:
                 regex += re.escape(ch)
             i += 1
-        compiled = re.compile(regex + "$", re.DOTALL) if kind == "regex" else None
+        compiled = re.compile(regex + r"\Z", re.DOTALL) if kind == "regex" else None
         return cls(text, exclusion, line, kind, compiled)
 
     def match(self, path: str) -> bool:

@@ -202,3 +202,12 @@ def test_single_file_rule(make_sources: SourcesFactory) -> None:
     src = make_sources(sync="[{src: app.py, dest: /srv/main.py}]", rebuild_on="[]")
     plan = plan_sync(src, changes(("app.py", "modified")))
     assert paths(plan.uploads) == ["/srv/main.py"]  # the destination's folders are not touched
+
+
+def test_a_pattern_matches_the_whole_name_not_a_name_with_a_newline_more() -> None:
+    """Docker's (Go's) `$` is the end of the text; Python's would also match before a final newline."""
+    from devmesh.dockerignore import Pattern
+
+    pattern = Pattern.compile("a?c", False)
+    assert pattern.match("abc")
+    assert not pattern.match("abc\n")
