@@ -132,6 +132,10 @@ class EchoBackends:
         self._ports[backend] = int(server.server_address[1])
         return self._ports[backend]
 
+    def serving(self) -> list[Backend]:
+        """The backends whose servers run now."""
+        return list(self._servers)
+
     def reserve(self, backend: Backend) -> int:
         """A port for ``backend`` that nothing listens on yet (``start`` it later)."""
         self._ports[backend] = free_port()
@@ -324,8 +328,14 @@ class Mesh:
         return write_atomically(self.config_dir, self.render(plan), await_clusters=wait)
 
     def start(self, plan: RoutePlan) -> None:
+        """Write the files, start Envoy, and wait until it has found every running backend
+        healthy: /ready says LIVE before the first health check of a cluster has passed, and
+        a request then would get "no healthy upstream" (seen on a loaded machine)."""
         self.apply(plan)
         self.envoy.start()
+        serving = {cluster_name(b) for b in self.backends.serving()}
+        wait_until(lambda: all(self.envoy.health().get(name) for name in serving), timeout=15,
+                   what=f"Envoy finds {sorted(serving)} healthy")
 
     def client(self, service: str | None = None) -> Client:
         """A connection to the service's listener, or to the gateway."""

@@ -73,7 +73,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class RecordingBackends:
-    """A drop-in for the harness's ``EchoBackends`` (``address_of``, ``stop_all``)."""
+    """A drop-in for the harness's ``EchoBackends`` (``address_of``, ``serving``, ``stop_all``)."""
 
     def __init__(self) -> None:
         self._servers: dict[Backend, _Server] = {}
@@ -88,6 +88,10 @@ class RecordingBackends:
                              daemon=True).start()
             self._servers[backend] = server
         return ("127.0.0.1", int(self._servers[backend].server_address[1]))
+
+    def serving(self) -> list[Backend]:
+        """The backends whose servers run now."""
+        return list(self._servers)
 
     def of(self, name: str) -> Behaviour:
         """The behaviour (and the record) of backend ``<service>.<env>``."""
