@@ -195,6 +195,21 @@ class Layout:
         _replace(self.tier_file(tier), text.encode("utf-8"))
 
 
+    def add_resources(self, tier: str, paths: list[str]) -> list[str]:
+        """Add those of ``paths`` the tier does not list yet to its ``resources:``; the paths added.
+
+        Like set_pin, a text splice (only the new entries change), read back and checked
+        before the file is written whole; what cannot be added so is a UserInputError.
+        """
+        doc = self.read_tier(tier)
+        text, added = tierfile.add_resources(doc, paths)
+        if not added:
+            return []
+        tierfile.verify_resources(doc, text, added)
+        _replace(self.tier_file(tier), text.encode("utf-8"))
+        return added
+
+
 def _replace(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all (a crash leaves the old file)."""
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

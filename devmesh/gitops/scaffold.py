@@ -2,9 +2,10 @@
 
 On an empty repository (or a missing branch) it writes everything. On a repository that
 already has the layout it adds what the project gained since: base manifests for new
-services, and those services in every tier's resources. On an incomplete layout (tiers.yaml
-or a tier's kustomization.yaml deleted) it writes the missing files and says which. It
-never overwrites an existing file: pins and hand edits stay as they are.
+services, and those services in every tier's resources (a text splice: no other byte of a
+tier file changes). On an incomplete layout (tiers.yaml or a tier's kustomization.yaml
+deleted) it writes the missing files and says which. It never overwrites an existing file:
+pins and hand edits stay as they are.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from devmesh.gitops.cache import Checkout, require_app
 from devmesh.gitops.land import DEFAULT_ATTEMPTS, Change, Landed, Unchanged, land
 from devmesh.gitops.layout import TIERS_FILE, Layout, check_tier_name
 from devmesh.gitops.render import base_files, tier_kustomization
-from devmesh.gitops.yamlio import load_file, write_file
+from devmesh.gitops.yamlio import write_file
 
 if TYPE_CHECKING:
     from devmesh.config import Project
@@ -107,8 +108,6 @@ def _tier_names(layout: Layout, tiers: list[str] | None) -> list[str]:
 
 def _complete(layout: Layout, app: str, names: list[str], specs: list[ServiceSpec]) -> tuple[list[str], list[Path]]:
     """Write what the layout lacks; (services added, files written)."""
-    from ruamel.yaml.comments import CommentedSeq
-
     written: list[Path] = []
     _write_missing(layout.tiers_file, {"app": app, "tiers": [{"name": t} for t in names]}, _TIERS_HEADER, written)
     have = set(layout.services())
@@ -122,17 +121,8 @@ def _complete(layout: Layout, app: str, names: list[str], specs: list[ServiceSpe
             head, doc = tier_kustomization(tier, layout.services())
             _write_missing(path, doc, head, written)
             continue
-        if not new:
-            continue
-        data, yaml = load_file(path, f"{layout.display}: {path.relative_to(layout.root).as_posix()}")
-        resources = data.get("resources")
-        if resources is None:
-            resources = CommentedSeq()
-            data["resources"] = resources
-        entries = [f"../../base/{spec.name}" for spec in new if f"../../base/{spec.name}" not in resources]
-        if entries:
-            resources.extend(entries)
-            write_file(path, data, yaml)
+        if new:  # a splice: the tier's other bytes, pins and hand edits stay as they are
+            layout.add_resources(tier, [f"../../base/{spec.name}" for spec in new])
     return [spec.name for spec in new], written
 
 

@@ -1,4 +1,5 @@
-"""A tier's ``kustomization.yaml``: its ``images:`` entries read, and edited as text splices.
+"""A tier's ``kustomization.yaml``: its ``images:`` entries read, and edited as text splices
+(as are the ``resources:`` entries ``manifests init`` adds).
 
 Every edit replaces, inserts or removes a span of the text and leaves every other byte as it
 was (line endings, indentation, comments, quoting, anchors, a ``...`` end marker). An edit
@@ -9,8 +10,10 @@ merge key, is refused naming the file and line; a file is never reformatted.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from devmesh.errors import UserInputError
@@ -134,7 +137,7 @@ def _quoted(value: str, style: str | None = None) -> str:
     """``value`` as a YAML scalar in ``style`` if that reads back as the same string."""
     import yaml
 
-    if style is None and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/@:+-]*", value) and not value.endswith(":"):
+    if style is None and re.fullmatch(r"[A-Za-z0-9./][A-Za-z0-9._/@:+-]*", value) and not value.endswith(":"):
         resolver: Any = yaml.resolver.Resolver()
         if resolver.resolve(yaml.ScalarNode, value, (True, False)) == STR:
             return value
@@ -217,16 +220,16 @@ class _Editor:
             node = node.children[-1]
         return node.end
 
-    def block_item_span(self, item: Node) -> tuple[int, int]:
+    def block_item_span(self, item: Node, what: str = "this images: entry") -> tuple[int, int]:
         """The whole lines of a block-sequence item, from its dash to the end of its last line."""
         dash = self.text.rfind("-", 0, item.start)
         between = self.text[dash + 1 : item.start]
         if dash < 0 or between.strip(" \t\r\n") or self.text[_line_start(self.text, dash) : dash].strip(" \t"):
-            raise self.fail(item.line, "this images: entry does not start a line with '- '; edit it by hand")
+            raise self.fail(item.line, f"{what} does not start a line with '- '; edit it by hand")
         end = self.entry_end(item)
         rest = _REST_OF_LINE.match(self.text, end)
         if rest is None and not self.text[end - 1 : end] in ("\r", "\n"):
-            raise self.fail(item.line, "something follows this images: entry on its line; edit it by hand")
+            raise self.fail(item.line, f"something follows {what} on its line; edit it by hand")
         return self.whole_lines(_line_start(self.text, dash), _after_line(self.text, end))
 
     def whole_lines(self, start: int, end: int) -> tuple[int, int]:
@@ -361,6 +364,33 @@ def _remove(ed: _Editor, entry: Entry) -> None:
     ed.splices.append((start, end, ""))
 
 
+def _fill_empty(ed: _Editor, key: Node, value: Node, lines: Callable[[int], list[str]]) -> None:
+    """Replace the empty value of ``key`` (``~``, ``[]`` or nothing) by a block list of
+    ``lines(dash column)`` below it, indented as the file's other lists are."""
+    what = f"{key.value}:"
+    empty = value.resolved
+    if value.kind == "alias" or value.anchor or empty.children or empty.kind == "map":
+        raise ed.fail(value.line, f"{what} is not an empty value or a block list; edit it by hand")
+    rest = _REST_OF_LINE.match(ed.text, value.end)
+    if rest is None or "\n" in ed.text[key.end : value.start] or "\r" in ed.text[key.end : value.start]:
+        raise ed.fail(key.line, f"{what} and its value are not on one line; edit it by hand")
+    ed.splices.append((value.start, value.end, ""))
+    ed.insert_lines(_after_line(ed.text, value.end), lines(_column(ed.text, key.start) + _seq_offset(ed)))
+
+
+def _add_key(ed: _Editor, name: str, lines: Callable[[int], list[str]]) -> None:
+    """Add ``name:`` after the file's last key, with a block list of ``lines(dash column)``."""
+    root = ed.doc.root
+    if root.flow:
+        raise ed.fail(root.line, "the file is one flow mapping ({…}); edit it by hand")
+    last_key, last_value = root.pairs[-1]
+    column = _column(ed.text, root.children[0].start)
+    end = ed.entry_end(last_value) if last_value.kind != "alias" else last_value.end
+    if _REST_OF_LINE.match(ed.text, end) is None and ed.text[end - 1 : end] not in ("\r", "\n"):
+        raise ed.fail(last_key.line, "something follows the last field on its line; edit it by hand")
+    ed.insert_lines(_after_line(ed.text, end), [" " * column + f"{name}:", *lines(column + _seq_offset(ed))])
+
+
 def _add(ed: _Editor, name: str, ref: ImageRef) -> None:
     doc, root = ed.doc, ed.doc.root
     if root.flow:
@@ -375,27 +405,13 @@ def _add(ed: _Editor, name: str, ref: ImageRef) -> None:
         _, end = ed.block_item_span(seq.children[-1])
         ed.insert_lines(end, _entry_lines(name, ref, dash, key_column))
         return
-    offset = _seq_offset(ed)
+    def lines(dash: int) -> list[str]:
+        return _entry_lines(name, ref, dash, dash + 2)
+
     if images is not None and doc.images_key is not None:  # images: with no entries (~, [] or nothing)
-        empty = images.resolved
-        if images.kind == "alias" or images.anchor or empty.children or empty.kind == "map":
-            raise ed.fail(images.line, "images: is not an empty value or a block list; edit it by hand")
-        key = doc.images_key
-        column = _column(ed.text, key.start)
-        rest = _REST_OF_LINE.match(ed.text, images.end)
-        if rest is None or "\n" in ed.text[key.end : images.start] or "\r" in ed.text[key.end : images.start]:
-            raise ed.fail(key.line, "images: and its value are not on one line; edit it by hand")
-        ed.splices.append((images.start, images.end, ""))
-        dash = column + offset
-        ed.insert_lines(_after_line(ed.text, images.end), _entry_lines(name, ref, dash, dash + 2))
-        return
-    last_key, last_value = root.pairs[-1]
-    column = _column(ed.text, root.children[0].start)
-    end = ed.entry_end(last_value) if last_value.kind != "alias" else last_value.end
-    if _REST_OF_LINE.match(ed.text, end) is None and ed.text[end - 1 : end] not in ("\r", "\n"):
-        raise ed.fail(last_key.line, "something follows the last field on its line; edit it by hand")
-    dash = column + offset
-    ed.insert_lines(_after_line(ed.text, end), [" " * column + "images:", *_entry_lines(name, ref, dash, dash + 2)])
+        _fill_empty(ed, doc.images_key, images, lines)
+    else:
+        _add_key(ed, "images", lines)
 
 
 def edit_pin(doc: TierFile, name: str, ref: ImageRef | None) -> str:
@@ -434,3 +450,120 @@ def verify_edit(before: TierFile, text: str, name: str, ref: ImageRef | None) ->
     rest_after = {k: v for k, v in after.data.items() if k != "images"}
     if repr(rest_before) != repr(rest_after):
         raise UserInputError(f"{where}: editing {name} would change more than its images: entry; nothing was written")
+
+
+# --- resources: entries ------------------------------------------------------------------------
+
+_FLOW_LINE_END = re.compile(r"([ \t]*,)?[ \t]*(?:#[^\r\n]*)?(?:\r\n|\r|\n)")
+
+
+def _item_style(item: Node) -> str | None:
+    """The quotes a list's item is written in (None: plain), for new items to match."""
+    return item.style if item.kind == "scalar" and item.style in ("'", '"') else None
+
+
+def _append_block(ed: _Editor, seq: Node, paths: list[str]) -> None:
+    """New ``- path`` lines after the last item, in its column, gap after the dash and quotes."""
+    last = seq.children[-1]
+    _, end = ed.block_item_span(last, "the last resources: entry")
+    dash = ed.text.rfind("-", 0, last.start)
+    gap = ed.text[dash + 1 : last.start]
+    if not gap or "\n" in gap or "\r" in gap:
+        gap = " "
+    prefix = " " * _column(ed.text, dash) + "-" + gap
+    ed.insert_lines(end, [prefix + _quoted(p, _item_style(last)) for p in paths])
+
+
+def _append_flow(ed: _Editor, seq: Node, paths: list[str]) -> None:
+    """New items inside ``[…]``: on lines of their own when the last item has one, else inline."""
+    if not seq.children:
+        close = seq.end - 1
+        if ed.text[close : close + 1] != "]":
+            raise ed.fail(seq.line, "resources: does not end with ']' where expected; edit it by hand")
+        ed.splices.append((close, close, ", ".join(_quoted(p) for p in paths)))
+        return
+    last = seq.children[-1]
+    style = _item_style(last)
+    end = last.end
+    start_of_line = _line_start(ed.text, last.start)
+    indent = ed.text[start_of_line : last.start]
+    rest = _FLOW_LINE_END.match(ed.text, end)
+    if rest is not None and not indent.strip(" \t"):  # one item a line: keep it so
+        trailing = rest.group(1) is not None
+        if not trailing:
+            ed.splices.append((end, end, ","))
+        items = [indent + _quoted(p, style) + "," for p in paths]
+        if not trailing:
+            items[-1] = items[-1][:-1]
+        ed.insert_lines(rest.end(), items)
+        return
+    ed.splices.append((end, end, "".join(f", {_quoted(p, style)}" for p in paths)))
+
+
+def _same_path(a: str, b: str) -> bool:
+    return posixpath.normpath(a) == posixpath.normpath(b)
+
+
+def add_resources(doc: TierFile, paths: list[str]) -> tuple[str, list[str]]:
+    """(text, paths added): ``doc`` with those of ``paths`` its ``resources:`` list lacks
+    appended to it, in the list's own style and line endings (the key is added when there is
+    none). What cannot be added without reformatting is a UserInputError naming the line."""
+    pair = _pair(doc.root, "resources")
+    listed = doc.data.get("resources")
+    if pair is None and "resources" in doc.data:
+        merge = next(k for k, _ in doc.root.pairs if k.resolved.tag == MERGE)
+        raise doc.fail(merge.line, "resources: comes from a merge key (<<); write it out to let devmesh add to it")
+    key, value = pair if pair is not None else (None, None)
+    if value is not None and listed is not None and not isinstance(listed, list):
+        raise doc.fail(value.line, f"resources: expected a list of paths, not {listed!r:.40}")
+    have = [p for p in listed or [] if isinstance(p, str)]
+    new: list[str] = []
+    for path in paths:
+        if not any(_same_path(path, p) for p in have + new):
+            new.append(path)
+    if not new:
+        return doc.text, []
+    ed = _Editor(doc)
+
+    def lines(dash: int) -> list[str]:
+        return [" " * dash + "- " + _quoted(p) for p in new]
+
+    if key is None or value is None:
+        _add_key(ed, "resources", lines)
+    elif value.kind == "alias":
+        target = value.resolved
+        raise ed.fail(
+            value.line,
+            f"resources: is an alias (*{target.anchor}) of line {target.line}; write the list out to let devmesh add to it",
+        )
+    elif value.kind == "seq":
+        ed.not_shared(value, "resources:")
+        if value.flow:
+            _append_flow(ed, value, new)
+        else:
+            _append_block(ed, value, new)
+    else:
+        _fill_empty(ed, key, value, lines)
+    return ed.result(), new
+
+
+def verify_resources(before: TierFile, text: str, added: list[str]) -> None:
+    """Refuse (UserInputError) unless ``text`` reads, lists ``added`` after the resources
+    ``before`` lists, and changes nothing else: no image pin, no other key."""
+    where = before.where
+    try:
+        after = parse_tier(text, where)
+    except UserInputError as exc:
+        raise UserInputError(f"{exc.message} (the edited file would not be valid; nothing was written)") from None
+    wanted = [*(before.data.get("resources") or []), *added]
+    if after.data.get("resources") != wanted:
+        raise UserInputError(
+            f"{where}: adding {', '.join(added)} would give resources: {after.data.get('resources')!r:.200}; "
+            "nothing was written"
+        )
+    if after.effective() != before.effective():
+        raise UserInputError(f"{where}: adding {', '.join(added)} to resources: would change an image pin; nothing was written")
+    rest_before = {k: v for k, v in before.data.items() if k != "resources"}
+    rest_after = {k: v for k, v in after.data.items() if k != "resources"}
+    if repr(rest_before) != repr(rest_after):
+        raise UserInputError(f"{where}: adding {', '.join(added)} would change more than resources:; nothing was written")

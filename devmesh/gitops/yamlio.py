@@ -1,5 +1,6 @@
-"""YAML files of the manifest repo: bounded reading, and round-trip edits that keep a file's
-comments, key order, quoting and indentation."""
+"""YAML files of the manifest repo: bounded reading, writing new files, and round-trip edits
+that keep a file's comments, key order, quoting and indentation (tier files are edited as
+text instead: see tierfile.py)."""
 
 from __future__ import annotations
 
@@ -67,16 +68,6 @@ def read_text(path: Path, display: str) -> str:
     if len(raw) > MAX_BYTES:
         raise UserInputError(f"{display}: larger than {MAX_BYTES // 1024} KiB; not a file devmesh reads")
     return decode(raw, display)
-
-
-def load_file(path: Path, display: str) -> tuple[Any, YAML]:
-    """Load ``path`` for editing; the YAML object dumps it back in the same style."""
-    text = path.read_text(encoding="utf-8")
-    yaml = round_trip_yaml(text)
-    try:
-        return yaml.load(text), yaml
-    except Exception as exc:  # ruamel raises several unrelated types for bad input
-        raise UserInputError(f"{display}: invalid YAML: {exc}".splitlines()[0]) from None
 
 
 def dump(data: Any, yaml: YAML | None = None, header: str = "") -> str:
