@@ -352,9 +352,13 @@ def open_client(context: str, *, kubeconfig: str | None = None) -> KubeClient:
     from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
+    # KUBECONFIG is read now, not when the kubernetes package was imported (which is when its
+    # own default is fixed): a long-lived process, or a test, sees the value of the moment.
+    import os
+
     try:
         api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context)
+            config_file=kubeconfig or os.environ.get("KUBECONFIG") or None, context=context)
     except (ConfigException, OSError, TypeError, ValueError) as exc:
         raise ClusterUnreachable(
             f"no usable kube context {context!r}: {exc}",
