@@ -56,7 +56,9 @@ def test_a_field_another_manager_owns_conflicts_unless_forced(control_plane: Con
     with pytest.raises(ApplyConflict) as caught:
         cluster.apply(_deployment(namespace, replicas=1), force=False)
     assert caught.value.status == 409
-    assert 'conflict with "kubectl-edit"' in str(caught.value) and ".spec.replicas" in str(caught.value)
+    # word for word what the fake cluster says (tests/kind/test_fake_cluster.py)
+    assert str(caught.value).endswith(': 409 Apply failed with 1 conflict: conflict with "kubectl-edit" '
+                                      "using apps/v1: .spec.replicas")
     # The same value as the other manager's is no conflict: both own it then.
     cluster.apply(_deployment(namespace, replicas=3), force=False)
     forced = cluster.apply(_deployment(namespace, replicas=1), force=True)
@@ -108,3 +110,20 @@ def test_an_invalid_value_is_refused_with_the_field(cluster: KubeClient, namespa
         cluster.apply(_deployment(namespace, replicas=-1))
     assert caught.value.status == 422
     assert "spec.replicas" in str(caught.value) and "greater than or equal to 0" in str(caught.value)
+
+
+def test_several_conflicts_are_grouped_by_manager(control_plane: ControlPlane, cluster: KubeClient,
+                                                  namespace: str) -> None:
+    cluster.apply(_deployment(namespace, labels={"t": "1"}))
+    control_plane.kubectl("-n", namespace, "patch", "deployment", "web", "--type=merge", "-p",
+                          '{"spec":{"replicas":3},"metadata":{"labels":{"t":"2"}}}', "--field-manager=kubectl-edit")
+    control_plane.kubectl("-n", namespace, "patch", "deployment", "web", "--type=merge", "-p",
+                          '{"spec":{"minReadySeconds":5}}', "--field-manager=ops")
+    mine = _deployment(namespace, labels={"t": "1"})
+    mine["spec"]["minReadySeconds"] = 1
+    with pytest.raises(ApplyConflict) as caught:
+        cluster.apply(mine, force=False)
+    # word for word what the fake cluster says (tests/kind/test_fake_cluster.py)
+    assert str(caught.value).endswith(': 409 Apply failed with 3 conflicts: conflicts with "kubectl-edit" using apps/v1:\n'
+                                      "- .metadata.labels.t\n- .spec.replicas\n"
+                                      'conflicts with "ops" using apps/v1:\n- .spec.minReadySeconds')

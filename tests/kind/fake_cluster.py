@@ -164,6 +164,20 @@ def _fields_v1(paths: set[Path_]) -> dict[str, Any]:
     return tree
 
 
+def _conflict_message(conflicts: list[tuple[str, Any]], api_version: str) -> str:
+    """kube-apiserver's own wording (checked against v1.34 in tests/apiserver): one conflict
+    on one line, several grouped by manager, managers and paths in order."""
+    count = len(conflicts)
+    if count == 1:
+        manager, path = conflicts[0]
+        return f'Apply failed with 1 conflict: conflict with "{manager}" using {api_version}: {_path_text(path)}'
+    lines = []
+    for manager in sorted({m for m, _ in conflicts}):
+        lines.append(f'conflicts with "{manager}" using {api_version}:')
+        lines += [f"- {text}" for text in sorted(_path_text(p) for m, p in conflicts if m == manager)]
+    return f"Apply failed with {count} conflicts: " + "\n".join(lines)
+
+
 def _path_text(path: Path_) -> str:
     return "." + ".".join(path)
 
@@ -390,9 +404,8 @@ class FakeCluster:
                     and _get(current, path) is not _MISSING and _get(current, path) != value
                 ]
                 if conflicts and not force:
-                    listed = "\n".join(f'- conflict with "{m}": {_path_text(p)}' for m, p in conflicts)
-                    raise ApplyConflict(f"Apply failed with {len(conflicts)} conflict(s):\n{listed}",
-                                        status=409, reason="Conflict")
+                    raise ApplyConflict(_conflict_message(conflicts, res.api_version), status=409,
+                                        reason="Conflict")
                 stale = owned.get(manager, set()) - set(leaves)
             else:  # an update owns only what it changes
                 leaves = {p: v for p, v in leaves.items()

@@ -87,7 +87,8 @@ def test_apply_conflicts_with_another_managers_field_unless_forced(fake: FakeClu
     with pytest.raises(ApplyConflict) as caught:
         fake.apply(_deployment(replicas=1), force=False)
     assert caught.value.status == 409
-    assert 'conflict with "kubectl-edit": .spec.replicas' in str(caught.value)
+    assert str(caught.value) == ('Apply failed with 1 conflict: conflict with "kubectl-edit" using apps/v1: '
+                                 ".spec.replicas")
     # The same value as the other manager's is no conflict: both own it.
     fake.apply(_deployment(replicas=3), force=False)
     forced = fake.apply(_deployment(replicas=1), force=True)
@@ -158,3 +159,19 @@ def test_logs_and_exec_come_from_fixtures(fake: FakeCluster) -> None:
     assert fake.exec_calls[-1].stdin == b"TAR" and fake.exec_calls[-1].command[0] == "tar"
     with pytest.raises(ClusterError, match='pods "gone" not found'):
         fake.exec("ns", "gone", ["true"], container="web")
+
+
+def test_several_conflicts_are_grouped_by_manager_as_the_api_server_does(fake: FakeCluster) -> None:
+    _ns(fake)
+    fake.apply(_deployment(labels={"t": "1"}))
+    theirs = _deployment(replicas=3, labels={"t": "2"})
+    fake.update(theirs, manager="kubectl-edit")
+    fake.update({**theirs, "spec": {**theirs["spec"], "minReadySeconds": 5}}, manager="ops")
+    mine = _deployment(labels={"t": "1"})
+    mine["spec"]["minReadySeconds"] = 1
+    with pytest.raises(ApplyConflict) as caught:
+        fake.apply(mine, force=False)
+    # the text kube-apiserver v1.34 gives (tests/apiserver/test_server_side_apply.py)
+    assert str(caught.value) == ('Apply failed with 3 conflicts: conflicts with "kubectl-edit" using apps/v1:\n'
+                                 "- .metadata.labels.t\n- .spec.replicas\n"
+                                 'conflicts with "ops" using apps/v1:\n- .spec.minReadySeconds')
