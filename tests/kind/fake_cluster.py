@@ -255,7 +255,8 @@ class FakeCluster:
 
     def _check_reachable(self) -> None:
         if not self.reachable:
-            raise ClusterUnreachable(f"cannot reach the cluster of context {self._context!r}")
+            raise ClusterUnreachable(f"the API server of context {self._context!r} does not answer: "
+                                     "connection refused")
 
     def _next(self) -> int:
         self._state["seq"] += 1

@@ -170,6 +170,42 @@ def rollout_from(client: ClusterClient, namespace: str, name: str) -> Rollout:
     return assess(deployment, pods)
 
 
+def _cause(exc: BaseException) -> BaseException:
+    """The innermost error urllib3 wraps (its retries wrap the real one, several levels deep)."""
+    seen = exc
+    while True:
+        inner = getattr(seen, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = seen.__cause__ or seen.__context__
+        if not isinstance(inner, BaseException) or inner is seen:
+            return seen
+        seen = inner
+
+
+def unreachable(context: str, host: str, exc: BaseException) -> ClusterUnreachable:
+    """One line for a request that got no answer: refused, not trusted, timed out, or other."""
+    import ssl
+
+    cause = _cause(exc)
+    where = f"the API server of context {context!r} ({host})"
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        why = cause.verify_message or "certificate verify failed"
+        return ClusterUnreachable(
+            f"{where} presented a certificate the kubeconfig does not trust ({why})",
+            hint="the kubeconfig's certificate-authority is not the one that signed the server's "
+                 "certificate: is it the right cluster, or a cluster created again since?")
+    if isinstance(cause, ssl.SSLError):
+        return ClusterUnreachable(f"{where}: the TLS handshake failed ({cause.reason or cause})",
+                                  hint="is that address an API server?")
+    if isinstance(cause, ConnectionRefusedError) or "Connection refused" in str(cause):
+        return ClusterUnreachable(f"{where} does not answer: connection refused",
+                                  hint="is it running? 'devmesh cluster status' shows each part")
+    if "timed out" in str(cause).lower():
+        return ClusterUnreachable(f"{where} did not answer in time", hint="is it running, and reachable from here?")
+    return ClusterUnreachable(f"cannot reach {where}: {cause}",
+                              hint="is it running? 'devmesh cluster status' shows each part")
+
+
 class KubeClient:
     """``ClusterClient`` over the kubernetes Python client, for one kubeconfig context."""
 
@@ -199,11 +235,7 @@ class KubeClient:
         try:
             response = self.api.call_api(*request, _request_timeout=timeout)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ClusterUnreachable(
-                f"cannot reach the cluster of context {self._context!r} "
-                f"({self.api.configuration.host}): {exc}",
-                hint="is it running? 'devmesh cluster status' shows each part",
-            ) from None
+            raise unreachable(self._context, self.api.configuration.host, exc) from None
         if not 200 <= response.status <= 299:
             data = response.read()  # type: ignore[no-untyped-call]
             message, reason = _status_message(data)
