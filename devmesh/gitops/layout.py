@@ -9,14 +9,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from devmesh.errors import UserInputError
+from devmesh.files import replace_file
 from devmesh.gitops import tierfile
 from devmesh.gitops.images import ImageRef, check_digest, check_name
 from devmesh.gitops.tierfile import TierFile
@@ -192,7 +191,7 @@ class Layout:
         if text == doc.text:
             return
         tierfile.verify_edit(doc, text, name, ref)
-        _replace(self.tier_file(tier), text.encode("utf-8"))
+        replace_file(self.tier_file(tier), text.encode("utf-8"))
 
 
     def add_resources(self, tier: str, paths: list[str]) -> list[str]:
@@ -206,21 +205,8 @@ class Layout:
         if not added:
             return []
         tierfile.verify_resources(doc, text, added)
-        _replace(self.tier_file(tier), text.encode("utf-8"))
+        replace_file(self.tier_file(tier), text.encode("utf-8"))
         return added
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all (a crash leaves the old file)."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temp, path.stat().st_mode & 0o7777)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def splice_pin(text: str, name: str, ref: ImageRef) -> str | None:

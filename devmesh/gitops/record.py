@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from devmesh.errors import UserInputError
+from devmesh.files import replace_file
 
 
 def record_manifests(config_path: Path, repo: str) -> bool:
@@ -53,17 +52,5 @@ def record_manifests(config_path: Path, repo: str) -> bool:
         raise UserInputError(f"{config_path}:{line}: manifests: expected a mapping")
     out = io.StringIO()
     yaml.dump(data, out)
-    _replace(config_path, out.getvalue())
+    replace_file(config_path, out.getvalue().encode("utf-8"))
     return True
-
-
-def _replace(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
