@@ -11,11 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 import pytest
 
 from devmesh.runtime.kind.client import KubeClient, open_client
@@ -111,22 +109,3 @@ def namespace(cluster: KubeClient) -> Iterator[str]:
         yield name
     finally:
         cluster.delete("v1", "Namespace", name)
-
-
-Wait = Callable[[Callable[[], Any], float, str], Any]
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll ``probe`` until it returns something truthy (the API is eventually consistent)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        time.sleep(0.1)
-
-

@@ -8,15 +8,13 @@ the images `.ci/apiserver` names fail on purpose (a pull that fails, a crash loo
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from devmesh.config import Project, load_project
-from devmesh.events import Event, Sink, discard
+from devmesh.events import Sink, discard
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend, Environment
 from devmesh.runtime.kind.client import KubeClient

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from devmesh.cli import main
 from devmesh.runtime.kind.client import KubeClient
 from tests.conftest import THREE_SERVICES_YAML, ProjectFactory, git
+from tests.test_render import _render
 
 pytestmark = pytest.mark.apiserver
 
@@ -24,15 +22,6 @@ AWKWARD = [
     "baseline",
     "a",
 ]
-
-
-def _render(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> list[dict[str, Any]]:
-    with pytest.raises(SystemExit) as done:
-        main(["-c", str(root / "devmesh.yaml"), "render", *args])
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    assert done.value.code == 0, out.err
-    return [doc for doc in yaml.safe_load_all(out.out) if doc]
 
 
 def _apply_all(cluster: KubeClient, objects: list[dict[str, Any]]) -> None:
