@@ -8,6 +8,7 @@ the images `.ci/apiserver` names fail on purpose (a pull that fails, a crash loo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import uuid
 from collections.abc import Iterator
 
@@ -159,3 +160,22 @@ def test_a_context_that_does_not_exist_is_one_clear_error(project: Project, cont
     err = capsys.readouterr().err
     assert done.value.code != 0
     assert "no-such-context" in err and "Traceback" not in err
+
+
+def test_cluster_status_of_an_existing_cluster_without_kind_or_registry(
+        project: Project, control_plane: ControlPlane, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A `--context` cluster is not devmesh's kind cluster: no kind is run, the registry is
+    not probed, and what it lacks (Istio's control plane) is said."""
+    from devmesh.cli import main
+
+    monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no kind, no docker, no istioctl to be found
+    with pytest.raises(SystemExit) as done:
+        main(["-c", str(project.path), "cluster", "status", "--context", control_plane.context])
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+    assert "ok" in rows["API"] and "Kubernetes v1.34." in rows["API"]
+    assert "PROBLEM" in rows["Istio"] and "not installed" in rows["Istio"]
+    assert "not checked" in rows["registry"]
+    assert done.value.code == 1
