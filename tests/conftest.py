@@ -138,3 +138,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("docker") and "docker_engine" not in getattr(item, "fixturenames", []):
             item.fixturenames.insert(0, "docker_engine")  # type: ignore[attr-defined]
     items.sort(key=lambda it: 1 if it.get_closest_marker("e2e_kind") else 0)
+
+
+@pytest.fixture(scope="session")
+def istioctl() -> str:
+    """The istioctl .ci/build-k8s built (pinned Istio line); fails instead of skipping in CI."""
+    build = Path(__file__).resolve().parent.parent / ".ci" / "build-k8s"
+    pinned = subprocess.run([str(build), "--print", "versions"], capture_output=True, text=True, timeout=60).stdout
+    version = dict(line.split("=", 1) for line in pinned.splitlines() if "=" in line).get("istio-module")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "devmesh" / "bin"
+    binary = cache / f"istioctl-{version}" / "istioctl"
+    if not binary.is_file():
+        why = f"istioctl is not built ({binary}): run .ci/build-k8s istioctl"
+        if os.environ.get("DEVMESH_REQUIRE_APISERVER") == "1":
+            pytest.fail(f"DEVMESH_REQUIRE_APISERVER=1 but {why}")
+        pytest.skip(why)
+    return str(binary)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
+
+from devmesh.plan.k8s import to_yaml
 
 K8S_VERSION = "1.34"
 
@@ -63,3 +67,12 @@ def validate(obj: dict[str, Any]) -> None:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     except kubernetes_validate.ValidationError as exc:
         raise AssertionError(f"{name}: {exc.message} at {list(exc.path)}") from None
+
+
+def analyze(istioctl: str, objects: list[dict[str, Any]], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """istioctl's verdict on ``objects``: every namespace (by default it reports on `default`
+    only, and devmesh's objects live in `devmesh-<app>`), warnings counted as failures."""
+    path = tmp_path / "objects.yaml"
+    path.write_text(to_yaml(objects))
+    return subprocess.run([istioctl, "analyze", "--use-kube=false", "--all-namespaces",
+                           "--failure-threshold", "Warning", str(path)], capture_output=True, text=True, timeout=120)

@@ -6,8 +6,6 @@ tests are skipped, and with DEVMESH_REQUIRE_APISERVER=1 (as in CI, which builds 
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,34 +14,8 @@ import pytest
 from devmesh.config import load_project
 from devmesh.plan import k8s
 from tests.conftest import ProjectFactory
+from tests.schemas import analyze
 from tests.test_strategies import ALL_STRATEGIES, RES, shop
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def istioctl() -> str:
-    pinned = subprocess.run([str(REPO / ".ci" / "build-k8s"), "--print", "versions"], capture_output=True,
-                            text=True, timeout=60).stdout
-    version = dict(line.split("=", 1) for line in pinned.splitlines() if "=" in line).get("istio-module")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "devmesh" / "bin"
-    binary = cache / f"istioctl-{version}" / "istioctl"
-    if not binary.is_file():
-        why = f"istioctl is not built ({binary}): run .ci/build-k8s istioctl"
-        if os.environ.get("DEVMESH_REQUIRE_APISERVER") == "1":
-            pytest.fail(f"DEVMESH_REQUIRE_APISERVER=1 but {why}")
-        pytest.skip(why)
-    return str(binary)
-
-
-def analyze(istioctl: str, objects: list[dict[str, Any]], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """istioctl's verdict on ``objects``: every namespace (by default it reports on `default`
-    only, and devmesh's objects live in `devmesh-<app>`), warnings counted as failures."""
-    path = tmp_path / "objects.yaml"
-    path.write_text(k8s.to_yaml(objects))
-    return subprocess.run([istioctl, "analyze", "--use-kube=false", "--all-namespaces",
-                           "--failure-threshold", "Warning", str(path)], capture_output=True, text=True, timeout=120)
-
 
 def test_the_analyzers_catch_a_broken_set(make_project: ProjectFactory, istioctl: str, tmp_path: Path) -> None:
     project = load_project(make_project() / "devmesh.yaml")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devmesh.runtime.kind.client import KubeClient
 from tests.conftest import THREE_SERVICES_YAML, ProjectFactory, git
+from tests.schemas import analyze
 from tests.test_render import _render
 
 pytestmark = pytest.mark.apiserver
@@ -42,7 +44,8 @@ def app_name(cluster: KubeClient) -> Any:
 
 @pytest.mark.parametrize("branch", AWKWARD)
 def test_a_branchs_objects_are_accepted(make_project: ProjectFactory, capsys: pytest.CaptureFixture[str],
-                                        cluster: KubeClient, app_name: str, branch: str) -> None:
+                                        cluster: KubeClient, app_name: str, branch: str, istioctl: str,
+                                        tmp_path: Path) -> None:
     root = make_project(THREE_SERVICES_YAML.replace("app: shop", f"app: {app_name}"))
     git(root, "checkout", "-q", "-b", branch)
     (root / "services/api/app.py").write_text('print("changed")\n')
@@ -50,6 +53,8 @@ def test_a_branchs_objects_are_accepted(make_project: ProjectFactory, capsys: py
     objects = _render(root, capsys)
     kinds = {o["kind"] for o in objects}
     assert {"Namespace", "Deployment", "Service", "VirtualService", "DestinationRule", "Gateway"} <= kinds
+    verdict = analyze(istioctl, objects, tmp_path)  # Istio's analyzers agree, offline
+    assert verdict.returncode == 0, verdict.stdout + verdict.stderr
     _apply_all(cluster, objects)
     namespace = f"devmesh-{app_name}"
     listed = cluster.list("networking.istio.io/v1", "VirtualService", namespace=namespace,
