@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from devmesh.events import Sink
+from devmesh.errors import UserInputError
+from devmesh.events import Sink, Warning
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Environment, RoutePlan
 
@@ -93,6 +94,31 @@ def states_from_labels(found: Iterable[tuple[str, str, Found]],
             services.append(state)
         out.append(EnvironmentState(env, branch, tuple(services), None))
     return out
+
+
+class LabelledApp:
+    """What both runtimes' label-only halves (``DockerApp``, ``KindApp``) do alike when there
+    is no project: routes are left as they are (said, not hidden), any service name is taken."""
+
+    routes_name = "the routes"
+
+    def _reroute(self, remaining: Sequence[Environment], sink: Sink) -> None:
+        """After an environment went: the routes of those that stay (needs the project)."""
+        del remaining
+        sink(Warning(f"{self.routes_name} were not re-rendered without devmesh.yaml: they still "
+                     "name the removed environment until the next 'devmesh up' or 'down'"))
+
+    def _check_services(self, services: Sequence[str]) -> None:
+        """Refuse services the app does not have (only the project knows them all)."""
+        del services
+
+
+def check_services(known: Iterable[str], services: Sequence[str]) -> None:
+    """A UserInputError for the first of ``services`` that is not one of ``known``."""
+    names = list(known)
+    unknown = [s for s in services if s not in names]
+    if unknown:
+        raise UserInputError(f"unknown service {unknown[0]!r}; services: {', '.join(names)}")
 
 
 class Runtime(Protocol):

@@ -32,7 +32,9 @@ from devmesh.runtime.base import (
     LogLine,
     ServiceState,
     UpResult,
+    LabelledApp,
     environment_states,
+    check_services,
     states_from_labels,
 )
 
@@ -84,7 +86,7 @@ def backend_alias(backend: Backend) -> str:
     return f"{backend.service}.{backend.env}"
 
 
-class DockerApp:
+class DockerApp(LabelledApp):
     """An app's containers, network and Envoy on one Docker engine, found by their labels alone.
 
     This is all that ``down``, ``ls`` and ``logs`` need, so they still work when devmesh.yaml
@@ -92,6 +94,7 @@ class DockerApp:
     """
 
     name = "docker"
+    routes_name = "Envoy's routes"
 
     def __init__(self, app: str, client: docker.DockerClient | None = None) -> None:
         from devmesh.build import docker_client
@@ -183,17 +186,7 @@ class DockerApp:
             self._reroute(remaining, sink)
         return removed
 
-    def _reroute(self, remaining: Sequence[Environment], sink: Sink) -> None:
-        """After an environment went: the routes of those that stay (needs the project)."""
-        del remaining
-        sink(Warning("Envoy's routes were not re-rendered without devmesh.yaml: they still name "
-                     "the removed environment until the next 'devmesh up' or 'down'"))
-
     # --- logs --------------------------------------------------------------------------
-
-    def _check_services(self, services: Sequence[str]) -> None:
-        """Refuse services the app does not have (only the project knows them all)."""
-        del services
 
     def _log_targets(self, env: str, services: Sequence[str]) -> list[Container]:
         chosen: dict[str, Container] = {}
@@ -607,6 +600,4 @@ class DockerRuntime(DockerApp):
         self._apply_routes(self._plan(remaining), lambda m, **kw: sink(Step(m)))
 
     def _check_services(self, services: Sequence[str]) -> None:
-        unknown = [s for s in services if s not in self.project.services]
-        if unknown:
-            raise UserInputError(f"unknown service {unknown[0]!r}; services: {', '.join(self.project.services)}")
+        check_services(self.project.services, services)

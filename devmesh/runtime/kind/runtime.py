@@ -41,7 +41,9 @@ from devmesh.runtime.base import (
     LogLine,
     ServiceState,
     UpResult,
+    LabelledApp,
     environment_states,
+    check_services,
     states_from_labels,
 )
 from devmesh.runtime.kind.client import ClusterClient, ClusterError, Obj, open_client
@@ -107,7 +109,7 @@ def _image_of(deployment: Obj) -> str:
     return str(containers[0].get("image", "")) if containers else ""
 
 
-class KindApp:
+class KindApp(LabelledApp):
     """An app's objects in its namespace of a cluster, found by their labels alone.
 
     This is all that ``down``, ``ls`` and ``logs`` need, so they still work when devmesh.yaml
@@ -115,6 +117,7 @@ class KindApp:
     """
 
     name = "kind"
+    routes_name = "the VirtualServices"
 
     def __init__(self, app: str, *, context: str, cluster: ClusterClient | None = None) -> None:
         self.app = app
@@ -190,17 +193,6 @@ class KindApp:
         elif env != BASELINE_ENV and removed:
             self._reroute(remaining, sink)
         return removed
-
-    def _reroute(self, remaining: Sequence[Environment], sink: Sink) -> None:
-        """After an environment went: the routes of those that stay (needs the project)."""
-        del remaining
-        sink(Warning("the VirtualServices were not re-rendered without devmesh.yaml: they still "
-                     "name the removed environment until the next 'devmesh up' or 'down'"))
-
-
-    def _check_services(self, services: Sequence[str]) -> None:
-        """Refuse services the app does not have (only the project knows them all)."""
-        del services
 
     # --- logs ----------------------------------------------------------------------------
 
@@ -495,6 +487,4 @@ class KindRuntime(KindApp):
                 self._apply(obj, lambda m, **kw: sink(Step(m)))
 
     def _check_services(self, services: Sequence[str]) -> None:
-            unknown = [s for s in services if s not in self.project.services]
-            if unknown:
-                raise UserInputError(f"unknown service {unknown[0]!r}; services: {', '.join(self.project.services)}")
+        check_services(self.project.services, services)
