@@ -256,7 +256,8 @@ class FakeCluster:
     def _check_reachable(self) -> None:
         if not self.reachable:
             raise ClusterUnreachable(f"the API server of context {self._context!r} does not answer: "
-                                     "connection refused")
+                                     "connection refused", server=f"the API server of context {self._context!r}",
+                                     why="connection refused")
 
     def _next(self) -> int:
         self._state["seq"] += 1

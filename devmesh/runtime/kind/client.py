@@ -41,7 +41,18 @@ class ClusterError(DevmeshError):
 
 
 class ClusterUnreachable(ClusterError):
-    """The API server of the context does not answer, or the context does not exist."""
+    """The API server of the context does not answer, or the context does not exist.
+
+    ``server`` names the API server ("the API server of context 'x' (https://…)") and ``why``
+    says in a few words what happened ("connection refused"), so that a caller can say the
+    same in its own sentence (see devmesh.runtime.kind.progress); both are empty when no
+    request was sent.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, server: str = "", why: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.server = server
+        self.why = why
 
 
 class ApplyConflict(ClusterError):
@@ -193,17 +204,22 @@ def unreachable(context: str, host: str, exc: BaseException) -> ClusterUnreachab
         return ClusterUnreachable(
             f"{where} presented a certificate the kubeconfig does not trust ({why})",
             hint="the kubeconfig's certificate-authority is not the one that signed the server's "
-                 "certificate: is it the right cluster, or a cluster created again since?")
+                 "certificate: is it the right cluster, or a cluster created again since?",
+            server=where, why=f"a certificate the kubeconfig does not trust: {why}")
     if isinstance(cause, ssl.SSLError):
         return ClusterUnreachable(f"{where}: the TLS handshake failed ({cause.reason or cause})",
-                                  hint="is that address an API server?")
+                                  hint="is that address an API server?", server=where,
+                                  why=f"TLS handshake failed: {cause.reason or cause}")
     if isinstance(cause, ConnectionRefusedError) or "Connection refused" in str(cause):
         return ClusterUnreachable(f"{where} does not answer: connection refused",
-                                  hint="is it running? 'devmesh cluster status' shows each part")
+                                  hint="is it running? 'devmesh cluster status' shows each part",
+                                  server=where, why="connection refused")
     if "timed out" in str(cause).lower():
-        return ClusterUnreachable(f"{where} did not answer in time", hint="is it running, and reachable from here?")
+        return ClusterUnreachable(f"{where} did not answer in time", hint="is it running, and reachable from here?",
+                                  server=where, why="timed out")
     return ClusterUnreachable(f"cannot reach {where}: {cause}",
-                              hint="is it running? 'devmesh cluster status' shows each part")
+                              hint="is it running? 'devmesh cluster status' shows each part",
+                              server=where, why=str(cause))
 
 
 class KubeClient:

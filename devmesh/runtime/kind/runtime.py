@@ -46,8 +46,9 @@ from devmesh.runtime.base import (
     check_services,
     states_from_labels,
 )
-from devmesh.runtime.kind.client import ClusterClient, ClusterError, Obj, open_client
+from devmesh.runtime.kind.client import ClusterClient, ClusterError, ClusterUnreachable, Obj, open_client
 from devmesh.runtime.kind.cluster import kind_context
+from devmesh.runtime.kind.progress import UpProgress
 from devmesh.runtime.kind.rollout import Rollout
 from devmesh.runtime.kind.sync import KubeExec, KubeTransport
 
@@ -321,6 +322,7 @@ class KindRuntime(KindApp):
         def image_for(b: Backend) -> str:
             return pinned.get(b) or live_images.get((b.service, b.env), "")
 
+        objects = []
         for obj in render_objects(self.project, plan, image_for):
             if obj["kind"] == "Deployment" and _label(obj, ENV_LABEL) not in (BASELINE_ENV, environment.name):
                 continue  # another environment's versions are that environment's business
@@ -331,30 +333,45 @@ class KindRuntime(KindApp):
                     else {}
                 if notes:
                     obj["metadata"]["annotations"] = notes
-            self._apply(obj, act)
-        # Services this environment no longer forks (the branch reverted them) go away.
-        if not environment.is_baseline:
-            for d in self._deployments(environment.name):
-                if _label(d, SERVICE_LABEL) not in environment.forks:
-                    self.cluster.delete("apps/v1", "Deployment", d["metadata"]["name"], self.namespace)
-                    act(f"removed Deployment {d['metadata']['name']}: the branch no longer changes "
-                        f"{_label(d, SERVICE_LABEL)}")
-        self._wait_rollout(wanted, sink)
-        state = self.environment_state(environment.name, plan)
+            objects.append(obj)
+        # From the first write on, an API server that goes away leaves part of the objects
+        # applied: the error says which, and that the next `up` finishes (it skips what holds
+        # its fingerprint already).
+        progress = UpProgress([_describe(o) for o in objects])
+        try:
+            for obj in objects:
+                progress.applied(self._apply(obj, act))
+            # Services this environment no longer forks (the branch reverted them) go away.
+            if not environment.is_baseline:
+                progress.phase = "while looking for Deployments the branch no longer needs"
+                for d in self._deployments(environment.name):
+                    if _label(d, SERVICE_LABEL) not in environment.forks:
+                        progress.phase = f"while removing Deployment {d['metadata']['name']}"
+                        self.cluster.delete("apps/v1", "Deployment", d["metadata"]["name"], self.namespace)
+                        act(f"removed Deployment {d['metadata']['name']}: the branch no longer changes "
+                            f"{_label(d, SERVICE_LABEL)}")
+            progress.phase = "while waiting for the rollout"
+            self._wait_rollout(wanted, sink, progress)
+            progress.phase = "while reading the environment's state once it was ready"
+            state = self.environment_state(environment.name, plan)
+        except ClusterUnreachable as exc:
+            raise progress.interrupted(exc, self.cluster.context) from None
         return UpResult(state, bool(actions), tuple(actions))
 
-    def _apply(self, obj: Obj, act: Any) -> bool:
-        """Apply unless the cluster already holds exactly this; True when applied."""
+    def _apply(self, obj: Obj, act: Any) -> str | None:
+        """Apply unless the cluster already holds exactly this: ``created``, ``updated``, or
+        None when it was left alone."""
         fingerprint = _fingerprint(obj)
         meta = obj["metadata"]
         current = self.cluster.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         if current is not None and _annotation(current, APPLIED_ANNOTATION) == fingerprint:
-            return False
+            return None
         meta.setdefault("annotations", {})[APPLIED_ANNOTATION] = fingerprint
         self.cluster.apply(obj, force=True)
-        act(f"{'created' if current is None else 'updated'} {_describe(obj)}",
-            service=_label(obj, SERVICE_LABEL) or None, env=_label(obj, ENV_LABEL) or None)
-        return True
+        verb = "created" if current is None else "updated"
+        act(f"{verb} {_describe(obj)}", service=_label(obj, SERVICE_LABEL) or None,
+            env=_label(obj, ENV_LABEL) or None)
+        return verb
 
     def _wait_namespace_gone(self, sink: Sink) -> None:
         """After ``down`` deleted the namespace, wait until Kubernetes has finished deleting it."""
@@ -372,9 +389,12 @@ class KindRuntime(KindApp):
                                    f"{self.timeout:.0f} s", hint="try again in a minute")
             time.sleep(1)
 
-    def _wait_rollout(self, backends: Sequence[Backend], sink: Sink) -> None:
+    def _wait_rollout(self, backends: Sequence[Backend], sink: Sink, progress: UpProgress | None = None) -> None:
+        """Wait until every backend's Deployment is ready; ``progress`` learns which are."""
         deadline = time.monotonic() + self.timeout
         pending = {deployment_name(b): b for b in backends}
+        if progress is not None:
+            progress.waiting = [f"{b.service} ({b.env})" for b in pending.values()]
         last: dict[str, Rollout] = {}
         while True:
             for name, b in list(pending.items()):
@@ -382,6 +402,8 @@ class KindRuntime(KindApp):
                 last[name] = rollout
                 if rollout.done:
                     del pending[name]
+                    if progress is not None:
+                        progress.rolled_out(f"{b.service} ({b.env})")
                     sink(Step(f"{b.service} ({b.env}) is ready", service=b.service, env=b.env,
                               changed=False))
                 elif rollout.failed:

@@ -1,0 +1,207 @@
+"""The real kube-apiserver stopped in the middle of the kind runtime's `up`, and started again.
+
+This module runs a control plane of its own (the session's is shared by every other test and
+must keep answering): `.ci/apiserver stop --component kube-apiserver` takes the API server
+away between two applies, or during the rollout wait; `start` brings it back on the same port,
+with the same certificates and etcd data. The error is one line saying how far `up` got; the
+next `up` applies only what is missing and waits for the rollout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from devmesh.config import Project, load_project
+from devmesh.plan.routing import Environment
+from devmesh.runtime.kind.client import ClusterUnreachable, KubeClient, Obj, open_client
+from devmesh.runtime.kind.rollout import Rollout
+from devmesh.runtime.kind.runtime import KindRuntime
+from tests.apiserver.conftest import SCRIPT, ControlPlane, _missing_binaries, _unavailable
+from tests.apiserver.test_kind_runtime_real import NamingPublisher, images
+from tests.conftest import THREE_SERVICES_YAML, ProjectFactory
+
+pytestmark = pytest.mark.apiserver
+
+ONE = Environment("one", ("api",), "feature/one")
+# What `up` of ONE applies to an empty cluster: the namespace, four Deployments, three
+# Services, three DestinationRules, the Gateway, five VirtualServices.
+OBJECTS = 17
+
+
+# Each test has a HOME of its own; the control plane's directory is where it was at import.
+APISERVER_DIR = os.environ.get("DEVMESH_APISERVER_DIR") or str(
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "devmesh" / "apiserver")
+
+
+def apiserver(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL, env={**os.environ, "DEVMESH_APISERVER_DIR": APISERVER_DIR})
+
+
+@pytest.fixture(scope="module")
+def plane() -> Iterator[ControlPlane]:
+    """A control plane for this module alone, down at its end."""
+    if os.environ.get("DEVMESH_REQUIRE_APISERVER") != "1" and _missing_binaries():
+        pytest.skip("the control plane is not built: run .ci/build-k8s")
+    name = f"midapply-{os.getpid()}"
+    up = apiserver("up", "--name", name)
+    if up.returncode != 0:
+        apiserver("down", "--name", name)
+        _unavailable(f".ci/apiserver up --name {name} failed: {up.stderr.strip().splitlines()[-5:]}")
+    kubectl = subprocess.run([str(SCRIPT.parent / "build-k8s"), "--print", "bin", "kubectl"],
+                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    try:
+        yield ControlPlane(name, Path(up.stdout.strip().splitlines()[-1]), f"devmesh-apiserver-{name}", kubectl)
+    finally:
+        apiserver("down", "--name", name)
+
+
+def component(plane: ControlPlane, action: str, proc: str = "kube-apiserver") -> None:
+    done = apiserver(action, "--name", plane.name, "--component", proc)
+    assert done.returncode == 0, done.stderr
+
+
+class Watched(KubeClient):
+    """The real client, recording each apply; ``before_apply(n)`` runs before the n-th (from
+    1), ``before_rollout_check(n)`` before the n-th rollout check."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        base = open_client(plane.context, kubeconfig=str(plane.kubeconfig))
+        super().__init__(base.api, base.context)
+        self.applied: list[str] = []
+        self.checks = 0
+        self.before_apply: Callable[[int], None] = lambda n: None
+        self.before_rollout_check: Callable[[int], None] = lambda n: None
+
+    def apply(self, obj: Obj, *, force: bool = True) -> Obj:
+        self.before_apply(len(self.applied) + 1)
+        stored = super().apply(obj, force=force)
+        self.applied.append(f"{obj['kind']} {obj['metadata']['name']}")
+        return stored
+
+    def rollout_status(self, namespace: str, name: str) -> Rollout:
+        self.checks += 1
+        self.before_rollout_check(self.checks)
+        return super().rollout_status(namespace, name)
+
+
+@pytest.fixture
+def client(plane: ControlPlane) -> Iterator[Watched]:
+    watched = Watched(plane)
+    try:
+        yield watched
+    finally:
+        watched.close()
+
+
+@pytest.fixture
+def project(make_project: ProjectFactory, plane: ControlPlane) -> Iterator[Project]:
+    app = f"shop{uuid.uuid4().hex[:8]}"
+    root = make_project(THREE_SERVICES_YAML.replace("app: shop", f"app: {app}").replace("runtime: docker", "runtime: kind"))
+    yield load_project(root / "devmesh.yaml")
+    component(plane, "start")  # a failed test must not leave the next without a server
+    cleanup = plane.client()
+    cleanup.delete("v1", "Namespace", f"devmesh-{app}")
+    cleanup.close()
+
+
+def runtime(project: Project, plane: ControlPlane, client: KubeClient) -> KindRuntime:
+    return KindRuntime(project, context=plane.context, cluster=client, publisher=NamingPublisher(), timeout=60)
+
+
+def versions(client: KubeClient, ns: str, described: list[str]) -> dict[str, str]:
+    """resourceVersion of each of ``described`` ("Kind name")."""
+    api = {"Namespace": "v1", "Service": "v1", "Deployment": "apps/v1"}
+    out = {}
+    for what in described:
+        kind, name = what.split(" ", 1)
+        obj = client.get(api.get(kind, "networking.istio.io/v1"), kind, name, None if kind == "Namespace" else ns)
+        assert obj is not None, what
+        out[what] = obj["metadata"]["resourceVersion"]
+    return out
+
+
+def wait_ready(client: KubeClient, ns: str, deployments: list[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not all(client.rollout_status(ns, d).done for d in deployments):
+        assert time.monotonic() < deadline, f"{deployments} not ready after 60 s"
+        time.sleep(0.5)
+
+
+def test_the_server_stopped_after_four_objects_and_the_next_up_finishes(
+        project: Project, plane: ControlPlane, client: Watched) -> None:
+    ns = f"devmesh-{project.app}"
+    client.before_apply = lambda n: component(plane, "stop") if n == 5 else None
+    rt = runtime(project, plane, client)
+    with pytest.raises(ClusterUnreachable) as caught:
+        rt.up(ONE, images=images(project, ONE))
+    first = list(client.applied)
+    assert first == [f"Namespace {ns}", "Deployment web-baseline", "Deployment api-baseline",
+                     "Deployment stock-baseline"]
+    server = plane.kubeconfig.read_text().split("server: ", 1)[1].split("\n", 1)[0]
+    assert str(caught.value) == (
+        f"the API server of context {plane.context!r} ({server}) stopped answering after 4 of {OBJECTS} "
+        f"objects (connection refused): created Namespace {ns}, Deployment web-baseline, "
+        "Deployment api-baseline and 1 more; not yet Deployment api-one and 12 more; "
+        "nothing was rolled back: run `devmesh up` again to finish")
+    status = apiserver("status", "--name", plane.name)
+    assert status.returncode == 3 and "stopped: kube-apiserver" in status.stdout
+
+    kubeconfig = plane.kubeconfig.read_text()
+    component(plane, "start")
+    assert plane.kubeconfig.read_text() == kubeconfig  # the same server, certificates and data
+    assert apiserver("status", "--name", plane.name).returncode == 0
+    # What was applied before the stop, once its Deployments have settled, is not written again.
+    wait_ready(client, ns, ["web-baseline", "api-baseline", "stock-baseline"])
+    before = versions(client, ns, first)
+    client.before_apply, client.applied = lambda n: None, []
+    result = rt.up(ONE, images=images(project, ONE))
+    assert len(client.applied) == OBJECTS - len(first) and not set(first) & set(client.applied)
+    assert versions(client, ns, first) == before
+    assert all(s.state == "running" and s.ready for s in result.environment.services)
+    assert sorted(d["metadata"]["name"] for d in client.list("apps/v1", "Deployment", namespace=ns)) == [
+        "api-baseline", "api-one", "stock-baseline", "web-baseline"]
+    assert len(versions(client, ns, first + client.applied)) == OBJECTS
+    client.applied = []
+    assert not rt.up(ONE, images=images(project, ONE)).changed and client.applied == []
+
+
+def test_the_server_stopped_during_the_rollout_wait(project: Project, plane: ControlPlane,
+                                                    client: Watched) -> None:
+    client.before_rollout_check = lambda n: component(plane, "stop") if n == 1 else None
+    rt = runtime(project, plane, client)
+    with pytest.raises(ClusterUnreachable) as caught:
+        rt.up(ONE, images=images(project, ONE))
+    message = str(caught.value)
+    assert message.startswith(f"the API server of context {plane.context!r} (")
+    assert (f"stopped answering while waiting for the rollout, after all {OBJECTS} objects were "
+            "applied (connection refused): created Namespace ") in message
+    assert message.endswith("not ready yet: api (baseline), stock (baseline), web (baseline), api (one); "
+                            "nothing was rolled back: run `devmesh up` again to finish")
+    assert len(client.applied) == OBJECTS and "\n" not in message
+
+    component(plane, "start")
+    client.before_rollout_check, client.applied = lambda n: None, []
+    result = rt.up(ONE, images=images(project, ONE))
+    assert client.applied == [] and not result.changed
+    assert all(s.state == "running" and s.ready for s in result.environment.services)
+
+
+def test_down_stops_a_restarted_component_too(plane: ControlPlane) -> None:
+    component(plane, "stop", "kwok")
+    component(plane, "start", "kwok")
+    status = apiserver("status", "--name", plane.name)
+    assert status.returncode == 0, status.stdout
+    pids = [int(line.split("pid ")[1].rstrip(")")) for line in status.stdout.splitlines() if "(pid " in line]
+    assert len(pids) == 5
+    down = apiserver("down", "--name", plane.name)
+    assert down.returncode == 0 and "stopped etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok" in down.stderr
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()
+                and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
