@@ -35,14 +35,14 @@ ONE = Environment("one", ("api",), "feature/one")
 OBJECTS = 17
 
 
-# Each test has a HOME of its own; the control plane's directory is where it was at import.
-APISERVER_DIR = os.environ.get("DEVMESH_APISERVER_DIR") or str(
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "devmesh" / "apiserver")
+# Each test has a HOME of its own; `.ci/apiserver` runs with the one of the start, where its
+# directories, the binaries and Go's caches are (a HOME without them would build from source).
+HOME = os.environ.get("HOME", str(Path.home()))
 
 
 def apiserver(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL, env={**os.environ, "DEVMESH_APISERVER_DIR": APISERVER_DIR})
+                          stdin=subprocess.DEVNULL, env={**os.environ, "HOME": HOME})
 
 
 @pytest.fixture(scope="module")
@@ -194,9 +194,17 @@ def test_the_server_stopped_during_the_rollout_wait(project: Project, plane: Con
     assert all(s.state == "running" and s.ready for s in result.environment.services)
 
 
-def test_down_stops_a_restarted_component_too(plane: ControlPlane) -> None:
+def test_up_starts_a_stopped_component_again_and_down_stops_restarted_ones(plane: ControlPlane) -> None:
+    plane.kubectl("create", "configmap", "kept", "-n", "default")
     component(plane, "stop", "kwok")
     component(plane, "start", "kwok")
+    component(plane, "stop", "kube-scheduler")
+    component(plane, "stop", "kube-apiserver")
+    # `up` of a name with components stopped starts them again, keeping etcd's data.
+    again = apiserver("up", "--name", plane.name)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == str(plane.kubeconfig)
+    assert "is up again (started kube-apiserver, kube-scheduler)" in again.stderr
+    plane.kubectl("get", "configmap", "kept", "-n", "default")
     status = apiserver("status", "--name", plane.name)
     assert status.returncode == 0, status.stdout
     pids = [int(line.split("pid ")[1].rstrip(")")) for line in status.stdout.splitlines() if "(pid " in line]
