@@ -82,6 +82,47 @@ def test_the_next_up_finishes_without_applying_again_what_was_applied(project: P
     assert not rt.up(ONE, images=images(project, ONE)).changed and fake.applied == []
 
 
+def test_objects_updated_and_left_alone_are_counted_too(project: Project) -> None:
+    fake = GoesAway(stop_at=-1)
+    rt = runtime(project, fake)
+    rt.up(ONE, images=images(project, ONE))
+    newer = images(project, ONE) | {b: f"{ref}-newer" for b, ref in images(project, ONE).items()
+                                    if b.service == "api"}
+    fake.stop_at, fake.applied = 2, []
+    with pytest.raises(ClusterUnreachable) as caught:
+        rt.up(ONE, images=newer)
+    assert fake.applied == ["Deployment api-baseline"]
+    assert str(caught.value) == (
+        f"the API server of context 'kind-devmesh' stopped answering after 4 of {OBJECTS} objects "
+        "(connection refused): updated Deployment api-baseline; 3 already up to date; "
+        "not yet Deployment api-one and 12 more; nothing was rolled back: run `devmesh up` again to finish")
+
+
+def test_the_server_stopping_while_removing_a_deployment_the_branch_reverted(project: Project) -> None:
+    class GoneAtDelete(GoesAway):
+        deletes = 0
+
+        def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+            self.deletes += 1
+            if self.deletes == 1:
+                self.reachable = False
+            return super().delete(api_version, kind, name, namespace)
+
+    both = Environment("one", ("api", "stock"), "one")
+    fake = GoneAtDelete(stop_at=-1)
+    rt = runtime(project, fake)
+    rt.up(both, images=images(project, both))
+    with pytest.raises(ClusterUnreachable) as caught:
+        rt.up(ONE, images=images(project, ONE))
+    assert str(caught.value) == (
+        "the API server of context 'kind-devmesh' stopped answering while removing Deployment stock-one, "
+        f"after all {OBJECTS} objects were applied (connection refused): updated DestinationRule stock, "
+        "VirtualService stock; 15 already up to date; nothing was rolled back: run `devmesh up` again to finish")
+    fake.reachable = True
+    rt.up(ONE, images=images(project, ONE))
+    assert fake.get("apps/v1", "Deployment", "stock-one", NS) is None
+
+
 def test_the_server_stopping_before_anything_was_applied(project: Project) -> None:
     fake = GoesAway(stop_at=1)
     with pytest.raises(ClusterUnreachable) as caught:

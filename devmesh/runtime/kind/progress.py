@@ -42,6 +42,7 @@ class UpProgress:
     updated: list[str] = field(default_factory=list)
     phase: str = ""
     """Empty while applying; else what comes after the applies ("while waiting for the rollout")."""
+    removed: list[str] = field(default_factory=list)
     ready: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
 
@@ -72,15 +73,18 @@ class UpProgress:
                  if names]
         unchanged = self.done - len(self.created) - len(self.updated)
         if unchanged:
-            parts.append(f"{unchanged} already as wanted")
+            parts.append(f"{unchanged} already up to date")
         left = list(self.objects[self.done:])
         if left:
             parts.append(f"not yet {_some(left, 1)}")
+        if self.removed:
+            parts.append(f"removed {_some(self.removed)}")
         if self.ready:
             parts.append(f"ready: {_some(self.ready, SHOWN_ROLLOUT)}")
         if self.waiting:
             parts.append(f"not ready yet: {_some(self.waiting, SHOWN_ROLLOUT)}")
-        changed = "nothing was rolled back" if self.created or self.updated else "nothing was changed"
+        changed = ("nothing was rolled back" if self.created or self.updated or self.removed
+                   else "nothing was changed")
         message = f"{head}: {'; '.join(parts)}; {changed}: run `devmesh up` again to finish"
         return UpInterrupted(message, hint=exc.hint or "is it running? 'devmesh cluster status' shows each part",
                              server=exc.server, why=exc.why)

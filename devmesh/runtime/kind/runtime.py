@@ -348,6 +348,7 @@ class KindRuntime(KindApp):
                     if _label(d, SERVICE_LABEL) not in environment.forks:
                         progress.phase = f"while removing Deployment {d['metadata']['name']}"
                         self.cluster.delete("apps/v1", "Deployment", d["metadata"]["name"], self.namespace)
+                        progress.removed.append(f"Deployment {d['metadata']['name']}")
                         act(f"removed Deployment {d['metadata']['name']}: the branch no longer changes "
                             f"{_label(d, SERVICE_LABEL)}")
             progress.phase = "while waiting for the rollout"
