@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Every set of objects rendered for Kubernetes in the run is also checked by istioctl analyze.
+pytest_plugins = ["tests.rendered_sets"]
+
 # Snapshot comparisons fail when colour is turned off.
 os.environ.pop("NO_COLOR", None)
 

@@ -20,6 +20,10 @@ from devmesh.runtime.kind.client import KubeClient, open_client
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / ".ci" / "apiserver"
+# The environment as the test run began: tests give HOME a temporary directory of their own
+# (tests/conftest.py), and a control plane started with it would find no built binaries
+# under that home's cache and start building them all.
+ENV = dict(os.environ)
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,9 @@ def _unavailable(why: str) -> None:
 def _missing_binaries() -> list[str]:
     """The control plane's binaries that ``.ci/build-k8s`` has not built yet (by pinned version)."""
     out = subprocess.run([str(REPO / ".ci" / "build-k8s"), "--print", "versions"], capture_output=True,
-                         text=True, timeout=60).stdout
+                         text=True, timeout=60, env=ENV).stdout
     versions = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "devmesh" / "bin"
+    cache = Path(ENV.get("XDG_CACHE_HOME") or Path(ENV.get("HOME") or Path.home()) / ".cache") / "devmesh" / "bin"
     needed = {"etcd": versions.get("etcd"), "kube-apiserver": versions.get("kubernetes"),
               "kube-controller-manager": versions.get("kubernetes"),
               "kube-scheduler": versions.get("kubernetes"), "kubectl": versions.get("kubernetes"),
@@ -76,18 +80,18 @@ def control_plane() -> Iterator[ControlPlane]:
     name = f"pytest-{os.getpid()}"
     try:
         up = subprocess.run([str(SCRIPT), "up", "--name", name], capture_output=True, text=True,
-                            timeout=3600, stdin=subprocess.DEVNULL)
+                            timeout=3600, stdin=subprocess.DEVNULL, env=ENV)
     except (OSError, subprocess.TimeoutExpired) as exc:
         _unavailable(f".ci/apiserver up could not run: {exc}")
     if up.returncode != 0:
         _unavailable(f".ci/apiserver up failed: {up.stderr.strip().splitlines()[-5:]}")
     kubeconfig = Path(up.stdout.strip().splitlines()[-1])
     kubectl = subprocess.run([str(REPO / ".ci" / "build-k8s"), "--print", "bin", "kubectl"],
-                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+                             capture_output=True, text=True, check=True, env=ENV).stdout.strip().splitlines()[-1]
     try:
         yield ControlPlane(name, kubeconfig, f"devmesh-apiserver-{name}", kubectl)
     finally:
-        subprocess.run([str(SCRIPT), "down", "--name", name], capture_output=True, text=True, timeout=120)
+        subprocess.run([str(SCRIPT), "down", "--name", name], capture_output=True, text=True, timeout=120, env=ENV)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from devmesh.plan.routing import Environment
 from devmesh.runtime.kind.client import ClusterUnreachable, KubeClient, Obj, open_client
 from devmesh.runtime.kind.rollout import Rollout
 from devmesh.runtime.kind.runtime import KindRuntime
-from tests.apiserver.conftest import SCRIPT, ControlPlane, _missing_binaries, _unavailable
+from tests.apiserver.conftest import ENV, SCRIPT, ControlPlane, _missing_binaries, _unavailable
 from tests.apiserver.test_kind_runtime_real import NamingPublisher, images
 from tests.conftest import THREE_SERVICES_YAML, ProjectFactory
 
@@ -35,14 +35,9 @@ ONE = Environment("one", ("api",), "feature/one")
 OBJECTS = 17
 
 
-# Each test has a HOME of its own; `.ci/apiserver` runs with the one of the start, where its
-# directories, the binaries and Go's caches are (a HOME without them would build from source).
-HOME = os.environ.get("HOME", str(Path.home()))
-
-
 def apiserver(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL, env={**os.environ, "HOME": HOME})
+                          stdin=subprocess.DEVNULL, env=ENV)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,12 @@
 What it keeps faithful, because devmesh's behaviour depends on it:
 
 - objects are stored as the API stores them: ``metadata.generation`` moves only when the
-  desired state changes, ``resourceVersion`` on every write, namespaced objects need their
-  namespace, deleting a namespace deletes what is in it, deleting a Deployment its pods;
+  desired state (not metadata) changes, ``resourceVersion`` on every write that changes
+  something (a write that changes nothing stores nothing), namespaced objects need their
+  namespace, deleting a namespace deletes what is in it and leaves it ``Terminating`` (refusing
+  new content) for a while, deleting a Deployment its pods;
+- refusals worded as ``KubeClient`` words kube-apiserver's (method, path, status, message),
+  including the schema checks devmesh's computed values meet (a replica count, route weights);
 - label selectors (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``);
 - server-side apply: each field manager owns the fields it applied; applying a different value
   to a field another manager owns is a conflict (409) unless forced, and forcing takes the
@@ -43,6 +47,7 @@ from devmesh.runtime.kind.client import (
     ClusterUnreachable,
     ExecResult,
     Obj,
+    Resource,
     resource,
     rollout_from,
 )
@@ -206,6 +211,35 @@ ExecHandler = Callable[[ExecCall], ExecResult]
 FateRule = Callable[[Obj], str]
 
 
+def _validate(res: Resource, obj: Obj, namespace: str | None, name: str) -> None:
+    """The checks of the API server's schemas that devmesh's computed values meet: a replica
+    count, and the weights of Istio routes (worded as kube-apiserver v1.34 words them). The
+    fake checks no other field: what devmesh renders is applied to the real API server, with
+    Istio's real CRD schemas, in tests/apiserver/."""
+    spec = obj.get("spec") or {}
+    replicas = spec.get("replicas") if res.kind == "Deployment" else None
+    if isinstance(replicas, int) and replicas < 0:
+        raise ClusterError(f'Deployment.apps "{name}" is invalid: spec.replicas: Invalid value: {replicas}: '
+                           "must be greater than or equal to 0", status=422, reason="Invalid")
+    if res.kind != "VirtualService":
+        return
+    for i, http in enumerate(spec.get("http") or ()):
+        for j, route in enumerate(http.get("route") or ()):
+            weight = route.get("weight", 0)
+            where = f"spec.http[{i}].route[{j}].weight"
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                # server-side apply cannot type the patch at all: a 500, without a reason
+                raise ClusterError(f"failed to create typed patch object ({namespace}/{name}; {res.api_version}, "
+                                   f"Kind={res.kind}): .{where}: expected numeric (int or float), got "
+                                   f"{'bool' if isinstance(weight, bool) else 'string'}", status=500)
+            if isinstance(weight, float):
+                raise ClusterError(f'{res.kind}.{res.api_version.split("/")[0]} "{name}" is invalid: '
+                                   f'[{where}: Invalid value: "number": {where} in body must be of type '
+                                   'integer: "number", <nil>: Invalid value: null: some validation rules were '
+                                   "not checked because the object was invalid; correct the existing errors to "
+                                   "complete validation]", status=422, reason="Invalid")
+
+
 class FakeCluster:
     """``ClusterClient`` over an in-memory (or JSON-file) store."""
 
@@ -221,6 +255,7 @@ class FakeCluster:
         self.exec_calls: list[ExecCall] = []
         self.exec_handler: ExecHandler = lambda call: ExecResult(0, b"", b"")
         self.calls: list[tuple[str, ...]] = []
+        self.namespace_reads = 1
         self._lock = threading.RLock()
         self._clock = 0
         self._state: dict[str, Any] = {"objects": {}, "owners": {}, "seq": 0}
@@ -276,20 +311,37 @@ class FakeCluster:
     def apply(self, obj: Obj, *, force: bool = True) -> Obj:
         return self.write(obj, manager=FIELD_MANAGER, force=force, operation="Apply")
 
+    @staticmethod
+    @contextmanager
+    def _as_request(method: str, res: Resource, namespace: str | None, name: str) -> Iterator[None]:
+        """Refusals worded as ``KubeClient`` words the API server's: method, path, status, message."""
+        try:
+            yield
+        except ClusterUnreachable:
+            raise
+        except ClusterError as exc:
+            raise type(exc)(f"{method} {res.path(namespace, name)}: {exc.status} {exc}", status=exc.status,
+                            reason=exc.reason, hint=exc.hint) from None
+
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         self._check_reachable()
         res = resource(api_version, kind)
-        with self._session(write=False):
+        key = self._key(api_version, kind, namespace if res.namespaced else None, name)
+        with self._session(write=kind == "Namespace"):
             self.calls.append(("get", kind, name))
-            found = self._state["objects"].get(self._key(api_version, kind, namespace if res.namespaced else None, name))
+            if kind == "Namespace":
+                self._namespace_controller([key])
+            found = self._state["objects"].get(key)
             return copy.deepcopy(found) if found is not None else None
 
     def list(self, api_version: str, kind: str, *, namespace: str | None = None,
              selector: str = "") -> list[Obj]:
         self._check_reachable()
         resource(api_version, kind)
-        with self._session(write=False):
+        with self._session(write=kind == "Namespace"):
             self.calls.append(("list", kind, selector))
+            if kind == "Namespace":
+                self._namespace_controller([k for k in self._state["objects"] if k.startswith("v1|Namespace|")])
             out = []
             for key, obj in sorted(self._state["objects"].items()):
                 v, k, ns, _ = key.split("|")
@@ -308,8 +360,38 @@ class FakeCluster:
             key = self._key(api_version, kind, namespace if res.namespaced else None, name)
             if key not in self._state["objects"]:
                 return False
-            self._remove(key)
+            if kind == "Namespace":
+                self._terminate(key)
+            else:
+                self._remove(key)
             return True
+
+    def _terminate(self, key: str) -> None:
+        """Delete a namespace as the API does: its contents go, and the namespace itself stays
+        ``Terminating`` until the namespace controller is done — here, until it has been read
+        ``namespace_reads`` times (kube-controller-manager takes a few seconds)."""
+        terminating = self._state.setdefault("terminating", {})
+        if key in terminating:
+            return
+        name = key.split("|")[3]
+        for other in [k for k in self._state["objects"] if k.split("|")[2] == name]:
+            if other in self._state["objects"]:  # a Deployment may have taken its pods along
+                self._remove(other)
+        ns = self._state["objects"][key]
+        ns["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
+        ns["status"] = {"phase": "Terminating"}
+        ns["metadata"]["resourceVersion"] = str(self._next())
+        terminating[key] = self.namespace_reads
+
+    def _namespace_controller(self, read: builtins.list[str]) -> None:
+        """Finish the namespaces whose reads are used up; count down those in ``read``."""
+        terminating = self._state.get("terminating") or {}
+        for key in [k for k, left in terminating.items() if left <= 0]:
+            del terminating[key]
+            self._remove(key)
+        for key in read:
+            if key in terminating:
+                terminating[key] -= 1
 
     def pod_logs(self, namespace: str, pod: str, *, container: str, follow: bool = False,
                  tail: int | None = None, previous: bool = False,
@@ -384,6 +466,12 @@ class FakeCluster:
         namespace = meta.get("namespace") if res.namespaced else None
         if res.namespaced and not namespace:
             raise ClusterError(f"{res.kind} {name}: a namespace is required", status=400, reason="BadRequest")
+        with self._as_request("PATCH", res, namespace, name):
+            return self._write(res, obj, namespace, name, manager=manager, force=force, operation=operation)
+
+    def _write(self, res: Resource, obj: Obj, namespace: str | None, name: str, *, manager: str, force: bool,
+               operation: str) -> Obj:
+        _validate(res, obj, namespace, name)
         with self._session(write=True):
             self.calls.append((operation.lower(), res.kind, name))
             if namespace is not None:
@@ -391,7 +479,9 @@ class FakeCluster:
                 if ns is None:
                     raise ClusterError(f'namespaces "{namespace}" not found', status=404, reason="NotFound")
                 if ns["metadata"].get("deletionTimestamp"):
-                    raise ClusterError(f"unable to create new content in namespace {namespace} because "
+                    group = res.api_version.rpartition("/")[0]
+                    raise ClusterError(f'{res.plural}{"." + group if group else ""} "{name}" is forbidden: '
+                                       f"unable to create new content in namespace {namespace} because "
                                        "it is being terminated", status=403, reason="Forbidden")
             key = self._key(res.api_version, res.kind, namespace, name)
             current = self._state["objects"].get(key)
@@ -427,8 +517,19 @@ class FakeCluster:
                         owned[other].discard(path)
             owned[manager] = (owned.get(manager, set()) | set(leaves)) if operation != "Apply" else set(leaves)
             self._state["owners"][key] = {m: sorted(list(p) for p in paths) for m, paths in owned.items() if paths}
+            # generation counts changes of the desired state (not of metadata), as the API's does
             changed = current is None or self._desired(current) != self._desired(new)
+            previous = {m["manager"]: m["operation"] for m in (current or {}).get("metadata", {}).get("managedFields") or ()}
+            managed = [
+                {"manager": m, "operation": operation if m == manager else previous.get(m, "Apply"),
+                 "apiVersion": res.api_version, "fieldsType": "FieldsV1", "fieldsV1": _fields_v1(paths)}
+                for m, paths in sorted(owned.items()) if paths
+            ]
             new_meta: Obj = new["metadata"]
+            new_meta["managedFields"] = managed
+            if current is not None and new == current:
+                # A write that changes nothing stores nothing: the resourceVersion stays.
+                return copy.deepcopy(current)
             if current is None:
                 new_meta["uid"] = hashlib.sha1(f"{key}{self._next()}".encode()).hexdigest()
                 new_meta["creationTimestamp"] = "2025-01-01T00:00:00Z"
@@ -436,11 +537,6 @@ class FakeCluster:
             elif changed:
                 new_meta["generation"] = int(new_meta.get("generation", 1)) + 1
             new_meta["resourceVersion"] = str(self._next())
-            new_meta["managedFields"] = [
-                {"manager": m, "operation": operation if m == manager else "Apply",
-                 "apiVersion": res.api_version, "fieldsType": "FieldsV1", "fieldsV1": _fields_v1(paths)}
-                for m, paths in sorted(owned.items()) if paths
-            ]
             self._state["objects"][key] = new
             if res.kind == "Deployment" and changed:
                 self._roll_out(key)
@@ -448,8 +544,7 @@ class FakeCluster:
 
     @staticmethod
     def _desired(obj: Obj) -> Any:
-        meta = {k: v for k, v in obj["metadata"].items() if k not in _SERVER_META}
-        return {**{k: v for k, v in obj.items() if k not in ("metadata", "status")}, "metadata": meta}
+        return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
     def _remove(self, key: str) -> None:
         obj = self._state["objects"].pop(key)

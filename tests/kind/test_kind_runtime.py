@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,11 @@ from tests.kind.conftest import Events, FakePublisher
 from tests.kind.fake_cluster import FakeCluster
 
 NS = "devmesh-shop"
+
+
+def deleted(namespace: dict[str, Any] | None) -> bool:
+    """Gone, or terminating: a deleted namespace stays a while, as in a real cluster."""
+    return namespace is None or bool(namespace["metadata"].get("deletionTimestamp"))
 
 
 def images(project: Project, *envs: Environment) -> dict[Backend, str]:
@@ -94,7 +100,7 @@ def test_one_branch_keeps_the_other_branchs_routes(project: Project, fake: FakeC
 
     removed = rt.down("one")
     assert "Namespace devmesh-shop" in removed
-    assert fake.get("v1", "Namespace", NS) is None and rt.environments() == []
+    assert deleted(fake.get("v1", "Namespace", NS)) and rt.environments() == []
     assert rt.down("one") == []
 
 
@@ -103,7 +109,7 @@ def test_down_baseline_removes_every_environment(project: Project, fake: FakeClu
     rt = runtime(project, fake)
     rt.up(one, images=images(project, one))
     rt.down(BASELINE_ENV, baseline=True)
-    assert fake.list("apps/v1", "Deployment") == [] and fake.get("v1", "Namespace", NS) is None
+    assert fake.list("apps/v1", "Deployment") == [] and deleted(fake.get("v1", "Namespace", NS))
 
 
 def test_a_service_the_branch_no_longer_changes_goes_away(project: Project, fake: FakeCluster) -> None:
@@ -251,4 +257,4 @@ def test_the_app_found_by_labels_alone_lists_logs_and_goes_down(project: Project
     last = bare.down("one")  # the last environment takes the baseline and the namespace
     assert "Deployment api-one" in last and "Deployment web-baseline" in last
     assert last[-1] == "Namespace devmesh-shop"
-    assert fake.list("apps/v1", "Deployment") == [] and fake.get("v1", "Namespace", NS) is None
+    assert fake.list("apps/v1", "Deployment") == [] and deleted(fake.get("v1", "Namespace", NS))
