@@ -170,6 +170,25 @@ def test_strategy_for_a_service_the_environment_does_not_fork_is_refused(
     assert done.returncode == 2 and "runs no version of its own of stock" in done.stderr
 
 
+def test_strategy_commands_take_the_context_of_a_shared_cluster(
+        running: KindRuntime, fake: FakeCluster, server: FakeApiServer, tmp_path: Path) -> None:
+    """`up --context NAME` ran the environment there; the strategies must reach the same cluster
+    (the kubeconfig has no kind context at all)."""
+    config = write_kubeconfig(tmp_path / "team-kubeconfig", server.url, context="team")
+    cli = Cli(running.project.root, {"KUBECONFIG": str(config),
+                                     "DEVMESH_STATE_DIR": os.environ["DEVMESH_STATE_DIR"]})
+    done = cli("canary", "api", "--weight", "20", "--env", "one", "--context", "team")
+    assert done.stdout.startswith("api: canary: 20%")
+    assert [d["weight"] for d in routes(fake, "api")["api-canary"]["route"]] == [80, 20]
+    assert "strategy api: canary" in cli("routes", "--context", "team").stdout
+    cli("mirror", "api", "--env", "one", "--context", "team")
+    assert "api-mirror" in routes(fake, "api")
+    cli("switch", "api", "--env", "one", "--context", "team")
+    assert "api-switch" in routes(fake, "api")
+    cli("switch", "api", "--back", "--context", "team")
+    assert list(routes(fake, "api")) == ["api-one", "api-baseline"]
+
+
 # --------------------------------------------------------------------------- the runtime
 
 
