@@ -118,6 +118,14 @@ class _Target:
                    f"(removed: {describe(old, self.header)})")
 
 
+def _no_target_on_undo(flag: str, service: str, kind: str, branch: str | None, env_name: str | None) -> None:
+    """Undoing ends the service's strategy whichever environment it sends to: a --branch or
+    --env given with it would be ignored, so it is refused rather than half-read."""
+    if branch is not None or env_name is not None:
+        raise UserInputError(f"{flag} takes no --branch or --env: it ends {service}'s {kind}, "
+                             "whichever environment it sends to")
+
+
 def _sticky(value: str | None, routing_header: str) -> str | None:
     if value is None or value == "":
         return None
@@ -157,6 +165,7 @@ def canary(state: State, service: str, weight: int | None, next_step: bool, stic
     if off:
         if weight is not None or next_step or sticky_header is not None:
             raise UserInputError("--off takes no --weight, --next or --sticky-header")
+        _no_target_on_undo("--off", service, "canary", branch, env_name)
         _Target(state, service, branch, env_name, runtime, context, need_env=False).remove("canary")
         return
     if weight is not None and next_step:
@@ -208,6 +217,7 @@ def mirror(state: State, service: str, percent: float | None, preset: str, off: 
     if off:
         if percent is not None:
             raise UserInputError("--off takes no --percent")
+        _no_target_on_undo("--off", service, "mirror", branch, env_name)
         _Target(state, service, branch, env_name, runtime, context, need_env=False).remove("mirror")
         return
     target = _Target(state, service, branch, env_name, runtime, context)

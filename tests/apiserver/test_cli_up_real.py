@@ -393,6 +393,9 @@ def test_switch_through_the_cli_and_back(shop: Shop, header_routing: dict[str, A
     (("switch", "api", "--env", "no-such-env"), "environment no-such-env is not running"),
     (("canary", "api", "--weight", "20", "--env", "Not_An_Env"), "'Not_An_Env' is not an environment name"),
     (("canary", "basket", "--weight", "20"), "unknown service 'basket'"),
+    (("canary", "api", "--off", "--env", "no-such-env"), "--off takes no --branch or --env"),
+    (("mirror", "api", "--off", "--env", "no-such-env"), "--off takes no --branch or --env"),
+    (("switch", "api", "--back", "--env", "no-such-env"), "--back takes no --branch or --env"),
 ])
 def test_bad_input_on_the_strategy_commands_is_exit_2_and_one_line(shop: Shop, args: tuple[str, ...],
                                                                   says: str) -> None:
