@@ -454,8 +454,18 @@ def test_down_of_one_environment_then_down_baseline_remove_exactly_the_labelled_
         done = shop.ok("down", "--baseline")
         assert done.out.strip() == (f"removed {len(everything) + 1} object(s) of environment "
                                     f"{shop.env}")  # every object of the app, and its namespace
-        _wait_gone(shop.client, "v1", "Namespace", shop.namespace)
         assert json.loads(shop.ok("ls", "--json").out) == {"environments": []}
         assert shop.client.get("v1", "ConfigMap", "same-labels", decoy_ns) is not None
+
+        # The namespace controller takes a while to empty the namespace: an `up` at once waits
+        # for it rather than failing to create objects in a namespace being deleted.
+        ns = shop.client.get("v1", "Namespace", shop.namespace)
+        terminating = ns is not None and bool(ns["metadata"].get("deletionTimestamp"))
+        again = shop.ok("up", "-d")
+        assert not terminating or f"waiting for namespace {shop.namespace} to finish terminating" in again.err
+        assert {e["name"] for e in json.loads(shop.ok("ls", "--json").out)["environments"]} == {
+            BASELINE_ENV, shop.env}
+        shop.ok("down", "--baseline")
+        _wait_gone(shop.client, "v1", "Namespace", shop.namespace)
     finally:
         shop.client.delete("v1", "Namespace", decoy_ns)
