@@ -124,3 +124,22 @@ def test_a_reader_that_closes_the_pipe_ends_the_command_quietly() -> None:
         os.close(write_end)
     assert done.stderr.decode() == ""
     assert done.returncode == 141
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["canary", "api", "--weight", "101"], "error: Invalid value for '--weight' / '-w': 101 is not in the range 0<=x<=100."),
+    (["mirror", "api", "--percent", "0"], "error: Invalid value for '--percent' / '-p': 0.0 is not in the range 0<x<=100."),
+    (["frobnicate"], "error: No such command 'frobnicate'."),
+    (["up", "--no-such-flag"], "error: No such option '--no-such-flag'."),
+])
+def test_a_usage_error_is_one_line_and_exit_2(args: list[str], says: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad input on the command line is one clear line, as every other mistake; the way to the
+    command's options goes in the same line."""
+    monkeypatch.chdir(tmp_path)
+    assert _status(args) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(says), captured.err
+    assert captured.out == ""

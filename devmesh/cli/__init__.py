@@ -132,6 +132,14 @@ def _report(exc: DevmeshError) -> None:
         click.echo(f"hint: {exc.hint}", err=True)
 
 
+def _report_usage(exc: click.UsageError) -> None:
+    """A mistake on the command line as one line, like every other bad input: click's usage
+    text and its blank lines would bury the one sentence that matters."""
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    message = " ".join(exc.format_message().split())
+    click.secho(f"error: {message}{where}", fg="red", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("DEVMESH_DEBUG"))
     try:
@@ -144,9 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        _report_usage(exc)
+        sys.exit(2)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

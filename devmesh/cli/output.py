@@ -36,7 +36,9 @@ class EventPrinter:
                 click.echo(f"  {event.service}: {text}", err=True)
         elif isinstance(event, BuildDone):
             how = "cached" if event.cached else f"built in {event.seconds:.1f} s"
-            click.echo(f"• image {event.service}: {event.image} ({how})", err=True)
+            # A cached image is found done (·), as every other step that changes nothing.
+            click.echo(f"{'·' if event.cached else '•'} image {event.service}: {event.image} ({how})",
+                       err=True)
         elif isinstance(event, Warning):
             click.secho(f"! {event.message}", fg="yellow", err=True)
         elif isinstance(event, Step):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import click
 
 from devmesh.cli import State, pass_state
-from devmesh.cli.env import ENV_OPTION, RUNTIMES, env_for
+from devmesh.cli.env import CONTEXT_OPTION, ENV_OPTION, RUNTIMES, env_for
 from devmesh.cli.output import EventPrinter
 from devmesh.errors import UserInputError
 
@@ -54,7 +54,7 @@ class _Target:
     """A service, the environment whose version it is about, and the runtime running both."""
 
     def __init__(self, state: State, service: str, branch: str | None, env_name: str | None,
-                 runtime: str | None, *, need_env: bool = True) -> None:
+                 runtime: str | None, context: str | None, *, need_env: bool = True) -> None:
         from devmesh import session
 
         self.project = state.project()
@@ -62,7 +62,7 @@ class _Target:
             raise UserInputError(f"unknown service {service!r}; services: "
                                  f"{', '.join(self.project.services)}")
         self.service = service
-        self.rt = routes_runtime(session.open_runtime(self.project, runtime))
+        self.rt = routes_runtime(session.open_runtime(self.project, runtime, context))
         self.header = self.project.routing.header
         self.env = env_for(self.project, branch, env_name) if need_env else ""
         if need_env:
@@ -118,6 +118,14 @@ class _Target:
                    f"(removed: {describe(old, self.header)})")
 
 
+def _no_target_on_undo(flag: str, service: str, kind: str, branch: str | None, env_name: str | None) -> None:
+    """Undoing ends the service's strategy whichever environment it sends to: a --branch or
+    --env given with it would be ignored, so it is refused rather than half-read."""
+    if branch is not None or env_name is not None:
+        raise UserInputError(f"{flag} takes no --branch or --env: it ends {service}'s {kind}, "
+                             "whichever environment it sends to")
+
+
 def _sticky(value: str | None, routing_header: str) -> str | None:
     if value is None or value == "":
         return None
@@ -143,9 +151,11 @@ def _sticky(value: str | None, routing_header: str) -> str | None:
 @BRANCH_OPTION
 @ENV_OPTION
 @RUNTIME_OPTION
+@CONTEXT_OPTION
 @pass_state
 def canary(state: State, service: str, weight: int | None, next_step: bool, sticky_header: str | None,
-           preset: str, off: bool, branch: str | None, env_name: str | None, runtime: str | None) -> None:
+           preset: str, off: bool, branch: str | None, env_name: str | None, runtime: str | None,
+           context: str | None) -> None:
     """Send a share of SERVICE's requests without the routing header to the branch's version.
 
     Without --weight or --next it starts at the preset's first step."""
@@ -155,11 +165,12 @@ def canary(state: State, service: str, weight: int | None, next_step: bool, stic
     if off:
         if weight is not None or next_step or sticky_header is not None:
             raise UserInputError("--off takes no --weight, --next or --sticky-header")
-        _Target(state, service, branch, env_name, runtime, need_env=False).remove("canary")
+        _no_target_on_undo("--off", service, "canary", branch, env_name)
+        _Target(state, service, branch, env_name, runtime, context, need_env=False).remove("canary")
         return
     if weight is not None and next_step:
         raise UserInputError("give --weight or --next, not both")
-    target = _Target(state, service, branch, env_name, runtime)
+    target = _Target(state, service, branch, env_name, runtime, context)
     chosen = strategy_preset(preset, "canary", target.project.root)
     current = target.current()
     same = current if isinstance(current, Canary) and current.env == target.env else None
@@ -193,9 +204,10 @@ def canary(state: State, service: str, weight: int | None, next_step: bool, stic
 @BRANCH_OPTION
 @ENV_OPTION
 @RUNTIME_OPTION
+@CONTEXT_OPTION
 @pass_state
 def mirror(state: State, service: str, percent: float | None, preset: str, off: bool,
-           branch: str | None, env_name: str | None, runtime: str | None) -> None:
+           branch: str | None, env_name: str | None, runtime: str | None, context: str | None) -> None:
     """Copy SERVICE's GET and HEAD requests without the routing header to the branch's version.
 
     The baseline keeps answering; the copies' answers are dropped. Writes are never copied."""
@@ -205,9 +217,10 @@ def mirror(state: State, service: str, percent: float | None, preset: str, off: 
     if off:
         if percent is not None:
             raise UserInputError("--off takes no --percent")
-        _Target(state, service, branch, env_name, runtime, need_env=False).remove("mirror")
+        _no_target_on_undo("--off", service, "mirror", branch, env_name)
+        _Target(state, service, branch, env_name, runtime, context, need_env=False).remove("mirror")
         return
-    target = _Target(state, service, branch, env_name, runtime)
+    target = _Target(state, service, branch, env_name, runtime, context)
     chosen = strategy_preset(preset, "mirror", target.project.root)
     if percent is None:
         percent = float(chosen.settings.get("percent", 100))
@@ -221,9 +234,10 @@ def mirror(state: State, service: str, percent: float | None, preset: str, off: 
 @BRANCH_OPTION
 @ENV_OPTION
 @RUNTIME_OPTION
+@CONTEXT_OPTION
 @pass_state
 def switch(state: State, service: str, back: bool, preset: str, branch: str | None,
-           env_name: str | None, runtime: str | None) -> None:
+           env_name: str | None, runtime: str | None, context: str | None) -> None:
     """Red/black: send all of SERVICE's requests without the routing header to the branch's
     version; the baseline keeps running, so --back restores it at once."""
     from devmesh.plan.strategy import Switch
@@ -232,9 +246,9 @@ def switch(state: State, service: str, back: bool, preset: str, branch: str | No
     if back:
         if branch is not None or env_name is not None:
             raise UserInputError("--back takes no --branch or --env: it restores the baseline")
-        _Target(state, service, None, None, runtime, need_env=False).remove(None)
+        _Target(state, service, None, None, runtime, context, need_env=False).remove(None)
         return
-    target = _Target(state, service, branch, env_name, runtime)
+    target = _Target(state, service, branch, env_name, runtime, context)
     strategy_preset(preset, "switch", target.project.root)
     target.store(Switch(service, target.env, preset))
 
@@ -266,9 +280,10 @@ def _rule_line(rule: Any, env: str | None) -> list[str]:
                    "where it goes. May be repeated.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @RUNTIME_OPTION
+@CONTEXT_OPTION
 @pass_state
 def routes(state: State, branch: str | None, env_name: str | None, explain_texts: tuple[str, ...],
-           as_json: bool, runtime: str | None) -> None:
+           as_json: bool, runtime: str | None, context: str | None) -> None:
     """Show the ordered routing rules of the gateway and of every service, as running now."""
     from devmesh import session
     from devmesh.cli.output import table
@@ -284,7 +299,7 @@ def routes(state: State, branch: str | None, env_name: str | None, explain_texts
         except ValueError as exc:
             raise UserInputError(f"--explain: {exc}") from None
         requests.append((text, request))
-    rt = routes_runtime(session.open_runtime(project, runtime))
+    rt = routes_runtime(session.open_runtime(project, runtime, context))
     plan = rt.route_plan()
     if env is not None and env not in {e.name for e in plan.environments}:
         running = ", ".join(e.name for e in plan.environments) or "none"

@@ -11,6 +11,7 @@ import tarfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[str]:
-    """Debian's docker-registry on 127.0.0.1:<free port> with storage in tmp; yields host:port."""
+@contextmanager
+def serve_registry(root: Path) -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1:<free port>, storage under ``root``; yields host:port.
+
+    A context manager of its own so that a module-scoped fixture can share one registry."""
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     if not Path(binary).exists():
         message = "docker-registry is not installed (apt-get install docker-registry)"
@@ -129,11 +132,11 @@ def registry(tmp_path: Path) -> Iterator[str]:
             pytest.fail(message)
         pytest.skip(message)
     port = _free_port()
-    config = tmp_path / "registry.yml"
+    config = root / "registry.yml"
     config.write_text(
         "version: 0.1\n"
         "log: {level: error}\n"
-        f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'registry'}}}}}\n"
+        f"storage: {{filesystem: {{rootdirectory: {root / 'registry'}}}}}\n"
         f"http: {{addr: '127.0.0.1:{port}'}}\n"
     )
     proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -149,9 +152,18 @@ def registry(tmp_path: Path) -> Iterator[str]:
                 err = proc.stderr.read().decode() if proc.stderr else ""
                 pytest.fail(f"docker-registry did not start: {err[-500:]}")
             time.sleep(0.05)
-    yield address
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1:<free port> with storage in tmp; yields host:port."""
+    with serve_registry(tmp_path) as address:
+        yield address
 
 
 @pytest.fixture

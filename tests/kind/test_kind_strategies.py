@@ -170,6 +170,34 @@ def test_strategy_for_a_service_the_environment_does_not_fork_is_refused(
     assert done.returncode == 2 and "runs no version of its own of stock" in done.stderr
 
 
+@pytest.mark.parametrize("undo", [("canary", "api", "--off"), ("mirror", "api", "--off")])
+def test_undo_with_an_environment_is_refused_not_ignored(running: KindRuntime, fake: FakeCluster,
+                                                         cli: Cli, undo: tuple[str, ...]) -> None:
+    cli(undo[0], "api", "--env", "one", *(("--weight", "20") if undo[0] == "canary" else ()))
+    done = cli(*undo, "--env", "someone-else", ok=False)
+    assert done.returncode == 2 and done.stderr.startswith("error: --off takes no --branch or --env")
+    assert f"api-{undo[0]}" in routes(fake, "api")  # still there: nothing was undone
+
+
+def test_strategy_commands_take_the_context_of_a_shared_cluster(
+        running: KindRuntime, fake: FakeCluster, server: FakeApiServer, tmp_path: Path) -> None:
+    """`up --context NAME` ran the environment there; the strategies must reach the same cluster
+    (the kubeconfig has no kind context at all)."""
+    config = write_kubeconfig(tmp_path / "team-kubeconfig", server.url, context="team")
+    cli = Cli(running.project.root, {"KUBECONFIG": str(config),
+                                     "DEVMESH_STATE_DIR": os.environ["DEVMESH_STATE_DIR"]})
+    done = cli("canary", "api", "--weight", "20", "--env", "one", "--context", "team")
+    assert done.stdout.startswith("api: canary: 20%")
+    assert [d["weight"] for d in routes(fake, "api")["api-canary"]["route"]] == [80, 20]
+    assert "strategy api: canary" in cli("routes", "--context", "team").stdout
+    cli("mirror", "api", "--env", "one", "--context", "team")
+    assert "api-mirror" in routes(fake, "api")
+    cli("switch", "api", "--env", "one", "--context", "team")
+    assert "api-switch" in routes(fake, "api")
+    cli("switch", "api", "--back", "--context", "team")
+    assert list(routes(fake, "api")) == ["api-one", "api-baseline"]
+
+
 # --------------------------------------------------------------------------- the runtime
 
 
