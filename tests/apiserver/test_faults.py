@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devmesh.runtime.kind.client import ClusterUnreachable, open_client
+from devmesh.runtime.kind.client import ClusterUnreachable, KubeconfigError, open_client
 from tests.apiserver.conftest import ControlPlane
 
 pytestmark = pytest.mark.apiserver
@@ -50,5 +50,6 @@ def test_a_certificate_the_kubeconfig_does_not_trust(control_plane: ControlPlane
 
 
 def test_a_context_the_kubeconfig_lacks(control_plane: ControlPlane) -> None:
-    with pytest.raises(ClusterUnreachable, match="no usable kube context 'nope'"):
+    with pytest.raises(KubeconfigError, match="no usable kube context 'nope'") as caught:
         open_client("nope", kubeconfig=str(control_plane.kubeconfig))
+    assert caught.value.exit_code == 2  # the user's input, not the cluster's state

@@ -158,8 +158,9 @@ def test_a_context_that_does_not_exist_is_one_clear_error(project: Project, cont
     with pytest.raises(SystemExit) as done:
         main(["-c", str(project.path), "ls", "--context", "no-such-context"])
     err = capsys.readouterr().err
-    assert done.value.code != 0
+    assert done.value.code == 2
     assert "no-such-context" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
 
 
 def test_cluster_status_of_an_existing_cluster_without_kind_or_registry(

@@ -81,11 +81,11 @@ class FakeWorld:
 
     def client(self, context: str) -> Any:
         """The fake API server of ``context`` (what the client factory returns)."""
-        from devmesh.runtime.kind.client import ClusterUnreachable
+        from devmesh.runtime.kind.client import KubeconfigError
         from tests.kind.fake_cluster import FakeCluster
 
         if not self.store_of(context).exists():
-            raise ClusterUnreachable(f"no usable kube context {context!r}")
+            raise KubeconfigError(f"no usable kube context {context!r}")
         if context not in self._clients:
             self._clients[context] = FakeCluster(context, store=self.store_of(context))
         return self._clients[context]

@@ -85,7 +85,9 @@ class ActivityLog(Vertical):
         if isinstance(event, BuildDone):
             self._finish(f"build:{event.service}")
             how = "cached" if event.cached else f"built in {event.seconds:.1f} s"
-            self._write(event.at, "•", f"image {event.service}: {event.image} ({how})", "green")
+            # as the CLI marks them: • something was done, · it was already there
+            self._write(event.at, "·" if event.cached else "•", f"image {event.service}: {event.image} ({how})",
+                        "dim" if event.cached else "green")
             return
         if isinstance(event, Warning):
             self._write(event.at, "!", event.message, "yellow")

@@ -55,6 +55,13 @@ class ClusterUnreachable(ClusterError):
         self.why = why
 
 
+class KubeconfigError(ClusterUnreachable):
+    """The kubeconfig, or the context named in it, does not exist or cannot be used: the
+    user's input, so exit status 2."""
+
+    exit_code = 2
+
+
 class ApplyConflict(ClusterError):
     """Server-side apply found fields another manager owns (only when not forcing)."""
 
@@ -408,7 +415,7 @@ def open_client(context: str, *, kubeconfig: str | None = None) -> KubeClient:
         api = config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig or os.environ.get("KUBECONFIG") or None, context=context)
     except (ConfigException, OSError, TypeError, ValueError) as exc:
-        raise ClusterUnreachable(
+        raise KubeconfigError(
             f"no usable kube context {context!r}: {exc}",
             hint="'devmesh cluster up' creates the kind cluster and its context; "
                  "'kubectl config get-contexts' lists the others",
