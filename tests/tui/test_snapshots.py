@@ -84,6 +84,7 @@ def test_tiers_tab_with_a_blocked_promotion(snap_compare: Any, make_app: AppFact
     async def run_before(pilot: Any) -> None:
         await settle(pilot, lines=12)
         await pilot.press("2")
+        await pilot.wait_for_animation()  # the tab's underline slides; a loaded machine is slower
         pane = pilot.app.main.query_one(TiersPane)
         pane.table.focus()
         pane.table.move_cursor(row=2, column=1, animate=False)  # worker in dev: nothing to move up
@@ -109,6 +110,7 @@ def test_error_state_engine_unreachable(snap_compare: Any, make_app: AppFactory,
     async def run_before(pilot: Any) -> None:
         await settle(pilot)
         await pilot.press("4")
+        await pilot.wait_for_animation()  # the tab's underline slides; a loaded machine is slower
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
