@@ -50,6 +50,6 @@ def test_a_certificate_the_kubeconfig_does_not_trust(control_plane: ControlPlane
 
 
 def test_a_context_the_kubeconfig_lacks(control_plane: ControlPlane) -> None:
-    with pytest.raises(KubeconfigError, match="no usable kube context 'nope'") as caught:
+    with pytest.raises(KubeconfigError, match="no kube context 'nope' in the kubeconfig") as caught:
         open_client("nope", kubeconfig=str(control_plane.kubeconfig))
     assert caught.value.exit_code == 2  # the user's input, not the cluster's state

@@ -85,7 +85,7 @@ class FakeWorld:
         from tests.kind.fake_cluster import FakeCluster
 
         if not self.store_of(context).exists():
-            raise KubeconfigError(f"no usable kube context {context!r}")
+            raise KubeconfigError(f"no kube context {context!r} in the kubeconfig {self.root / 'kubeconfig'}")
         if context not in self._clients:
             self._clients[context] = FakeCluster(context, store=self.store_of(context))
         return self._clients[context]

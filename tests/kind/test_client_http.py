@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devmesh.runtime.kind.client import ApplyConflict, ClusterUnreachable, KubeClient, open_client
+from devmesh.runtime.kind.client import ApplyConflict, ClusterUnreachable, KubeClient, KubeconfigError, open_client
 from tests.kind.fake_apiserver import FakeApiServer, serve, write_kubeconfig
 from tests.kind.fake_cluster import FakeCluster
 
@@ -101,9 +101,34 @@ def test_pod_logs_stream_line_by_line(client: KubeClient, fake: FakeCluster, ser
 
 def test_server_version_and_unreachable_contexts(client: KubeClient, tmp_path: Path) -> None:
     assert client.server_version() == "v1.33.1"
-    with pytest.raises(ClusterUnreachable, match="no usable kube context 'other'"):
+    with pytest.raises(ClusterUnreachable, match="no kube context 'other' in the kubeconfig .* \\(it has "):
         open_client("other", kubeconfig=str(tmp_path / "kubeconfig"))
     dead = write_kubeconfig(tmp_path / "dead", "http://127.0.0.1:9", context="dead")
     with pytest.raises(ClusterUnreachable,
                        match=r"the API server of context 'dead' \(http://127.0.0.1:9\) does not answer: connection refused"):
         open_client("dead", kubeconfig=str(dead)).server_version()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "no usable kube context 'x': the kubeconfig {path} does not exist"),
+    ("apiVersion: v1\ncontexts: [\n  - {\n", "{path}:3: not a kubeconfig: expected the node content, but found '-'"),
+    ("- just\n- a list\n", "{path}: not a kubeconfig (no mapping with a list of contexts)"),
+    ("apiVersion: v1\ncontexts: []\n", "no kube context 'x' in the kubeconfig {path} (it has none)"),
+    ("", "no kube context 'x' in the kubeconfig {path} (it has none)"),
+])
+def test_a_kubeconfig_that_cannot_serve_is_one_line_naming_it(tmp_path: Path, content: str | None,
+                                                              message: str) -> None:
+    path = tmp_path / "kubeconfig"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(KubeconfigError) as caught:
+        open_client("x", kubeconfig=str(path))
+    assert str(caught.value) == message.format(path=path)
+    assert caught.value.exit_code == 2 and caught.value.hint
+
+
+def test_a_kubeconfig_list_skips_missing_files_as_kubectl_does(client: KubeClient, tmp_path: Path) -> None:
+    real = write_kubeconfig(tmp_path / "one", "http://127.0.0.1:9", context="one")
+    with pytest.raises(KubeconfigError, match=f"no kube context 'two' in the kubeconfig {real} \\(it has one\\)"):
+        open_client("two", kubeconfig=f"{tmp_path / 'missing'}:{real}")
+    assert open_client("one", kubeconfig=f"{tmp_path / 'missing'}:{real}").context == "one"
