@@ -56,6 +56,7 @@ from typing import Any
 import yaml
 
 from devmesh.plan.routing import Backend, Match, Mirror, Resilience, RoutePlan, Rule, Weighted
+from devmesh.units import duration
 
 ROUTE_HEADER = "x-devmesh-route"
 UPSTREAM_HEADER = "x-devmesh-upstream"
@@ -143,12 +144,12 @@ def route_policy(rule: Rule, resilience: Resilience | None = None) -> Doc:
     del rule  # the same policy for every rule of a service
     if resilience is None:
         return {"timeout": "0s"}
-    out: Doc = {"timeout": _duration(resilience.timeout)}
+    out: Doc = {"timeout": duration(resilience.timeout)}
     retries = resilience.retries
     if retries is not None and retries.attempts > 0:
         policy: Doc = {"retry_on": ",".join(retries.retry_on), "num_retries": retries.attempts}
         if retries.per_try_timeout > 0:
-            policy["per_try_timeout"] = _duration(retries.per_try_timeout)
+            policy["per_try_timeout"] = duration(retries.per_try_timeout)
         out["retry_policy"] = policy
     return out
 
@@ -178,16 +179,11 @@ def cluster_policy(backend: Backend, resilience: Resilience | None = None) -> Do
     if outlier is not None:
         out["outlier_detection"] = {
             "consecutive_5xx": outlier.consecutive_5xx,
-            "interval": _duration(outlier.interval),
-            "base_ejection_time": _duration(outlier.base_ejection_time),
+            "interval": duration(outlier.interval),
+            "base_ejection_time": duration(outlier.base_ejection_time),
             "max_ejection_percent": outlier.max_ejection_percent,
         }
     return out
-
-
-def _duration(seconds: float) -> str:
-    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
-    return f"{text}s"
 
 
 # --------------------------------------------------------------------------- rendering

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend, Match, Resilience, RoutePlan, Rule
+from devmesh.units import duration
 
 if TYPE_CHECKING:
     from devmesh.config import Project
@@ -126,12 +127,6 @@ def _service(plan: RoutePlan, service: str, port: int) -> Obj:
 def _destination(rule_target: Backend, ns: str, port: int) -> Obj:
     return {"host": _host(rule_target.service, ns), "subset": rule_target.env,
             "port": {"number": port}}
-
-
-def duration(seconds: float) -> str:
-    """Seconds as a protobuf duration string, which Istio and Envoy both read: ``30s``, ``0.25s``."""
-    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
-    return f"{text}s"
 
 
 def _matches(match: Match) -> list[Obj]:
