@@ -30,6 +30,7 @@ from devmesh.dockerignore import IGNORE_FILE, ContextEntry, IgnoreRules, walk_co
 from devmesh.errors import DevmeshError, MissingDependency, UserInputError
 from devmesh.events import BuildDone, BuildProgress, Sink, Warning, discard
 from devmesh.plan.k8s import APP_LABEL, MANAGED_BY, SERVICE_LABEL
+from devmesh.units import byte_size
 
 if TYPE_CHECKING:
     import docker
@@ -499,15 +500,6 @@ def _context_tar(src: _Sources) -> tuple[IO[bytes], str, str, int]:
     return spool, tag, dockerfile, size
 
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
 def _engine_error(exc: BaseException) -> DevmeshError:
     """A failure talking to the engine (outside a build's own output) as a DevmeshError."""
     import docker.errors
@@ -558,7 +550,7 @@ def ensure_image(client: docker.DockerClient, project: Project, service: str, *,
                 return found
         labels = image_labels(project, service)
         log = _BuildLog(service, sink, src.build_args, label_steps=len(labels))
-        sink(BuildProgress(f"{service}: building {ref} (context {_human(size)})", service=service))
+        sink(BuildProgress(f"{service}: building {ref} (context {byte_size(size)})", service=service))
         error: str | None = None
         try:
             for chunk in client.api.build(

@@ -1,4 +1,4 @@
-"""Quantities as proxies read them: durations."""
+"""Quantities as people and proxies read them: durations and byte sizes."""
 
 from __future__ import annotations
 
@@ -11,3 +11,16 @@ def duration(seconds: float) -> str:
     text = f"{seconds:.3f}".rstrip("0").rstrip(".")
     return f"{text}s"
 
+
+def byte_size(size: int) -> str:
+    """A byte count in binary units for a progress line: ``512 B``, ``1.5 KiB``, ``2.0 GiB``.
+
+    Whole bytes below 1 KiB, one decimal above; GiB is the largest unit, so a huge size
+    stays in GiB rather than growing a unit nobody reads.
+    """
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"

@@ -22,10 +22,11 @@ from devmesh.errors import DevmeshError
 from devmesh.events import Sink, Step, discard
 from devmesh.sync.archive import Archive, build_archive
 from devmesh.sync.changes import ChangeSet, SyncPlan, plan_sync
-from devmesh.sync.events import FailedResult, SyncDone, SyncFailed, SyncRefused, human_bytes
+from devmesh.sync.events import FailedResult, SyncDone, SyncFailed, SyncRefused
 from devmesh.sync.reload import RESTART, apply_reload, describe, reload_action
 from devmesh.sync.rules import ServiceSources
 from devmesh.sync.transport import Target, TargetGone, Transport
+from devmesh.units import byte_size
 
 Rebuild = Callable[[str], None]
 # Container states a sync can still reach: a stopped container takes files and is started by
@@ -124,7 +125,7 @@ class ServiceSync:
             ms = (time.monotonic() - started) * 1000
             self.pending.clear()
             size = archive.size if archive else 0
-            what = [f"{_count(plan.files, 'file')}, {human_bytes(size)}"] if plan.files else []
+            what = [f"{_count(plan.files, 'file')}, {byte_size(size)}"] if plan.files else []
             if plan.deletions:
                 what.append(f"{len(plan.deletions)} removed")
             done = SyncDone(
