@@ -26,13 +26,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from devmesh.ports import bind_error
 
 RUNTIMES = ("kind", "docker")
 Runtime = Literal["kind", "docker"]
@@ -297,21 +298,17 @@ def check_port(port: int, host: str = "127.0.0.1",
     """Whether the gateway can listen on ``host:port`` (or devmesh's gateway already does)."""
     name, needed_by = "gateway port", RUNTIMES
     fix = "stop what listens there, or set routing.gateway_port in devmesh.yaml"
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Ignore connections lingering in TIME_WAIT; a listening socket still fails the bind.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                return Check(name, "failed", str(port), "free", needed_by, fix,
-                             f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-            ours = owner(port) if owner is not None else None
-            if ours is not None:
-                return Check(name, "ok", str(port), "free", needed_by, None,
-                             f"{host}:{port} is served by devmesh ({ours})")
+    exc = bind_error(port, host)
+    if exc is not None:
+        if exc.errno != errno.EADDRINUSE:
             return Check(name, "failed", str(port), "free", needed_by, fix,
-                         f"{host}:{port} is already in use")
+                         f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        ours = owner(port) if owner is not None else None
+        if ours is not None:
+            return Check(name, "ok", str(port), "free", needed_by, None,
+                         f"{host}:{port} is served by devmesh ({ours})")
+        return Check(name, "failed", str(port), "free", needed_by, fix,
+                     f"{host}:{port} is already in use")
     return Check(name, "ok", str(port), "free", needed_by, None, f"{host}:{port} is free")
 
 

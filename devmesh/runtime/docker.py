@@ -13,7 +13,6 @@ import json
 import os
 import queue
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,6 +25,7 @@ from devmesh.naming import BASELINE_ENV
 from devmesh.plan.envoy import cluster_name
 from devmesh.plan.k8s import APP_LABEL, ENV_LABEL, MANAGED_BY, SERVICE_LABEL
 from devmesh.plan.routing import Backend, Environment, RoutePlan, plan_for_project
+from devmesh.ports import bind_error
 from devmesh.routes_state import StrategyStore, plan_with_strategies
 from devmesh.runtime.base import (
     EnvironmentState,
@@ -314,15 +314,11 @@ class DockerRuntime(DockerApp):
         mine = [c for c in self._containers(role="envoy") if c.status == "running"]
         if mine:
             return
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                raise UserInputError(
-                    f"gateway port {port} on 127.0.0.1 is already in use by another program",
-                    hint=f"stop it, or set routing.gateway_port in {self.project.path.name}",
-                ) from None
+        if bind_error(port, "127.0.0.1") is not None:
+            raise UserInputError(
+                f"gateway port {port} on 127.0.0.1 is already in use by another program",
+                hint=f"stop it, or set routing.gateway_port in {self.project.path.name}",
+            )
 
     def _ensure_network(self, act: Any) -> None:
         found = self.client.networks.list(names=[self.network_name])
