@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from devmesh.errors import UserInputError
+from devmesh.gitops.landed import landed_message
 
 if TYPE_CHECKING:
     from devmesh.gitops.cache import Checkout
     from devmesh.gitops.images import ImageRef
+    from devmesh.gitops.land import Landed
     from devmesh.gitops.layout import Layout
     from devmesh.gitops.tiers import TierMatrix
     from tui.sources import Sources
@@ -266,14 +268,9 @@ class LandedChange:
     warning: str | None = None
 
 
-def _landed_text(landed: object, what: str) -> str:
-    from devmesh.gitops.land import Landed
-
-    assert isinstance(landed, Landed)
-    if landed.proposed:
-        text = f"proposed {what} on branch {landed.branch} (commit {(landed.commit or '')[:10]})"
-        return text + (f"; open a pull request: {landed.compare_url}" if landed.compare_url else "")
-    return f"{what}: commit {(landed.commit or '')[:10]} pushed to {landed.branch}"
+def _landed_text(landed: Landed, what: str) -> str:
+    # One status line, and as before without the count of push races.
+    return landed_message(landed, what, joiner="; ", races=False)
 
 
 def land_preview(sources: Sources, preview: ChangePreview) -> LandedChange | Refusal:

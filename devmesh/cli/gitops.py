@@ -13,6 +13,7 @@ import click
 
 from devmesh.cli import State, pass_state
 from devmesh.errors import UserInputError
+from devmesh.gitops.landed import landed_message
 from devmesh.gitops.settings import ENV_VAR, ManifestSettings, manifest_settings
 
 
@@ -70,14 +71,6 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _landed_line(landed: Any, what: str) -> str:
-    if landed.proposed:
-        text = f"proposed {what} on branch {landed.branch} (commit {landed.commit[:10]})"
-        return text + (f"\nopen a pull request: {landed.compare_url}" if landed.compare_url else "")
-    retries = f" after {landed.attempts - 1} push race(s)" if landed.attempts > 1 else ""
-    return f"{what}: commit {landed.commit[:10]} pushed to {landed.branch}{retries}"
-
-
 # --- manifests init ------------------------------------------------------------------------
 
 
@@ -111,7 +104,7 @@ def manifests_init(state: State, tiers_text: str | None) -> None:
     else:
         done = "added services"
     what = f"{done} for {project.app} ({', '.join(result.added_services) or 'no services added'}; tiers {', '.join(result.tiers)})"
-    click.echo(_landed_line(result.landed, what))
+    click.echo(landed_message(result.landed, what))
 
 
 # --- tiers -----------------------------------------------------------------------------------
@@ -238,7 +231,7 @@ def promote(state: State, service: str, tier: str, image: str | None, branch: st
     done = result.promotion
     source = f" from {done.source}" if done.source else ""
     forced = " (forced)" if done.reason else ""
-    click.echo(_landed_line(result.landed, f"promoted {service} to {tier}{source}{forced}: {done.image}"))
+    click.echo(landed_message(result.landed, f"promoted {service} to {tier}{source}{forced}: {done.image}"))
 
 
 # --- rollback --------------------------------------------------------------------------------
@@ -268,7 +261,7 @@ def rollback(state: State, service: str, tier: str, yes: bool) -> None:
         return
     done = result.rollback
     back = str(done.restored) if done.restored else "no pinned image"
-    click.echo(_landed_line(result.landed, f"rolled back {service} in {tier} to {back} (reverted {done.reverts[:10]})"))
+    click.echo(landed_message(result.landed, f"rolled back {service} in {tier} to {back} (reverted {done.reverts[:10]})"))
 
 
 # --- history ---------------------------------------------------------------------------------
