@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend, Match, Resilience, RoutePlan, Rule
+from devmesh.plan.service_env import service_env
 from devmesh.units import duration
 
 if TYPE_CHECKING:
@@ -71,12 +72,9 @@ def _deployment(project: Project, plan: RoutePlan, backend: Backend, image: str,
     ns = namespace_for(plan.app)
     lbls = labels(plan.app, backend.env, backend.service)
     pod_labels = {**lbls, "app": backend.service, "version": backend.env}
-    env = [{"name": k, "value": v} for k, v in sorted(svc.env.items())]
-    env += [
-        {"name": "DEVMESH_ENV", "value": backend.env},
-        {"name": "DEVMESH_HEADER", "value": plan.header},
-        {"name": "DEVMESH_SERVICE", "value": backend.service},
-    ]
+    # Declared variables sorted by name, so the manifest does not change with their order.
+    declared = dict(sorted(svc.env.items()))
+    env = [{"name": k, "value": v} for k, v in service_env(declared, backend, plan.header).items()]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -25,6 +25,7 @@ from devmesh.naming import BASELINE_ENV
 from devmesh.plan.envoy import cluster_name
 from devmesh.plan.k8s import APP_LABEL, ENV_LABEL, MANAGED_BY, SERVICE_LABEL
 from devmesh.plan.routing import Backend, Environment, RoutePlan, plan_for_project
+from devmesh.plan.service_env import service_env
 from devmesh.ports import bind_error
 from devmesh.routes_state import StrategyStore, plan_with_strategies
 from devmesh.runtime.base import (
@@ -330,11 +331,7 @@ class DockerRuntime(DockerApp):
 
     def _service_spec(self, backend: Backend, image: str, plan: RoutePlan) -> dict[str, Any]:
         svc = self.project.services[backend.service]
-        env = dict(svc.env) | {
-            "DEVMESH_ENV": backend.env,
-            "DEVMESH_HEADER": plan.header,
-            "DEVMESH_SERVICE": backend.service,
-        }
+        env = service_env(svc.env, backend, plan.header)
         return {"image": image, "env": env, "port": self.project.port_of(backend.service)}
 
     def _ensure_service(self, backend: Backend, image: str, plan: RoutePlan, act: Any, *,
