@@ -146,11 +146,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def istioctl() -> str:
     """The istioctl .ci/build-k8s built (pinned Istio line); fails instead of skipping in CI."""
-    build = Path(__file__).resolve().parent.parent / ".ci" / "build-k8s"
-    pinned = subprocess.run([str(build), "--print", "versions"], capture_output=True, text=True, timeout=60).stdout
-    version = dict(line.split("=", 1) for line in pinned.splitlines() if "=" in line).get("istio-module")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "devmesh" / "bin"
-    binary = cache / f"istioctl-{version}" / "istioctl"
+    from tests.built import cached_binary, pinned_versions
+
+    binary = cached_binary("istioctl", pinned_versions().get("istio-module"))
     if not binary.is_file():
         why = f"istioctl is not built ({binary}): run .ci/build-k8s istioctl"
         if os.environ.get("DEVMESH_REQUIRE_APISERVER") == "1":

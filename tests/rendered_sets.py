@@ -25,9 +25,8 @@ from typing import Any
 import pytest
 
 from devmesh.plan import k8s
+from tests.built import ENV, cached_binary, pinned_versions
 
-REPO = Path(__file__).resolve().parent.parent
-ENV = dict(os.environ)  # as the run began: tests give HOME (where istioctl is cached) a temporary one
 
 
 class RenderedSets:
@@ -53,11 +52,7 @@ class RenderedSets:
 
 
 def _istioctl() -> str | None:
-    out = subprocess.run([str(REPO / ".ci" / "build-k8s"), "--print", "versions"], capture_output=True,
-                         text=True, timeout=60, env=ENV).stdout
-    version = dict(line.split("=", 1) for line in out.splitlines() if "=" in line).get("istio-module")
-    cache = Path(ENV.get("XDG_CACHE_HOME") or Path(ENV.get("HOME") or Path.home()) / ".cache")
-    binary = cache / "devmesh" / "bin" / f"istioctl-{version}" / "istioctl"
+    binary = cached_binary("istioctl", pinned_versions().get("istio-module"))
     return str(binary) if binary.is_file() else None
 
 

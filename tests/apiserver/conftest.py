@@ -17,13 +17,10 @@ from pathlib import Path
 import pytest
 
 from devmesh.runtime.kind.client import KubeClient, open_client
+from tests.built import ENV, cached_binary, pinned_versions
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / ".ci" / "apiserver"
-# The environment as the test run began: tests give HOME a temporary directory of their own
-# (tests/conftest.py), and a control plane started with it would find no built binaries
-# under that home's cache and start building them all.
-ENV = dict(os.environ)
 
 
 @dataclass(frozen=True)
@@ -54,15 +51,12 @@ def _unavailable(why: str) -> None:
 
 def _missing_binaries() -> list[str]:
     """The control plane's binaries that ``.ci/build-k8s`` has not built yet (by pinned version)."""
-    out = subprocess.run([str(REPO / ".ci" / "build-k8s"), "--print", "versions"], capture_output=True,
-                         text=True, timeout=60, env=ENV).stdout
-    versions = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    cache = Path(ENV.get("XDG_CACHE_HOME") or Path(ENV.get("HOME") or Path.home()) / ".cache") / "devmesh" / "bin"
+    versions = pinned_versions()
     needed = {"etcd": versions.get("etcd"), "kube-apiserver": versions.get("kubernetes"),
               "kube-controller-manager": versions.get("kubernetes"),
               "kube-scheduler": versions.get("kubernetes"), "kubectl": versions.get("kubernetes"),
               "kwok": versions.get("kwok")}
-    return [name for name, version in needed.items() if not (cache / f"{name}-{version}" / name).is_file()]
+    return [name for name, version in needed.items() if not cached_binary(name, version).is_file()]
 
 
 @pytest.fixture(scope="session")
