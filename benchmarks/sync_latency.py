@@ -143,10 +143,10 @@ def _stall(port: int, host: str, app: str, env: str) -> float:
 
 
 def _measure_sync(project: Any, port: int, host: str, edits: int, transport_mode: str) -> dict[str, list[float]]:
-    from devmesh import session
+    from devmesh.app import environments as session
     from devmesh.sync.events import SyncDone, SyncFailed
-    from devmesh.sync.live import open_live_sync
-    from devmesh.sync.transport import DockerTransport
+    from devmesh.app.live import open_live_sync
+    from devmesh.runtime.docker_sync import DockerTransport
 
     events = _Collector()
     live = open_live_sync(project, runtime="docker", sink=events)
@@ -183,7 +183,7 @@ def _measure_sync(project: Any, port: int, host: str, edits: int, transport_mode
 
 
 def _measure_rebuild(project: Any, port: int, host: str, rebuilds: int, branch: str) -> list[float]:
-    from devmesh import session
+    from devmesh.app import environments as session
 
     app_py = project.root / "services/api/app.py"
     times = []
@@ -199,11 +199,11 @@ def _measure_rebuild(project: Any, port: int, host: str, rebuilds: int, branch: 
 
 def _measure_transports(project: Any, env: str, runs: int) -> dict[str, list[float]]:
     """One file applied to the running api container, per transport (no reload)."""
-    from devmesh import session
+    from devmesh.app import environments as session
     from devmesh.sync.archive import build_archive
     from devmesh.sync.changes import ChangeSet, plan_sync
     from devmesh.sync.rules import ServiceSources
-    from devmesh.sync.transport import DockerTransport
+    from devmesh.runtime.docker_sync import DockerTransport
 
     rt = session.open_runtime(project, "docker")
     sources = ServiceSources.of(project, "api")
@@ -239,7 +239,7 @@ def _measure_transports(project: Any, env: str, runs: int) -> dict[str, list[flo
 def _cleanup(app: str, project: Any, env: str) -> None:
     import docker
 
-    from devmesh import session
+    from devmesh.app import environments as session
 
     try:
         session.open_runtime(project, "docker").down(env, baseline=True)
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--transport-runs", type=int, default=20, help="runs per transport (default 20)")
     args = parser.parse_args(argv)
 
-    from devmesh import session
+    from devmesh.app import environments as session
     from devmesh.config import load_project
     from devmesh.scaffold import create_starter
 

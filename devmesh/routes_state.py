@@ -123,20 +123,33 @@ class StrategyStore:
         os.replace(tmp, self.path)
 
 
-def plan_with_strategies(project: Project, environments: Sequence[Environment],
-                         store: StrategyStore) -> RoutePlan:
-    """The plan for ``environments`` with the stored strategies that still apply to them (every
-    runtime plans this way). Strategies that no longer apply — their environment went, or no
-    longer forks the service — are dropped from the store."""
-    from devmesh.plan.routing import plan_for_project
-
+def _applies_to(project: Project, environments: Sequence[Environment]) -> Callable[[Strategy], bool]:
+    """Whether a strategy still applies: its service exists and its environment forks it."""
     forks = {e.name: set(e.forks) for e in environments if not e.is_baseline}
     services = set(project.services)
 
     def applies(strategy: Strategy) -> bool:
         return strategy.service in services and strategy.service in forks.get(strategy.env, ())
 
-    stored = store.load()
-    if not all(applies(s) for s in stored):
-        store.prune(applies)
-    return plan_for_project(project, environments, [s for s in stored if applies(s)])
+    return applies
+
+
+def plan_with_strategies(project: Project, environments: Sequence[Environment],
+                         store: StrategyStore) -> RoutePlan:
+    """The plan for ``environments`` with the stored strategies that still apply to them (every
+    runtime plans this way). A read: the store is left as it is (``prune_strategies`` drops
+    what no longer applies, when routes are about to be applied)."""
+    from devmesh.plan.routing import plan_for_project
+
+    applies = _applies_to(project, environments)
+    return plan_for_project(project, environments, [s for s in store.load() if applies(s)])
+
+
+def prune_strategies(project: Project, environments: Sequence[Environment],
+                     store: StrategyStore) -> list[Strategy]:
+    """Drop the stored strategies that no longer apply to ``environments`` (their environment
+    went, or no longer forks the service); the ones dropped."""
+    applies = _applies_to(project, environments)
+    if all(applies(s) for s in store.load()):
+        return []
+    return store.prune(applies)

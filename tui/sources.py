@@ -1,7 +1,7 @@
 """Where the TUI gets its data and effects: the core library, behind one small seam.
 
 The app never calls docker, git or the manifest repo itself: it calls a ``Sources`` object.
-The default one calls the core (``devmesh.session``, ``devmesh.environments``,
+The default one calls the core (``devmesh.app``, ``devmesh.environments``,
 ``devmesh.gitops``); tests give it fakes (a runtime with ``environments``/``logs``/``down``, a
 recorded selection, an ``up`` that replays events). Every method may block: the app only
 calls them from thread workers.
@@ -12,11 +12,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from devmesh.events import Sink, discard
+from devmesh.runtime.base import Health
 
 if TYPE_CHECKING:
     from devmesh.config import Project
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from devmesh.gitops.settings import ManifestSettings
     from devmesh.plan.routing import RoutePlan
     from devmesh.runtime.base import EnvironmentState, LogLine
-    from devmesh.session import UpOutcome
+    from devmesh.app.environments import UpOutcome
 
 
 class RuntimeView(Protocol):
@@ -41,13 +41,7 @@ class RuntimeView(Protocol):
 
     def down(self, env: str, *, baseline: bool = False, sink: Sink = discard) -> list[str]: ...
 
-
-@dataclass(frozen=True)
-class Health:
-    """The engine or cluster behind the runtime: reachable or not, in one line."""
-
-    ok: bool
-    text: str
+    def health(self) -> Health: ...
 
 
 SyncSwitch = Callable[[bool, Sink], None]
@@ -63,7 +57,7 @@ class LiveSyncSwitch:
         self._lock = threading.Lock()
 
     def __call__(self, on: bool, sink: Sink) -> None:
-        from devmesh.sync.live import open_live_sync
+        from devmesh.app.live import open_live_sync
 
         with self._lock:
             if on and self._live is None:
@@ -134,7 +128,7 @@ class Sources:
                 if self._open_runtime is not None:
                     self._runtime_opened = self._open_runtime()
                 else:
-                    from devmesh.session import open_runtime
+                    from devmesh.app.environments import open_runtime
 
                     self._runtime_opened = open_runtime(self.project)
             return self._runtime_opened
@@ -150,20 +144,13 @@ class Sources:
         rt = self.runtime()
         if self._health is not None:
             return self._health(rt)
-        client: Any = getattr(rt, "client", None)
-        if client is None:
-            return Health(True, rt.name)
-        try:
-            version = client.version()
-        except Exception as exc:  # the SDK raises requests, docker and OS errors alike
-            return Health(False, f"engine not answering: {str(exc).splitlines()[0][:80]}")
-        return Health(True, f"engine {version.get('Version', '?')}")
+        return rt.health()
 
     def up(self, sink: Sink) -> UpOutcome:
         """Build and run the branch's environment beside the baseline, reporting to ``sink``."""
         if self._up is not None:
             return self._up(sink)
-        from devmesh.session import up
+        from devmesh.app.environments import up
 
         return up(self.project, self.branch, sink=sink)
 

@@ -31,12 +31,12 @@ CONTEXT_OPTION = click.option("--context", metavar="NAME",
 def up(state: State, branch: str | None, fork_all: bool, runtime: str | None, detach: bool,
        verbose: bool, no_sync: bool, context: str | None) -> None:
     """Build the branch's changed services and run them beside the baseline."""
-    from devmesh import session
+    from devmesh.app import environments
 
     project = state.project()
     printer = EventPrinter(verbose)
-    outcome = session.up(project, branch, fork_all=fork_all, runtime=runtime, sink=printer,
-                         context=context)
+    rt = environments.open_runtime(project, runtime, context)
+    outcome = environments.up(project, branch, fork_all=fork_all, sink=printer, rt=rt)
     env = outcome.result.environment
     sel = outcome.selection
     if not outcome.result.changed:
@@ -50,14 +50,12 @@ def up(state: State, branch: str | None, fork_all: bool, runtime: str | None, de
 
     click.echo("following logs; Ctrl-C stops following (the environment keeps running; "
                "'devmesh down' removes it)", err=True)
-    rt = session.open_runtime(project, runtime, context)
     # --- live sync while following logs (devmesh.sync) ---
     live = None
     if not no_sync:
-        from devmesh.sync.live import live_sync_after_up
+        from devmesh.app.live import live_sync_after_up
 
-        options = {"context": context} if context else {}
-        live = live_sync_after_up(project, outcome, rt, runtime=runtime, sink=printer, **options)
+        live = live_sync_after_up(project, outcome, rt, sink=printer)
         if live is not None:
             click.echo(f"syncing saved files into {', '.join(e.service for e in live.engines)} "
                        "(--no-sync turns this off)", err=True)
@@ -113,7 +111,8 @@ def open_for(state: State, runtime: str | None, context: str | None, branch: str
     """The runtime, the environment a command is about and the project; when devmesh.yaml does
     not load, the app's objects found by their labels alone (what ``down``, ``ls`` and ``logs``
     need), and no project."""
-    from devmesh import by_labels, session
+    from devmesh import by_labels
+    from devmesh.app.environments import open_runtime
     from devmesh.config import find_config
 
     try:
@@ -132,7 +131,7 @@ def open_for(state: State, runtime: str | None, context: str | None, branch: str
         name = by_labels.env_by_labels(rt, path.parent, branch) if need_env else ""
         return rt, name, None
     name = env_for(project, branch, env) if need_env else ""
-    return session.open_runtime(project, runtime, context), name, project
+    return open_runtime(project, runtime, context), name, project
 
 
 def _states(state: State, runtime: str | None, context: str | None) -> list:  # type: ignore[type-arg]
@@ -172,12 +171,12 @@ def ls(state: State, as_json: bool, runtime: str | None, context: str | None) ->
 def status(state: State, branch: str | None, as_json: bool, runtime: str | None,
            context: str | None) -> None:
     """Show the branch's environment: each service's version, state and readiness."""
-    from devmesh import session
+    from devmesh.app.environments import open_runtime
     from devmesh.workspace import current_branch
 
     project = state.project()
     chosen = current_branch(project, branch)
-    rt = session.open_runtime(project, runtime, context)
+    rt = open_runtime(project, runtime, context)
     running = {e.name: e for e in rt.environments()}
     env = running.get(chosen.env)
     if as_json:

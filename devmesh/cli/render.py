@@ -43,6 +43,6 @@ def render(state: State, branch: str | None, fork_all: bool) -> None:
 
 def _stored_strategies(project: Project) -> tuple[Strategy, ...]:
     from devmesh.routes_state import StrategyStore
-    from devmesh.runtime.docker import state_dir
+    from devmesh.dirs import state_dir
 
     return StrategyStore(state_dir() / project.app).load()

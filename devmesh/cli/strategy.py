@@ -55,7 +55,7 @@ class _Target:
 
     def __init__(self, state: State, service: str, branch: str | None, env_name: str | None,
                  runtime: str | None, context: str | None, *, need_env: bool = True) -> None:
-        from devmesh import session
+        from devmesh.app import environments as session
 
         self.project = state.project()
         if service not in self.project.services:
@@ -285,7 +285,7 @@ def _rule_line(rule: Any, env: str | None) -> list[str]:
 def routes(state: State, branch: str | None, env_name: str | None, explain_texts: tuple[str, ...],
            as_json: bool, runtime: str | None, context: str | None) -> None:
     """Show the ordered routing rules of the gateway and of every service, as running now."""
-    from devmesh import session
+    from devmesh.app import environments as session
     from devmesh.cli.output import table
     from devmesh.plan.explain import explain, parse_request
     from devmesh.plan.strategy import describe, sticky_notes, to_json

@@ -14,7 +14,8 @@ from devmesh.cli.output import EventPrinter
 @pass_state
 def sync(state: State, branch: str | None, runtime: str | None) -> None:
     """Watch the forked services' sources and sync each saved change into their containers."""
-    from devmesh.sync.live import describe_rules, open_live_sync
+    from devmesh.app.live import open_live_sync
+    from devmesh.sync.live import describe_rules
 
     project = state.project()
     printer = EventPrinter()

@@ -1,15 +1,27 @@
-"""What every runtime offers, and the state it reports."""
+"""What every runtime offers (the ``Runtime`` protocol), and the state it reports.
+
+Two runtimes implement it: docker (``devmesh.runtime.docker``: containers and one Envoy) and
+kind (``devmesh.runtime.kind``: Kubernetes and Istio). Callers hold a ``Runtime`` and never ask
+which one it is. ``RuntimeApp`` is the part that needs no project — an app's objects found by
+their labels alone — which ``down``, ``ls`` and ``logs`` fall back to when devmesh.yaml does not
+load. What both runtimes do alike is written once in ``devmesh.runtime.shared``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
-from devmesh.errors import UserInputError
-from devmesh.events import Sink, Warning
+from devmesh.events import Sink, discard
 from devmesh.naming import BASELINE_ENV
-from devmesh.plan.routing import Environment, RoutePlan
+from devmesh.plan.routing import Backend, Environment, RoutePlan
+from devmesh.routes_state import StrategyStore
+from devmesh.sync.transport import Transport
+
+if TYPE_CHECKING:
+    import docker
 
 
 @dataclass(frozen=True)
@@ -60,77 +72,85 @@ class LogLine:
     at: str = ""  # RFC 3339 timestamp from the runtime, when it gives one
 
 
-def environment_states(live: Sequence[Environment], has_baseline: bool,
-                       plan: Callable[[], RoutePlan],
-                       state_of: Callable[[str, RoutePlan], EnvironmentState]) -> list[EnvironmentState]:
-    """The baseline (when it runs) and every live environment, each as ``state_of`` reports it."""
-    if not live and not has_baseline:
-        return []
-    routes = plan()
-    names = ([BASELINE_ENV] if has_baseline else []) + [e.name for e in live]
-    return [state_of(name, routes) for name in names]
+@dataclass(frozen=True)
+class Health:
+    """The engine or cluster behind a runtime: reachable or not, in one line."""
+
+    ok: bool
+    text: str
 
 
-Found = TypeVar("Found")
-
-
-def states_from_labels(found: Iterable[tuple[str, str, Found]],
-                       describe: Callable[[str, Found], tuple[ServiceState, str | None]]) -> list[EnvironmentState]:
-    """Each environment from what carries its labels alone, ``(env, service, object)``: the
-    services it forks and the baseline's for the rest; ``describe`` gives an object's state
-    and branch. Without the project there is no readiness check and no preview URL."""
-    by_env: dict[str, dict[str, Found]] = {}
-    for env, service, obj in found:
-        by_env.setdefault(env, {})[service] = obj
-    baseline = by_env.pop(BASELINE_ENV, {})
-    out = []
-    for env, forks in ([(BASELINE_ENV, {})] if baseline else []) + sorted(by_env.items()):
-        services = []
-        branch = None
-        for service in sorted(set(baseline) | set(forks)):
-            state, its_branch = describe(service, forks[service] if service in forks else baseline[service])
-            if service in forks:
-                branch = its_branch or branch
-            services.append(state)
-        out.append(EnvironmentState(env, branch, tuple(services), None))
-    return out
-
-
-class LabelledApp:
-    """What both runtimes' label-only halves (``DockerApp``, ``KindApp``) do alike when there
-    is no project: routes are left as they are (said, not hidden), any service name is taken."""
-
-    routes_name = "the routes"
-
-    def _reroute(self, remaining: Sequence[Environment], sink: Sink) -> None:
-        """After an environment went: the routes of those that stay (needs the project)."""
-        del remaining
-        sink(Warning(f"{self.routes_name} were not re-rendered without devmesh.yaml: they still "
-                     "name the removed environment until the next 'devmesh up' or 'down'"))
-
-    def _check_services(self, services: Sequence[str]) -> None:
-        """Refuse services the app does not have (only the project knows them all)."""
-        del services
-
-
-def check_services(known: Iterable[str], services: Sequence[str]) -> None:
-    """A UserInputError for the first of ``services`` that is not one of ``known``."""
-    names = list(known)
-    unknown = [s for s in services if s not in names]
-    if unknown:
-        raise UserInputError(f"unknown service {unknown[0]!r}; services: {', '.join(names)}")
-
-
-class Runtime(Protocol):
-    """A place to run environments: docker (containers + Envoy) or kind (Kubernetes + Istio)."""
+class RuntimeApp(Protocol):
+    """An app's environments on one runtime, found by their labels alone (no project needed)."""
 
     name: str
+    app: str
 
-    def up(self, environment: Environment, *, sink: Sink) -> UpResult: ...
+    def live_environments(self) -> list[Environment]:
+        """The environments beside the baseline that run now, with the services they fork."""
+        ...
 
-    def down(self, env: str, *, baseline: bool, sink: Sink) -> list[str]: ...
+    def environments(self) -> list[EnvironmentState]:
+        """The baseline (when it runs) and every live environment, with each service's state."""
+        ...
 
-    def environments(self) -> list[EnvironmentState]: ...
+    def down(self, env: str, *, baseline: bool = False, sink: Sink = discard) -> list[str]:
+        """Remove an environment (the baseline goes with the last one, or with ``baseline``);
+        what was removed."""
+        ...
 
-    def logs(self, env: str, services: Sequence[str], *, follow: bool,
-             tail: int | None = None) -> Iterator[LogLine]: ...
+    def logs(self, env: str, services: Sequence[str], *, follow: bool, tail: int | None = None,
+             stop: threading.Event | None = None) -> Iterator[LogLine]:
+        """The environment's logs (its forks, the baseline for the rest), merged in time order;
+        while following, versions that start later join until ``stop`` is set."""
+        ...
+
+
+class Runtime(RuntimeApp, Protocol):
+    """A place to run a project's environments: docker (containers + Envoy) or kind
+    (Kubernetes + Istio)."""
+
+    strategies: StrategyStore
+
+    @property
+    def image_engine(self) -> docker.DockerClient:
+        """The Docker engine that builds this runtime's images."""
+        ...
+
+    def prepare(self, *, sink: Sink = discard) -> None:
+        """Create what the runtime needs and lacks before a first ``up`` (kind: the cluster,
+        registry and Istio, unless an existing cluster was given); idempotent."""
+        ...
+
+    def preflight(self) -> None:
+        """Refuse early, with what to do, what would make ``up`` fail at once (docker: another
+        program holds the gateway port; kind: the API server does not answer)."""
+        ...
+
+    def health(self) -> Health:
+        """Whether the engine or the cluster answers, in one line (never raises)."""
+        ...
+
+    def up(self, environment: Environment, *, images: Mapping[Backend, str], baseline_commit: str = "",
+           sink: Sink = discard) -> UpResult:
+        """Bring the baseline and ``environment`` to the desired state and route them;
+        ``images`` holds a built image for every backend of both, ``baseline_commit`` is the
+        baseline's commit (recorded on its versions)."""
+        ...
+
+    def environment_state(self, env: str, plan: RoutePlan | None = None) -> EnvironmentState:
+        """One environment: its forks, the baseline's versions for the rest."""
+        ...
+
+    def route_plan(self) -> RoutePlan:
+        """The routing plan of what runs now, with the stored release strategies (a read:
+        nothing is written)."""
+        ...
+
+    def apply_routes(self, sink: Sink = discard) -> RoutePlan:
+        """Route what runs now with the stored strategies; nothing is restarted."""
+        ...
+
+    def sync_transport(self) -> Transport:
+        """How live sync reaches this runtime's running service versions."""
+        ...

@@ -11,36 +11,33 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import shutil
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import docker
+import docker.errors
+
+from devmesh.build import docker_client
+from devmesh.dirs import state_dir
 from devmesh.errors import DevmeshError, UserInputError
-from devmesh.events import Sink, Step, Warning, discard
+from devmesh.events import Sink, Step, discard
 from devmesh.naming import BASELINE_ENV
-from devmesh.plan.envoy import cluster_name
+from devmesh.plan.envoy import cluster_name, envoy_args, parse_cluster_health, render_envoy, write_atomically
 from devmesh.plan.k8s import APP_LABEL, ENV_LABEL, MANAGED_BY, SERVICE_LABEL
-from devmesh.plan.routing import Backend, Environment, RoutePlan, plan_for_project
+from devmesh.plan.routing import Backend, Environment, RoutePlan
 from devmesh.plan.service_env import service_env
 from devmesh.ports import bind_error
-from devmesh.routes_state import StrategyStore, plan_with_strategies
-from devmesh.runtime.base import (
-    EnvironmentState,
-    LogLine,
-    ServiceState,
-    UpResult,
-    LabelledApp,
-    environment_states,
-    check_services,
-    states_from_labels,
-)
+from devmesh.routes_state import StrategyStore
+from devmesh.runtime.base import Health, ServiceState, UpResult
+from devmesh.runtime.docker_sync import DockerTransport
+from devmesh.runtime.logmerge import LogSource
+from devmesh.runtime.shared import Describe, LabelledApp, ProjectRuntime
 
 if TYPE_CHECKING:
-    import docker
     from docker.models.containers import Container
 
     from devmesh.config import Project
@@ -59,27 +56,8 @@ class ServiceCrashed(DevmeshError):
     """A container exited while starting."""
 
 
-def state_dir() -> Path:
-    """Where devmesh keeps per-app files (Envoy config): DEVMESH_STATE_DIR or XDG state dir."""
-    base = os.environ.get("DEVMESH_STATE_DIR") or os.environ.get("XDG_STATE_HOME")
-    root = Path(base) if base else Path.home() / ".local" / "state"
-    return (root / "devmesh") if not os.environ.get("DEVMESH_STATE_DIR") else root
-
-
 def envoy_image(project: Project) -> str:
     return os.environ.get("DEVMESH_ENVOY_IMAGE") or project.docker.envoy_image
-
-
-def _stamp_seconds(stamp: str) -> float | None:
-    """A log line's RFC 3339 timestamp (``2024-05-01T10:00:00.123456789Z``) in Unix seconds."""
-    from datetime import datetime, timezone
-
-    whole, _, fraction = stamp.rstrip("Z").partition(".")
-    try:
-        seconds = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-        return seconds + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)
-    except ValueError:
-        return None
 
 
 def backend_alias(backend: Backend) -> str:
@@ -87,7 +65,7 @@ def backend_alias(backend: Backend) -> str:
     return f"{backend.service}.{backend.env}"
 
 
-class DockerApp(LabelledApp):
+class DockerApp(LabelledApp["Container"]):
     """An app's containers, network and Envoy on one Docker engine, found by their labels alone.
 
     This is all that ``down``, ``ls`` and ``logs`` need, so they still work when devmesh.yaml
@@ -98,8 +76,6 @@ class DockerApp(LabelledApp):
     routes_name = "Envoy's routes"
 
     def __init__(self, app: str, client: docker.DockerClient | None = None) -> None:
-        from devmesh.build import docker_client
-
         self.client = client or docker_client()
         self.app = app
         self.network_name = f"devmesh-{self.app}"
@@ -131,144 +107,61 @@ class DockerApp(LabelledApp):
         return [c for c in self._containers(env=env, role="service")
                 if c.labels.get(SERVICE_LABEL) == service]
 
-    def live_environments(self) -> list[Environment]:
-        """Environments that have containers, with the services they fork."""
-        forks: dict[str, set[str]] = {}
-        branches: dict[str, str | None] = {}
-        for c in self._containers(role="service"):
-            env = c.labels.get(ENV_LABEL, "")
-            if env and env != BASELINE_ENV:
-                forks.setdefault(env, set()).add(c.labels.get(SERVICE_LABEL, ""))
-                branches[env] = c.labels.get(BRANCH_LABEL) or None
-        return [Environment(e, tuple(sorted(s)), branches[e]) for e, s in sorted(forks.items())]
+    # --- what the shared half needs (devmesh.runtime.shared) -----------------------------
 
-    # --- state, from labels ---------------------------------------------------------------
+    def _found(self) -> list[tuple[str, str, Container]]:
+        return [(c.labels.get(ENV_LABEL, ""), c.labels.get(SERVICE_LABEL, ""), c)
+                for c in self._containers(role="service")]
 
-    def environments(self) -> list[EnvironmentState]:
-        """Each environment as its containers' labels tell it: no readiness, no preview URL."""
-        def describe(service: str, c: Container) -> tuple[ServiceState, str | None]:
-            state = ServiceState(service, c.labels.get(ENV_LABEL, ""), c.status, c.labels.get(IMAGE_LABEL, ""),
-                                 None if c.status == "running" else False)
-            return state, c.labels.get(BRANCH_LABEL) or None
+    def _branch_of(self, obj: Container) -> str | None:
+        return obj.labels.get(BRANCH_LABEL) or None
 
-        found = [(c.labels.get(ENV_LABEL, ""), c.labels.get(SERVICE_LABEL, ""), c)
-                 for c in self._containers(role="service")]
-        return states_from_labels(found, describe)
+    def _label_describer(self) -> Describe[Container]:
+        def describe(service: str, env: str, c: Container) -> tuple[ServiceState, str | None]:
+            return (ServiceState(service, env, c.status, c.labels.get(IMAGE_LABEL, ""),
+                                 None if c.status == "running" else False), self._branch_of(c))
 
-    # --- down --------------------------------------------------------------------------
+        return describe
 
-    def down(self, env: str, *, baseline: bool = False, sink: Sink = discard) -> list[str]:
-        """Remove an environment; the baseline goes with the last environment or with ``baseline``."""
-        removed: list[str] = []
-
-        def remove(c: Container) -> None:
-            c.remove(force=True, v=True)
-            removed.append(c.name)
-            sink(Step(f"removed {c.name}"))
-
-        if env != BASELINE_ENV:
-            for c in self._containers(env=env, role="service"):
-                remove(c)
-        remaining = [e for e in self.live_environments() if e.name != env]
-        if baseline or not remaining:
-            if remaining and baseline:
-                for other in remaining:
-                    for c in self._containers(env=other.name, role="service"):
-                        remove(c)
-            for c in self._containers():
-                remove(c)
-            for net in self.client.networks.list(filters={"label": [f"{MANAGED_BY}=devmesh", f"{APP_LABEL}={self.app}"]}):
-                net.remove()
-                removed.append(f"network {net.name}")
-                sink(Step(f"removed network {net.name}"))
-            shutil.rmtree(self.config_dir, ignore_errors=True)
-            self.strategies.clear()
-        elif env != BASELINE_ENV:
-            self._reroute(remaining, sink)
-        return removed
-
-    # --- logs --------------------------------------------------------------------------
-
-    def _log_targets(self, env: str, services: Sequence[str]) -> list[Container]:
-        chosen: dict[str, Container] = {}
-        for c in self._containers(role="service"):
-            svc, c_env = c.labels.get(SERVICE_LABEL, ""), c.labels.get(ENV_LABEL)
-            if services and svc not in services:
-                continue
-            if c_env == env or (c_env == BASELINE_ENV and svc not in chosen):
-                chosen[svc] = c
-        return list(chosen.values())
-
-    def logs(self, env: str, services: Sequence[str], *, follow: bool,
-             tail: int | None = None, stop: threading.Event | None = None) -> Iterator[LogLine]:
-        """The environment's containers' logs, merged; while following, new containers join."""
-        self._check_services(services)
-        lines: queue.Queue[LogLine | None] = queue.Queue(maxsize=10_000)
-        stop = stop or threading.Event()
-        seen: set[str] = set()
-        readers: list[threading.Thread] = []
-
-        # A restart (live sync's reload) ends a container's log stream: where it ended is kept
-        # and the next scan reads on from there once the container runs again.
-        resume: dict[str, float] = {}
-
-        def read(c: Container, tail: int | None, since: float | None = None) -> None:
-            svc, c_env = c.labels.get(SERVICE_LABEL, ""), c.labels.get(ENV_LABEL, "")
-            last = since
-            try:
+    def _log_sources(self, chosen: Sequence[tuple[str, str, Container]]) -> list[LogSource]:
+        def reader(c: Container) -> Any:
+            def read(follow: bool, tail: int | None, since: float | None) -> Iterable[str]:
                 for raw in c.logs(stream=True, follow=follow, timestamps=True,
                                   tail="all" if tail is None else tail,
                                   **({"since": since} if since is not None else {})):
-                    for text in raw.decode(errors="replace").splitlines():
-                        stamp, _, rest = text.partition(" ")
-                        lines.put(LogLine(svc, c_env, rest, stamp))
-                        last = _stamp_seconds(stamp) or last
-                    if stop.is_set():
-                        return
-            except Exception:  # container removed while streaming
-                return
-            if follow and not stop.is_set():
-                resume[c.id] = (last if last is not None else time.time()) + 1e-6
-                seen.discard(c.id)
+                    yield from raw.decode(errors="replace").splitlines()
 
-        def attach_new(tail: int | None) -> None:
-            for c in self._log_targets(env, services):
-                if c.id not in seen:
-                    since = resume.get(c.id)
-                    if since is not None and c.status != "running":
-                        continue
-                    seen.add(c.id)
-                    t = threading.Thread(target=read, args=(c, tail if since is None else None, since),
-                                         daemon=True)
-                    t.start()
-                    readers.append(t)
+            return read
 
-        attach_new(tail)
-        if not follow:
-            for t in readers:
-                t.join()
-            collected: list[LogLine] = []
-            while not lines.empty():
-                item = lines.get()
-                if item is not None:
-                    collected.append(item)
-            yield from sorted(collected, key=lambda l: l.at)
-            return
-        next_scan = time.monotonic() + 1.0
-        while not stop.is_set():
-            try:
-                item = lines.get(timeout=0.2)
-            except queue.Empty:
-                item = None
-            if item is not None:
-                yield item
-            if time.monotonic() >= next_scan:
-                attach_new(None)  # a container that appeared while following: all of it
-                next_scan = time.monotonic() + 1.0
+        # A restart (live sync's reload) ends a container's log stream: it is read on from
+        # where it ended once the container runs again.
+        return [LogSource(c.id, service, env, reader(c), running=c.status == "running", resumable=True)
+                for env, service, c in chosen]
+
+    def _remove(self, c: Container, sink: Sink) -> str:
+        c.remove(force=True, v=True)
+        sink(Step(f"removed {c.name}"))
+        return str(c.name)
+
+    def _remove_env(self, env: str, sink: Sink) -> list[str]:
+        return [self._remove(c, sink) for c in self._containers(env=env, role="service")]
+
+    def _remove_app(self, sink: Sink) -> list[str]:
+        # Every environment's versions, then the baseline, Envoy and the network.
+        containers = self._containers()
+        removed = [self._remove(c, sink) for c in containers
+                   if c.labels.get(ROLE_LABEL) == "service" and c.labels.get(ENV_LABEL) != BASELINE_ENV]
+        removed += [self._remove(c, sink) for c in containers if c.name not in removed]
+        for net in self.client.networks.list(filters={"label": [f"{MANAGED_BY}=devmesh", f"{APP_LABEL}={self.app}"]}):
+            net.remove()
+            removed.append(f"network {net.name}")
+            sink(Step(f"removed network {net.name}"))
+        shutil.rmtree(self.config_dir, ignore_errors=True)
+        return removed
 
 
-class DockerRuntime(DockerApp):
-    """Runs a project's environments on one Docker engine."""
+class DockerRuntime(DockerApp, ProjectRuntime["Container"]):
+    """Runs a project's environments on one Docker engine (a ``devmesh.runtime.base.Runtime``)."""
 
     def __init__(self, project: Project, client: docker.DockerClient | None = None) -> None:
         super().__init__(project.app, client)
@@ -276,26 +169,43 @@ class DockerRuntime(DockerApp):
 
     # --- up ----------------------------------------------------------------------------
 
-    def up(self, environment: Environment, *, sink: Sink = discard,
-           images: dict[Backend, str] | None = None, baseline_commit: str = "") -> UpResult:
+    # --- the engine ----------------------------------------------------------------------
+
+    @property
+    def image_engine(self) -> docker.DockerClient:
+        return self.client
+
+    def prepare(self, *, sink: Sink = discard) -> None:
+        """Nothing to create before a first ``up``: the network and Envoy come with it."""
+        del sink
+
+    def health(self) -> Health:
+        try:
+            version = self.client.version()
+        except Exception as exc:  # the SDK raises requests, docker and OS errors alike
+            return Health(False, f"engine not answering: {str(exc).splitlines()[0][:80]}")
+        return Health(True, f"engine {version.get('Version', '?')}")
+
+    def sync_transport(self) -> DockerTransport:
+        """Live sync through the engine's archive and exec APIs (devmesh.runtime.docker_sync)."""
+        return DockerTransport(self)
+
+    def up(self, environment: Environment, *, images: Mapping[Backend, str], baseline_commit: str = "",
+           sink: Sink = discard) -> UpResult:
         """Bring the baseline, the environment's forks and Envoy to the desired state.
 
         ``images`` maps every backend of the baseline and the environment to a built image.
         """
-        assert images is not None, "the session builds images before calling up"
         actions: list[str] = []
 
         def act(message: str, **kw: Any) -> None:
             actions.append(message)
             sink(Step(message, **kw))
 
-        self.check_gateway_port()
+        self.preflight()
+        plan, wanted = self._up_plan(environment, images)
         self._ensure_network(act)
-        others = [e for e in self.live_environments() if e.name != environment.name]
-        envs = [*others] + ([] if environment.is_baseline else [environment])
-        plan = self._plan(envs)
-        wanted = {b for b in plan.backends if b.env in (BASELINE_ENV, environment.name)}
-        for backend in sorted(wanted, key=lambda b: (b.env != BASELINE_ENV, b.service)):
+        for backend in wanted:
             branch = environment.branch if backend.env == environment.name else None
             self._ensure_service(backend, images[backend], plan, act, branch=branch,
                                  commit=baseline_commit if backend.env == BASELINE_ENV else "")
@@ -305,11 +215,11 @@ class DockerRuntime(DockerApp):
                 c.remove(force=True, v=True)
                 act(f"removed {c.name}: the branch no longer changes {c.labels.get(SERVICE_LABEL)}")
         self._apply_routes(plan, act)
-        self._wait_ready(plan, {b for b in wanted}, sink)
+        self._wait_ready(plan, set(wanted), sink)
         state = self.environment_state(environment.name, plan)
         return UpResult(state, bool(actions), tuple(actions))
 
-    def check_gateway_port(self) -> None:
+    def preflight(self) -> None:
         """Refuse early when another program holds the gateway port."""
         port = self.project.routing.gateway_port
         mine = [c for c in self._containers(role="envoy") if c.status == "running"]
@@ -369,8 +279,6 @@ class DockerRuntime(DockerApp):
         act(f"started {name} ({image})", service=backend.service, env=backend.env)
 
     def _envoy_files(self, plan: RoutePlan) -> Any:
-        from devmesh.plan.envoy import render_envoy
-
         try:
             return render_envoy(
                 plan,
@@ -383,8 +291,6 @@ class DockerRuntime(DockerApp):
             raise UserInputError(f"{self.project.path.name}: {exc}") from None
 
     def _apply_routes(self, plan: RoutePlan, act: Any, *, ensure_envoy: bool = True) -> None:
-        from devmesh.plan.envoy import write_atomically
-
         self.config_dir.mkdir(parents=True, exist_ok=True)
         # A running Envoy warms new clusters before routes name them (no 503 while it does);
         # a new Envoy reads everything at start.
@@ -414,8 +320,6 @@ class DockerRuntime(DockerApp):
                 return
             c.remove(force=True, v=True)
         self._ensure_image_present(image)
-        from devmesh.plan.envoy import envoy_args
-
         api = self.client.api
         networking = api.create_networking_config(
             {self.network_name: api.create_endpoint_config(aliases=aliases)}
@@ -451,16 +355,12 @@ class DockerRuntime(DockerApp):
         act(f"started {self.envoy_name} (gateway on 127.0.0.1:{self.project.routing.gateway_port})")
 
     def _remove_quietly(self, name: str) -> None:
-        import docker.errors
-
         try:
             self.client.containers.get(name).remove(force=True, v=True)
         except docker.errors.NotFound:
             pass
 
     def _ensure_image_present(self, image: str) -> None:
-        import docker.errors
-
         try:
             self.client.images.get(image)
         except docker.errors.ImageNotFound:
@@ -485,11 +385,6 @@ class DockerRuntime(DockerApp):
 
     def cluster_health(self) -> dict[str, bool]:
         """Envoy's view of each backend: healthy or not (empty when Envoy is not reachable)."""
-        import urllib.error
-        import urllib.request
-
-        from devmesh.plan.envoy import parse_cluster_health
-
         url = self.envoy_admin_url()
         if url is None:
             return {}
@@ -521,8 +416,6 @@ class DockerRuntime(DockerApp):
             time.sleep(0.2)
 
     def _check_running(self, backend: Backend) -> None:
-        import docker.errors
-
         try:
             c = self.client.containers.get(self.container_name(backend))
         except docker.errors.NotFound:
@@ -535,15 +428,7 @@ class DockerRuntime(DockerApp):
                 f"{backend.service} ({backend.env}) exited with status {code} while starting; last log lines:\n  {last}"
             )
 
-    # --- release strategies (begin) -------------------------------------------------------
-
-    def _plan(self, envs: Sequence[Environment]) -> RoutePlan:
-        """The plan for ``envs`` with the stored strategies that still apply to them."""
-        return plan_with_strategies(self.project, envs, self.strategies)
-
-    def route_plan(self) -> RoutePlan:
-        """The plan of what runs now: live environments and their strategies."""
-        return self._plan(self.live_environments())
+    # --- release strategies --------------------------------------------------------------
 
     def apply_routes(self, sink: Sink = discard) -> RoutePlan:
         """Re-render Envoy's routes for what runs now and the stored strategies; no container
@@ -552,45 +437,22 @@ class DockerRuntime(DockerApp):
         if not envoys or not self._containers(env=BASELINE_ENV, role="service"):
             raise UserInputError(f"app {self.app!r} is not running on docker (no baseline or "
                                  "no Envoy)", hint="'devmesh up' starts it")
-        plan = self.route_plan()
+        plan = self._plan_to_apply(self.live_environments())
         # Only the files: the running Envoy reloads them, whatever image or settings it has.
         self._apply_routes(plan, lambda m, **kw: sink(Step(m, **kw)), ensure_envoy=False)
         return plan
 
-    # --- release strategies (end) ---------------------------------------------------------
+    def _reroute(self, remaining: Sequence[Environment], sink: Sink) -> None:
+        self._apply_routes(self._plan_to_apply(remaining), lambda m, **kw: sink(Step(m)))
 
     # --- state -------------------------------------------------------------------------
 
-    def environment_state(self, env: str, plan: RoutePlan | None = None) -> EnvironmentState:
-        if plan is None:
-            plan = plan_for_project(self.project, self.live_environments())
+    def _describer(self) -> Describe[Container]:
         health = self.cluster_health()
-        containers = {(c.labels.get(ENV_LABEL), c.labels.get(SERVICE_LABEL)): c
-                      for c in self._containers(role="service")}
-        services = []
-        branch = None
-        for service in self.project.services:
-            key = (env, service) if (env, service) in containers else (BASELINE_ENV, service)
-            c = containers.get(key)
-            if c is None:
-                services.append(ServiceState(service, key[0] or BASELINE_ENV, "missing", "", False))
-                continue
-            if key[0] == env and env != BASELINE_ENV:
-                branch = c.labels.get(BRANCH_LABEL) or branch
-            cluster = cluster_name(Backend(service, key[0] or BASELINE_ENV))
-            services.append(ServiceState(service, key[0] or BASELINE_ENV, c.status,
-                                         c.labels.get(IMAGE_LABEL, ""),
-                                         health.get(cluster) if c.status == "running" else False))
-        url = plan.preview_url(env)
-        return EnvironmentState(env, branch, tuple(services), url)
 
-    def environments(self) -> list[EnvironmentState]:
-        live = self.live_environments()
-        return environment_states(live, bool(self._containers(env=BASELINE_ENV, role="service")),
-                                  lambda: plan_for_project(self.project, live), self.environment_state)
+        def describe(service: str, env: str, c: Container) -> tuple[ServiceState, str | None]:
+            ready = health.get(cluster_name(Backend(service, env))) if c.status == "running" else False
+            return (ServiceState(service, env, c.status, c.labels.get(IMAGE_LABEL, ""), ready),
+                    self._branch_of(c))
 
-    def _reroute(self, remaining: Sequence[Environment], sink: Sink) -> None:
-        self._apply_routes(self._plan(remaining), lambda m, **kw: sink(Step(m)))
-
-    def _check_services(self, services: Sequence[str]) -> None:
-        check_services(self.project.services, services)
+        return describe

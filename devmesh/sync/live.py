@@ -1,10 +1,10 @@
 """Live sync of an environment: one watcher thread per forked service, until stopped.
 
-``open_live_sync`` (``devmesh sync``) and ``live_sync_after_up`` (``devmesh up``) check that
-syncing makes sense — the branch is checked out (sync copies the working tree), it is not the
-baseline, its environment runs — and build a ``LiveSync``. A rebuild goes through
-``devmesh.session.up`` for the same branch, so it is exactly what ``devmesh up`` would do:
-the changed service gets a new image and container, the rest is found up to date.
+The use cases (``devmesh.app.live``: ``devmesh sync``, ``devmesh up``, the TUI) check that
+syncing makes sense — ``check_branch``: the branch is checked out (sync copies the working
+tree) and is not the baseline; its environment runs — and build a ``LiveSync`` from
+``sync_engines``, giving it how to rebuild: a rebuild is theirs to do (``devmesh up`` for the
+same branch), never this floor's.
 
 If the checked-out branch changes while syncing (``git switch``), the working tree no longer
 belongs to the environment: live sync stops and says so instead of copying another branch's
@@ -15,23 +15,24 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devmesh.errors import UserInputError
-from devmesh.events import Sink, Warning, discard
+from devmesh.events import Sink, discard
 from devmesh.naming import BASELINE_ENV
 from devmesh.sync.changes import ChangeSet
 from devmesh.sync.engine import ServiceSync
 from devmesh.sync.events import SyncFailed
+from devmesh.sync.reload import describe, reload_action
 from devmesh.sync.rules import ServiceSources
-from devmesh.sync.transport import ReloadCheck, Transport, transport_for
+from devmesh.sync.transport import ReloadCheck, Transport
 from devmesh.sync.watcher import SourceWatcher
+from devmesh.workspace import open_repo
 
 if TYPE_CHECKING:
     from devmesh.config import Project
-    from devmesh.session import UpOutcome
     from devmesh.workspace import Branch
 
 
@@ -44,8 +45,6 @@ class HeadGuard:
 
     @classmethod
     def for_project(cls, project: Project) -> HeadGuard:
-        from devmesh.workspace import open_repo
-
         with open_repo(project.root) as repo:
             return cls(Path(repo.git_dir) / "HEAD")
 
@@ -59,31 +58,6 @@ class HeadGuard:
         """The new HEAD (``ref: refs/heads/x`` or a commit) when it changed, else None."""
         now = self._read()
         return now if now and now != self.initial else None
-
-
-class SessionRebuild:
-    """Rebuild and redeploy through ``devmesh.session.up`` for the environment's branch."""
-
-    _lock = threading.Lock()  # one rebuild at a time, whichever service asks
-
-    def __init__(self, project: Project, branch: Branch, forks: Sequence[str], *,
-                 runtime: str | None, sink: Sink, **up_options: Any) -> None:
-        self.project = project
-        self.branch = branch
-        self.forks = tuple(forks)
-        self.runtime = runtime
-        self.sink = sink
-        self.up_options = up_options  # passed on to session.up (e.g. a kube context)
-
-    def __call__(self, service: str) -> None:
-        from devmesh import session
-        from devmesh.workspace import changed_services
-
-        with self._lock:
-            # Forks the branch's changes alone would not make (an 'up --all') are kept.
-            fork_all = bool(set(self.forks) - set(changed_services(self.project, self.branch)))
-            session.up(self.project, self.branch.name, fork_all=fork_all, runtime=self.runtime,
-                       sink=self.sink, **self.up_options)
 
 
 class LiveSync:
@@ -171,8 +145,6 @@ class LiveSync:
 
 def describe_rules(project: Project, services: Sequence[str]) -> list[str]:
     """One line per service: what goes where, what rebuilds, and the reload action."""
-    from devmesh.sync.reload import describe, reload_action
-
     lines = []
     for name in services:
         svc = project.services[name]
@@ -183,41 +155,24 @@ def describe_rules(project: Project, services: Sequence[str]) -> list[str]:
     return lines
 
 
-def _stale(project: Project, rt: Any, env: str, services: Sequence[str], sink: Sink) -> None:
-    """Warn about containers built from other sources than the working tree now holds."""
-    from devmesh.build import content_tag
-
-    states = {e.name: e for e in rt.environments()}
-    state = states.get(env)
-    if state is None:
-        return
-    for s in state.services:
-        # An image pinned by digest (the kind runtime's) carries no source tag to compare.
-        if s.service in services and s.env == env and s.image and "@" not in s.image:
-            if s.image.rsplit(":", 1)[-1] != content_tag(project, s.service):
-                sink(Warning(f"{s.service}: the running container was built from other sources "
-                             "than your working tree holds (edits made while nothing synced); "
-                             "changes from now on are synced — 'devmesh up' rebuilds it"))
-
-
-def _engines(project: Project, branch: Branch, forks: Sequence[str], transport: Transport, *,
-             runtime: str | None, sink: Sink, up_options: dict[str, Any]) -> list[ServiceSync]:
-    from devmesh.sync.reload import reload_action
-
+def sync_engines(project: Project, env: str, forks: Sequence[str], transport: Transport, *,
+                 rebuild: Callable[[str], None], sink: Sink) -> list[ServiceSync]:
+    """One engine per forked service of ``env``; a reload the transport cannot do is refused
+    first (UserInputError). ``rebuild(service)`` rebuilds and redeploys when a change needs it."""
     sources = [ServiceSources.of(project, name) for name in forks]
     if isinstance(transport, ReloadCheck):
         for src in sources:
             if src.rules:  # without rules every change rebuilds: no reload ever runs
                 transport.check_reload(src.service, reload_action(src.reload))
-    rebuild = SessionRebuild(project, branch, forks, runtime=runtime, sink=sink, **up_options)
     return [
-        ServiceSync(src, branch.env, transport, sink=sink, rebuild=rebuild,
+        ServiceSync(src, env, transport, sink=sink, rebuild=rebuild,
                     refresh=functools.partial(ServiceSources.of, project, src.service))
         for src in sources
     ]
 
 
-def _check_branch(branch: Branch) -> None:
+def check_branch(branch: Branch) -> None:
+    """A UserInputError unless ``branch`` can be synced: checked out, and not the baseline."""
     if branch.env == BASELINE_ENV:
         raise UserInputError(
             f"{branch.label} is the baseline branch: the baseline runs its commit, not your "
@@ -228,43 +183,3 @@ def _check_branch(branch: Branch) -> None:
             f"branch {branch.label} is not checked out: live sync copies your working tree, "
             "which holds another branch",
             hint=f"check it out first (git switch {branch.label})")
-
-
-def open_live_sync(project: Project, branch: str | None = None, *, runtime: str | None = None,
-                   sink: Sink = discard) -> LiveSync:
-    """Live sync for the running environment of ``branch`` (default: the checked-out one)."""
-    from devmesh import session
-    from devmesh.workspace import current_branch
-
-    chosen = current_branch(project, branch)
-    _check_branch(chosen)
-    rt = session.open_runtime(project, runtime)
-    transport = transport_for(rt)
-    forks = [name for name in project.services if transport.targets(chosen.env, name)]
-    if not forks:
-        raise UserInputError(f"environment {chosen.env} (branch {chosen.label}) is not running",
-                             hint="'devmesh up' starts it, and syncs while it follows the logs")
-    _stale(project, rt, chosen.env, forks, sink)
-    engines = _engines(project, chosen, forks, transport, runtime=runtime, sink=sink, up_options={})
-    return LiveSync(engines, sink=sink, guard=HeadGuard.for_project(project))
-
-
-def live_sync_after_up(project: Project, outcome: UpOutcome, rt: Any, *, runtime: str | None = None,
-                       sink: Sink = discard, **up_options: Any) -> LiveSync | None:
-    """Live sync for the environment ``devmesh up`` just brought up on ``rt``, or None (with a
-    note to ``sink`` when it cannot be synced) when there is nothing to sync. ``up_options``
-    are the other arguments ``up`` gave ``session.up``; a rebuild passes them again."""
-    branch = outcome.selection.branch
-    forks = outcome.selection.environment.forks
-    if branch.env == BASELINE_ENV or not forks:
-        return None  # the baseline runs the baseline branch's commit: nothing of yours to sync
-    try:
-        _check_branch(branch)
-        transport = transport_for(rt)
-        engines = _engines(project, branch, forks, transport, runtime=runtime, sink=sink,
-                           up_options=up_options)
-    except UserInputError as exc:
-        hint = f" ({exc.hint})" if exc.hint else ""
-        sink(Warning(f"not syncing: {exc}{hint}"))
-        return None
-    return LiveSync(engines, sink=sink, guard=HeadGuard.for_project(project))

@@ -1,36 +1,32 @@
-"""How a sync reaches a service's containers: the ``Transport`` protocol and its docker forms.
+"""How a sync reaches a service's containers: the ``Transport`` protocol and the exec form.
 
 A transport finds the running copies of a service (``targets``), applies one plan to a copy
 (``apply``: deletions first, then one tar stream), and carries out reload actions. Two ways to
 apply exist:
 
-- ``DockerTransport`` (the docker runtime): the tar goes through the engine's archive API
-  (``put_archive`` at ``/``), which needs nothing inside the container; deletions run the
-  guarded delete script through exec, which needs ``sh`` and ``rm`` there.
+- the docker runtime's (``devmesh.runtime.docker_sync``): the tar goes through the engine's
+  archive API (``put_archive`` at ``/``), which needs nothing inside the container; deletions
+  run the guarded delete script through exec, which needs ``sh`` and ``rm`` there.
 - ``ExecTransport``: one exec with stdin — the delete script, then ``tar -x`` reading the
   stream — for runtimes that only offer exec (Kubernetes). It is built on ``ExecChannel``, the
-  small interface a runtime implements (``DockerExec`` is the docker one, used by the
-  benchmark to compare both ways on the same engine).
+  small interface a runtime implements (the docker runtime has one too, which the benchmark
+  uses to compare both ways on the same engine).
 
-A runtime offers live sync by having a ``sync_transport()`` method; ``transport_for`` picks it.
+Every runtime hands out its transport: ``Runtime.sync_transport()`` (devmesh.runtime.base).
 """
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
 
-from devmesh.errors import DevmeshError, UserInputError
+from devmesh.errors import DevmeshError
 from devmesh.sync.archive import Archive
 from devmesh.sync.changes import Deletion
 
 if TYPE_CHECKING:
-    import docker
-
     from devmesh.config import ReloadAction
-    from devmesh.runtime.docker import DockerRuntime
 
 
 class TransportError(DevmeshError):
@@ -177,124 +173,3 @@ class ExecTransport:
         result = self.channel.exec(target, list(argv))
         if result.exit_code != 0:
             raise _failure(f"'{' '.join(argv)}'", target, result)
-
-
-# --- docker -------------------------------------------------------------------------------------
-
-
-def _engine_errors() -> tuple[type[BaseException], ...]:
-    import docker.errors
-    import requests.exceptions
-
-    return (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
-
-
-def _translate(exc: BaseException, target: Target) -> TransportError:
-    import docker.errors
-
-    if isinstance(exc, docker.errors.NotFound):
-        return TargetGone(f"container {target.name} is gone")
-    if isinstance(exc, docker.errors.APIError):
-        text = str(exc.explanation or exc)
-        if exc.status_code == 409 or "is not running" in text or "is restarting" in text:
-            return TargetGone(f"container {target.name} is not running ({text})")
-        return TransportError(f"the Docker engine refused the sync into {target.name}: {text}")
-    return TransportError(f"cannot reach the Docker engine: {exc}")
-
-
-def _raw(sock: Any) -> socket.socket:
-    return getattr(sock, "_sock", sock)  # type: ignore[no-any-return]
-
-
-class DockerExec:
-    """ExecChannel over the Docker engine's exec API (stdin through the attach socket)."""
-
-    def __init__(self, client: docker.DockerClient, runtime: DockerRuntime, *, stop_timeout: int = 2) -> None:
-        self.client = client
-        self.runtime = runtime
-        self.stop_timeout = stop_timeout
-
-    def targets(self, env: str, service: str) -> list[Target]:
-        return [Target(c.id, c.name, service, env, c.status)
-                for c in self.runtime.service_containers(env, service)]
-
-    def exec(self, target: Target, argv: Sequence[str], stdin: IO[bytes] | None = None) -> ExecResult:
-        from docker.utils.socket import frames_iter
-
-        api = self.client.api
-        try:
-            exec_id = api.exec_create(target.id, list(argv), stdin=stdin is not None)["Id"]
-            sock = api.exec_start(exec_id, socket=True)
-            try:
-                raw = _raw(sock)
-                if stdin is not None:
-                    while chunk := stdin.read(1 << 16):
-                        raw.sendall(chunk)
-                    raw.shutdown(socket.SHUT_WR)
-                output = b"".join(data for _, data in frames_iter(sock, tty=False))
-            finally:
-                sock.close()
-            code = api.exec_inspect(exec_id).get("ExitCode")
-        except _engine_errors() as exc:
-            raise _translate(exc, target) from exc
-        return ExecResult(int(code) if code is not None else -1, output.decode(errors="replace"))
-
-    def restart(self, target: Target) -> None:
-        try:
-            self.client.api.restart(target.id, timeout=self.stop_timeout)
-        except _engine_errors() as exc:
-            raise _translate(exc, target) from exc
-
-
-class DockerTransport:
-    """The docker runtime's transport: archive API for the tar, exec for deletions."""
-
-    name = "docker"
-
-    def __init__(self, runtime: DockerRuntime, *, mode: Literal["archive", "exec"] = "archive",
-                 stop_timeout: int = 2) -> None:
-        self.runtime = runtime
-        self.client = runtime.client
-        self.mode = mode
-        self.channel = DockerExec(self.client, runtime, stop_timeout=stop_timeout)
-        self.exec_transport = ExecTransport(self.channel)
-
-    def targets(self, env: str, service: str) -> list[Target]:
-        return self.channel.targets(env, service)
-
-    def apply(self, target: Target, archive: Archive | None, deletions: Sequence[Deletion]) -> None:
-        if self.mode == "exec":
-            self.exec_transport.apply(target, archive, deletions)
-            return
-        if deletions:
-            self.exec_transport.apply(target, None, deletions)
-        if archive is not None:
-            try:
-                # At "/", which always exists (the archive API answers 404 for a missing
-                # folder); member names carry the full path and parents are created.
-                self.client.api.put_archive(target.id, "/", archive.read_all())
-            except _engine_errors() as exc:
-                raise _translate(exc, target) from exc
-
-    def restart(self, target: Target) -> None:
-        self.channel.restart(target)
-
-    def signal(self, target: Target, signal: str) -> None:
-        try:
-            self.client.api.kill(target.id, signal=signal)
-        except _engine_errors() as exc:
-            raise _translate(exc, target) from exc
-
-    def run(self, target: Target, argv: Sequence[str]) -> None:
-        self.exec_transport.run(target, argv)
-
-
-def transport_for(runtime: Any) -> Transport:
-    """The transport of ``runtime``: its own ``sync_transport()``, or the docker one."""
-    make = getattr(runtime, "sync_transport", None)
-    if callable(make):
-        transport: Transport = make()
-        return transport
-    if getattr(runtime, "name", "") == "docker":
-        return DockerTransport(runtime)
-    raise UserInputError(f"live sync does not support the {getattr(runtime, 'name', '?')} runtime yet")

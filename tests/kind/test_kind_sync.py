@@ -18,14 +18,14 @@ from devmesh.plan.routing import Backend, Environment
 from devmesh.runtime.kind.client import ClusterError, open_client
 from devmesh.runtime.kind.runtime import KindRuntime
 from devmesh.runtime.kind.sync import KubeExec, KubeTransport
-from devmesh.session import UpOutcome
+from devmesh.app.environments import UpOutcome
 from devmesh.sync.archive import build_archive
 from devmesh.sync.changes import ChangeSet, plan_sync
 from devmesh.sync.engine import ServiceSync
 from devmesh.sync.events import SyncDone, SyncFailed
-from devmesh.sync.live import live_sync_after_up
+from devmesh.app.live import live_sync_after_up
 from devmesh.sync.rules import ServiceSources
-from devmesh.sync.transport import Target, TargetGone, TransportError, transport_for
+from devmesh.sync.transport import Target, TargetGone, TransportError
 from devmesh.workspace import current_branch
 from tests.conftest import ProjectFactory, git, write_files
 from tests.kind.conftest import FakePublisher
@@ -113,7 +113,7 @@ def changes(*items: tuple[str, str]) -> ChangeSet:
 
 def test_the_runtime_offers_the_exec_transport(project: Project, fake: FakeCluster) -> None:
     rt, _ = up(project, fake)
-    transport = transport_for(rt)
+    transport = rt.sync_transport()
     assert isinstance(transport, KubeTransport) and isinstance(transport.channel, KubeExec)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devmesh import session
+from devmesh.app import environments as session
 from devmesh.config import load_project
 from devmesh.runtime.kind.runtime import KindRuntime
 from tests.docker_env import run_git, scaffold_shop

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devmesh import session
+from devmesh.app import environments as session
 from devmesh.config import Project
 from devmesh.errors import UserInputError
 from devmesh.runtime.kind.runtime import KindRuntime

@@ -19,7 +19,7 @@ import pytest
 from devmesh.config import load_project
 from devmesh.events import Event
 from devmesh.sync.events import SyncDone, SyncFailed
-from devmesh.sync.live import open_live_sync
+from devmesh.app.live import open_live_sync
 from tests.docker_env import ENVOY_IMAGE, cleanup, devmesh, run_git, scaffold_shop, wait_for
 
 pytestmark = pytest.mark.docker

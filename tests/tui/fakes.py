@@ -15,7 +15,7 @@ from devmesh.events import BuildDone, BuildProgress, Event, Sink, Step, discard
 from devmesh.naming import env_name
 from devmesh.plan.routing import Environment
 from devmesh.runtime.base import EnvironmentState, LogLine, ServiceState, UpResult
-from devmesh.session import UpOutcome
+from devmesh.app.environments import UpOutcome
 from devmesh.workspace import Branch
 
 BRANCH = "feature/cheaper-stock"

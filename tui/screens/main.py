@@ -40,7 +40,7 @@ from tui.widgets.tiers_pane import TiersPane
 if TYPE_CHECKING:
     from devmesh.environments import Selection
     from devmesh.plan.routing import RoutePlan
-    from devmesh.session import UpOutcome
+    from devmesh.app.environments import UpOutcome
     from tui.sources import Health, Sources
 
 LOG_TAIL = 200  # lines of history per container when a stream starts
@@ -58,7 +58,7 @@ def _problem(exc: BaseException, debug: bool) -> tuple[str, str | None]:
 
 def _runtime_name(sources: Sources) -> str:
     """The runtime devmesh.yaml asks for, until the runtime itself says its name."""
-    from devmesh.session import choose_runtime
+    from devmesh.app.environments import choose_runtime
 
     try:
         return choose_runtime(sources.project)

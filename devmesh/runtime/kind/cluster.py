@@ -154,7 +154,7 @@ def effective_kind_config(text: str, gateway_port: int, source: str) -> dict[str
 
 
 def _state_dir() -> Path:
-    from devmesh.runtime.docker import state_dir
+    from devmesh.dirs import state_dir
 
     return state_dir()
 

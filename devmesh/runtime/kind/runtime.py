@@ -17,14 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from devmesh.build import docker_client
+from devmesh.dirs import state_dir
 from devmesh.errors import DevmeshError, UserInputError
-from devmesh.events import Sink, Step, Warning, discard
+from devmesh.events import Sink, Step, discard
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.k8s import (
     ENV_LABEL,
@@ -34,29 +34,22 @@ from devmesh.plan.k8s import (
     render_objects,
     selector,
 )
-from devmesh.plan.routing import Backend, Environment, RoutePlan, plan_for_project
-from devmesh.routes_state import StrategyStore, plan_with_strategies
-from devmesh.runtime.base import (
-    EnvironmentState,
-    LogLine,
-    ServiceState,
-    UpResult,
-    LabelledApp,
-    environment_states,
-    check_services,
-    states_from_labels,
-)
+from devmesh.plan.routing import Backend, Environment, RoutePlan
+from devmesh.routes_state import StrategyStore
+from devmesh.runtime.base import Health, ServiceState, UpResult
 from devmesh.runtime.kind.client import ClusterClient, ClusterError, ClusterUnreachable, Obj, open_client
-from devmesh.runtime.kind.cluster import kind_context
+from devmesh.runtime.kind.cluster import ClusterSetup, kind_context
 from devmesh.runtime.kind.progress import UpProgress
+from devmesh.runtime.kind.publish import DockerPublisher, ImagePublisher
 from devmesh.runtime.kind.rollout import Rollout
 from devmesh.runtime.kind.sync import KubeExec, KubeTransport
+from devmesh.runtime.logmerge import LogSource
+from devmesh.runtime.shared import Describe, LabelledApp, ProjectRuntime
 
 if TYPE_CHECKING:
     import docker
 
     from devmesh.config import Project
-    from devmesh.runtime.kind.publish import ImagePublisher
 
 BRANCH_ANNOTATION = "devmesh.dev/branch"
 COMMIT_ANNOTATION = "devmesh.dev/commit"
@@ -110,7 +103,7 @@ def _image_of(deployment: Obj) -> str:
     return str(containers[0].get("image", "")) if containers else ""
 
 
-class KindApp(LabelledApp):
+class KindApp(LabelledApp[Obj]):
     """An app's objects in its namespace of a cluster, found by their labels alone.
 
     This is all that ``down``, ``ls`` and ``logs`` need, so they still work when devmesh.yaml
@@ -127,8 +120,6 @@ class KindApp(LabelledApp):
         self._cluster = cluster
         # Release strategies applied to the running environments (see devmesh.routes_state),
         # in the same per-app state directory as the docker runtime's.
-        from devmesh.runtime.docker import state_dir
-
         self.strategies = StrategyStore(state_dir() / self.app)
 
     @property
@@ -143,165 +134,120 @@ class KindApp(LabelledApp):
         return self.cluster.list("apps/v1", "Deployment", namespace=self.namespace,
                                  selector=selector(self.app, env))
 
-    def live_environments(self) -> list[Environment]:
-        """Environments that have Deployments in the cluster, with the services they fork."""
-        forks: dict[str, set[str]] = {}
-        branches: dict[str, str | None] = {}
-        for d in self._deployments():
-            env = _label(d, ENV_LABEL)
-            if env and env != BASELINE_ENV:
-                forks.setdefault(env, set()).add(_label(d, SERVICE_LABEL))
-                branches[env] = _annotation(d, BRANCH_ANNOTATION) or branches.get(env)
-        return [Environment(e, tuple(sorted(s)), branches[e]) for e, s in sorted(forks.items())]
+    # --- what the shared half needs (devmesh.runtime.shared) -----------------------------
 
-    # --- state, from labels ------------------------------------------------------------
+    def _found(self) -> list[tuple[str, str, Obj]]:
+        return [(_label(d, ENV_LABEL), _label(d, SERVICE_LABEL), d) for d in self._deployments()]
 
-    def environments(self) -> list[EnvironmentState]:
-        """Each environment as its Deployments' labels and rollouts tell it; no preview URL."""
-        def describe(service: str, d: Obj) -> tuple[ServiceState, str | None]:
+    def _branch_of(self, obj: Obj) -> str | None:
+        return _annotation(obj, BRANCH_ANNOTATION) or None
+
+    def _label_describer(self) -> Describe[Obj]:
+        def describe(service: str, env: str, d: Obj) -> tuple[ServiceState, str | None]:
             rollout = self.cluster.rollout_status(self.namespace, d["metadata"]["name"])
             state = "running" if rollout.done else "failed" if rollout.failed else "starting"
-            return (ServiceState(service, _label(d, ENV_LABEL), state, _image_of(d), rollout.done,
-                                 "" if rollout.done else rollout.describe()),
-                    _annotation(d, BRANCH_ANNOTATION) or None)
+            return (ServiceState(service, env, state, _image_of(d), rollout.done,
+                                 "" if rollout.done else rollout.describe()), self._branch_of(d))
 
-        found = [(_label(d, ENV_LABEL), _label(d, SERVICE_LABEL), d) for d in self._deployments()]
-        return states_from_labels(found, describe)
+        return describe
 
-    # --- down ----------------------------------------------------------------------------
+    log_errors = (ClusterError,)  # the pod went away while streaming
 
-    def down(self, env: str, *, baseline: bool = False, sink: Sink = discard) -> list[str]:
-        """Remove an environment; the baseline goes with the last environment or with ``baseline``."""
-        removed: list[str] = []
+    def _log_found(self) -> list[tuple[str, str, Obj]]:
+        """The app's pods (logs come from pods, not Deployments), but those being deleted."""
+        pods = self.cluster.list("v1", "Pod", namespace=self.namespace, selector=selector(self.app))
+        return sorted(((_label(p, ENV_LABEL), _label(p, SERVICE_LABEL), p) for p in pods
+                       if not (p.get("metadata") or {}).get("deletionTimestamp")),
+                      key=lambda found: str(found[2]["metadata"]["name"]))
 
-        def remove_matching(sel: str) -> None:
-            for api_version, kind in KINDS:
-                for obj in self.cluster.list(api_version, kind, namespace=self.namespace, selector=sel):
-                    if self.cluster.delete(api_version, kind, obj["metadata"]["name"], self.namespace):
-                        removed.append(f"{kind} {obj['metadata']['name']}")
-                        sink(Step(f"removed {removed[-1]}"))
+    def _log_sources(self, chosen: Sequence[tuple[str, str, Obj]]) -> list[LogSource]:
+        def reader(pod: str, service: str) -> Any:
+            def read(follow: bool, tail: int | None, since: float | None) -> Iterable[str]:
+                del since  # pods are not resumed: a new pod is a new source
+                return self.cluster.pod_logs(self.namespace, pod, container=service, follow=follow,
+                                             tail=tail, timestamps=True)
 
-        if env != BASELINE_ENV:
-            remove_matching(selector(self.app, env))
-        remaining = [e for e in self.live_environments() if e.name != env]
-        if baseline or not remaining:
-            remove_matching(selector(self.app))
-            if self.cluster.get("v1", "Namespace", self.namespace) is not None:
-                self.cluster.delete("v1", "Namespace", self.namespace)
-                removed.append(f"Namespace {self.namespace}")
-                sink(Step(f"removed Namespace {self.namespace}"))
-            self.strategies.clear()
-        elif env != BASELINE_ENV and removed:
-            self._reroute(remaining, sink)
+            return read
+
+        return [LogSource(p["metadata"]["name"], service, env, reader(p["metadata"]["name"], service))
+                for env, service, p in chosen]
+
+    def _remove_matching(self, sel: str, sink: Sink) -> list[str]:
+        removed = []
+        for api_version, kind in KINDS:
+            for obj in self.cluster.list(api_version, kind, namespace=self.namespace, selector=sel):
+                if self.cluster.delete(api_version, kind, obj["metadata"]["name"], self.namespace):
+                    removed.append(f"{kind} {obj['metadata']['name']}")
+                    sink(Step(f"removed {removed[-1]}"))
         return removed
 
-    # --- logs ----------------------------------------------------------------------------
+    def _remove_env(self, env: str, sink: Sink) -> list[str]:
+        return self._remove_matching(selector(self.app, env), sink)
 
-    def _log_targets(self, env: str, services: Sequence[str]) -> list[tuple[str, str, str]]:
-        """(pod, service, env) for each service: the environment's fork, else the baseline."""
-        by_service: dict[str, dict[str, list[str]]] = {}
-        for pod in self.cluster.list("v1", "Pod", namespace=self.namespace, selector=selector(self.app)):
-            svc, p_env = _label(pod, SERVICE_LABEL), _label(pod, ENV_LABEL)
-            if (services and svc not in services) or (pod.get("metadata") or {}).get("deletionTimestamp"):
-                continue
-            by_service.setdefault(svc, {}).setdefault(p_env, []).append(pod["metadata"]["name"])
-        targets = []
-        for svc, envs in sorted(by_service.items()):
-            chosen = env if env in envs else BASELINE_ENV
-            targets += [(pod, svc, chosen) for pod in sorted(envs.get(chosen, []))]
-        return targets
-
-    def logs(self, env: str, services: Sequence[str], *, follow: bool,
-             tail: int | None = None, stop: threading.Event | None = None) -> Iterator[LogLine]:
-        """The environment's pods' logs, merged; while following, new pods join."""
-        self._check_services(services)
-        lines: queue.Queue[LogLine] = queue.Queue(maxsize=10_000)
-        stop = stop or threading.Event()
-        seen: set[str] = set()
-        readers: list[threading.Thread] = []
-
-        def read(pod: str, svc: str, p_env: str, tail: int | None) -> None:
-            try:
-                for text in self.cluster.pod_logs(self.namespace, pod, container=svc,
-                                                  follow=follow, tail=tail, timestamps=True):
-                    stamp, _, rest = text.partition(" ")
-                    lines.put(LogLine(svc, p_env, rest, stamp))
-                    if stop.is_set():
-                        return
-            except ClusterError:  # the pod went away while streaming
-                return
-
-        def attach_new(tail: int | None) -> None:
-            for pod, svc, p_env in self._log_targets(env, services):
-                if pod not in seen:
-                    seen.add(pod)
-                    t = threading.Thread(target=read, args=(pod, svc, p_env, tail), daemon=True)
-                    t.start()
-                    readers.append(t)
-
-        attach_new(tail)
-        if not follow:
-            for t in readers:
-                t.join()
-            collected: list[LogLine] = []
-            while not lines.empty():
-                collected.append(lines.get())
-            yield from sorted(collected, key=lambda line: line.at)
-            return
-        next_scan = time.monotonic() + 1.0
-        while not stop.is_set():
-            try:
-                yield lines.get(timeout=0.2)
-            except queue.Empty:
-                pass
-            if time.monotonic() >= next_scan:
-                attach_new(None)  # a pod that appeared while following: all of it
-                next_scan = time.monotonic() + 1.0
+    def _remove_app(self, sink: Sink) -> list[str]:
+        removed = self._remove_matching(selector(self.app), sink)
+        if self.cluster.get("v1", "Namespace", self.namespace) is not None:
+            self.cluster.delete("v1", "Namespace", self.namespace)
+            removed.append(f"Namespace {self.namespace}")
+            sink(Step(f"removed Namespace {self.namespace}"))
+        return removed
 
 
-class KindRuntime(KindApp):
-    """Runs a project's environments on a Kubernetes cluster with Istio (kind, or ``--context``)."""
+class KindRuntime(KindApp, ProjectRuntime[Obj]):
+    """Runs a project's environments on a Kubernetes cluster with Istio (kind, or ``--context``);
+    a ``devmesh.runtime.base.Runtime``."""
 
     def __init__(self, project: Project, *, context: str | None = None,
-                 cluster: ClusterClient | None = None, docker_client: docker.DockerClient | None = None,
+                 cluster: ClusterClient | None = None, engine: docker.DockerClient | None = None,
                  publisher: ImagePublisher | None = None, timeout: float | None = None) -> None:
         super().__init__(project.app, cluster=cluster,
                          context=context or project.cluster.context or kind_context(project.cluster.name))
         self.project = project
-        self._docker = docker_client
+        # Given a context (or a cluster client), the cluster exists: devmesh installs nothing.
+        self.existing_cluster = bool(context or project.cluster.context or cluster is not None)
+        self._docker = engine
         self._publisher = publisher
         self.timeout = rollout_timeout() if timeout is None else timeout
 
     # --- collaborators, opened on first use ---------------------------------------------
 
     @property
-    def docker(self) -> docker.DockerClient:
+    def image_engine(self) -> docker.DockerClient:
         """The Docker engine that builds images (and pushes them, by default)."""
         if self._docker is None:
-            from devmesh.build import docker_client
-
             self._docker = docker_client()
         return self._docker
 
     @property
     def publisher(self) -> ImagePublisher:
         if self._publisher is None:
-            from devmesh.runtime.kind.publish import DockerPublisher
-
-            self._publisher = DockerPublisher(self.docker, self.project.cluster.registry)
+            self._publisher = DockerPublisher(self.image_engine, self.project.cluster.registry)
         return self._publisher
 
-    def check_gateway_port(self) -> None:
-        """Refuse early when the cluster cannot be reached (the gateway port is kind's mapping)."""
+    def prepare(self, *, sink: Sink = discard) -> None:
+        """Create the kind cluster, the registry and Istio where missing, as ``devmesh cluster
+        up`` does — unless the cluster was given (``--context``, ``cluster.context``)."""
+        if not self.existing_cluster:
+            ClusterSetup(self.project).up(sink=sink)
+
+    def preflight(self) -> None:
+        """Refuse early when the cluster's API server does not answer (ClusterUnreachable
+        says which context and what to do)."""
         self.cluster.server_version()
+
+    def health(self) -> Health:
+        try:
+            version = self.cluster.server_version()
+        except ClusterError as exc:
+            return Health(False, f"cluster not answering: {str(exc).splitlines()[0][:80]}")
+        return Health(True, f"cluster {self.context}, Kubernetes {version}")
 
     # --- up ------------------------------------------------------------------------------
 
-    def up(self, environment: Environment, *, sink: Sink = discard,
-           images: dict[Backend, str] | None = None, baseline_commit: str = "") -> UpResult:
+    def up(self, environment: Environment, *, images: Mapping[Backend, str], baseline_commit: str = "",
+           sink: Sink = discard) -> UpResult:
         """Push the images, apply the baseline, the environment's forks and every route, and
         wait for the rollout. ``images`` maps each backend to a locally built image."""
-        assert images is not None, "the session builds images before calling up"
         actions: list[str] = []
 
         def act(message: str, **kw: Any) -> None:
@@ -309,12 +255,7 @@ class KindRuntime(KindApp):
             sink(Step(message, **kw))
 
         self._wait_namespace_gone(sink)
-        live = self.live_environments()
-        others = [e for e in live if e.name != environment.name]
-        envs = [*others] + ([] if environment.is_baseline else [environment])
-        plan = self._plan(envs)
-        wanted = sorted((b for b in plan.backends if b.env in (BASELINE_ENV, environment.name)),
-                        key=lambda b: (b.env != BASELINE_ENV, b.service))
+        plan, wanted = self._up_plan(environment, images)
         pinned = {b: self.publisher.publish(images[b], sink=sink) for b in wanted}
         live_images = {(_label(d, SERVICE_LABEL), _label(d, ENV_LABEL)): _image_of(d)
                        for d in self._deployments()}
@@ -447,14 +388,6 @@ class KindRuntime(KindApp):
 
     # --- release strategies ----------------------------------------------------------------
 
-    def _plan(self, envs: Sequence[Environment]) -> RoutePlan:
-        """The plan for ``envs`` with the stored strategies that still apply to them."""
-        return plan_with_strategies(self.project, envs, self.strategies)
-
-    def route_plan(self) -> RoutePlan:
-        """The plan of what runs now: live environments and their strategies."""
-        return self._plan(self.live_environments())
-
     def apply_routes(self, sink: Sink = discard) -> RoutePlan:
         """Server-side apply the VirtualServices and DestinationRules for what runs now and
         the stored strategies; no Deployment is touched, so nothing restarts."""
@@ -462,7 +395,7 @@ class KindRuntime(KindApp):
             raise UserInputError(f"app {self.app!r} is not running on the kind runtime (no baseline "
                                  f"in namespace {self.namespace} of context {self.context})",
                                  hint="'devmesh up' starts it")
-        plan = self.route_plan()
+        plan = self._plan_to_apply(self.live_environments())
         for obj in render_objects(self.project, plan):
             if obj["kind"] in ROUTE_KINDS:
                 self._apply(obj, lambda m, **kw: sink(Step(m, **kw)))
@@ -474,40 +407,10 @@ class KindRuntime(KindApp):
         """Live sync into this app's pods through exec (see devmesh.runtime.kind.sync)."""
         return KubeTransport(KubeExec(self.cluster, self.app, self.namespace))
 
-    # --- state ---------------------------------------------------------------------------
-
-    def environment_state(self, env: str, plan: RoutePlan | None = None) -> EnvironmentState:
-        if plan is None:
-            plan = plan_for_project(self.project, self.live_environments())
-        found = {(_label(d, ENV_LABEL), _label(d, SERVICE_LABEL)): d for d in self._deployments()}
-        services = []
-        branch = None
-        for service in self.project.services:
-            key = (env, service) if (env, service) in found else (BASELINE_ENV, service)
-            d = found.get(key)
-            if d is None:
-                services.append(ServiceState(service, key[0], "missing", "", False))
-                continue
-            if key[0] == env and env != BASELINE_ENV:
-                branch = _annotation(d, BRANCH_ANNOTATION) or branch
-            rollout = self.cluster.rollout_status(self.namespace, d["metadata"]["name"])
-            state = "running" if rollout.done else "failed" if rollout.failed else "starting"
-            services.append(ServiceState(service, key[0], state, _image_of(d), rollout.done,
-                                         "" if rollout.done else rollout.describe()))
-        return EnvironmentState(env, branch, tuple(services), plan.preview_url(env))
-
-    def environments(self) -> list[EnvironmentState]:
-        live = self.live_environments()
-        return environment_states(live, bool(self._deployments(BASELINE_ENV)),
-                                  lambda: plan_for_project(self.project, live), self.environment_state)
-
     def _reroute(self, remaining: Sequence[Environment], sink: Sink) -> None:
         # The routes of the environments that stay, without the one that went (and without
         # its strategies, which the plan drops from the store).
-        plan = self._plan(remaining)
+        plan = self._plan_to_apply(remaining)
         for obj in render_objects(self.project, plan):
             if obj["kind"] not in ("Deployment", "Namespace"):
                 self._apply(obj, lambda m, **kw: sink(Step(m)))
-
-    def _check_services(self, services: Sequence[str]) -> None:
-        check_services(self.project.services, services)

@@ -1,23 +1,29 @@
-"""Orchestrates `devmesh up`: choose the runtime, build what is needed, bring the environment up."""
+"""Environments: choose and open the runtime, and bring a branch's environment up.
+
+``up`` builds the baseline (the default branch's commit) and the services the branch changed,
+then hands the images to the runtime (``devmesh.runtime.base.Runtime``) which runs them beside
+each other and routes them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from devmesh import doctor
+from devmesh.build import ensure_image
+from devmesh.environments import Selection, select
 from devmesh.errors import UserInputError
 from devmesh.events import Sink, Step, Warning, discard
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend
+from devmesh.runtime.base import Runtime, UpResult
+from devmesh.runtime.docker import DockerRuntime
+from devmesh.runtime.kind.runtime import KindRuntime
+from devmesh.workspace import baseline_commit, checkout
 
 if TYPE_CHECKING:
-    import docker
-
     from devmesh.config import Project
-    from devmesh.environments import Selection
-    from devmesh.runtime.base import UpResult
-    from devmesh.runtime.docker import DockerRuntime
-    from devmesh.runtime.kind.runtime import KindRuntime
 
 
 def choose_runtime(project: Project, requested: str | None = None, context: str | None = None) -> str:
@@ -29,8 +35,6 @@ def choose_runtime(project: Project, requested: str | None = None, context: str 
     if name == "auto":
         if context:
             return "kind"
-        from devmesh import doctor
-
         checks = {"kind": doctor.check_tool(next(t for t in doctor.TOOLS if t.name == "kind")),
                   "docker": doctor.check_docker()}
         name = doctor.choose_runtime("auto", None, checks)[0]
@@ -42,35 +46,11 @@ def choose_runtime(project: Project, requested: str | None = None, context: str 
     return name
 
 
-def open_runtime(project: Project, requested: str | None = None,
-                 context: str | None = None) -> DockerRuntime | KindRuntime:
+def open_runtime(project: Project, requested: str | None = None, context: str | None = None) -> Runtime:
     """The runtime ``choose_runtime`` names, ready to use."""
     if choose_runtime(project, requested, context) == "kind":
-        from devmesh.runtime.kind.runtime import KindRuntime
-
         return KindRuntime(project, context=context)
-    from devmesh.runtime.docker import DockerRuntime
-
     return DockerRuntime(project)
-
-
-def builder_of(rt: DockerRuntime | KindRuntime) -> docker.DockerClient:
-    """The Docker engine that builds the runtime's images."""
-    from devmesh.runtime.docker import DockerRuntime
-
-    return rt.client if isinstance(rt, DockerRuntime) else rt.docker
-
-
-def _ensure_cluster(rt: DockerRuntime | KindRuntime, project: Project, context: str | None,
-                    sink: Sink) -> None:
-    """On kind, `up` creates what is missing (cluster, registry, Istio) as `cluster up` does."""
-    from devmesh.runtime.docker import DockerRuntime
-
-    if isinstance(rt, DockerRuntime) or context or project.cluster.context:
-        return
-    from devmesh.runtime.kind.cluster import ClusterSetup
-
-    ClusterSetup(project).up(sink=sink)
 
 
 @dataclass(frozen=True)
@@ -81,18 +61,15 @@ class UpOutcome:
 
 def up(project: Project, branch: str | None = None, *, fork_all: bool = False,
        runtime: str | None = None, sink: Sink = discard, context: str | None = None,
-       rt: DockerRuntime | KindRuntime | None = None) -> UpOutcome:
-    """Build the baseline and the branch's changed services, then run them beside each other."""
-    from devmesh.build import ensure_image
-    from devmesh.environments import select
-    from devmesh.workspace import baseline_commit, checkout
-
+       rt: Runtime | None = None) -> UpOutcome:
+    """Build the baseline and the branch's changed services, then run them beside each other
+    on ``rt`` (default: the runtime ``open_runtime`` opens for ``runtime`` and ``context``)."""
     selection = select(project, branch, fork_all=fork_all, require_forks=True)
     if rt is None:
         rt = open_runtime(project, runtime, context)
-        _ensure_cluster(rt, project, context, sink)
-    rt.check_gateway_port()
-    engine = builder_of(rt)
+    rt.prepare(sink=sink)
+    rt.preflight()
+    engine = rt.image_engine
     environment = selection.environment
     base_name, base_sha = baseline_commit(project)
     sink(Step(f"baseline: {base_name} at {base_sha[:12]}", changed=False))
@@ -104,14 +81,13 @@ def up(project: Project, branch: str | None = None, *, fork_all: bool = False,
 
     images: dict[Backend, str] = {}
     for service in project.services:
-        context_in_base = base_root / project.services[service].context
         root = base_root
-        if not context_in_base.is_dir():
+        if not (base_root / project.services[service].context).is_dir():
             sink(Warning(f"{service} does not exist on {base_name}: its baseline runs the branch's version"))
             root = fork_root
         images[Backend(service, BASELINE_ENV)] = ensure_image(engine, project, service, root=root, sink=sink).ref
     for service in environment.forks:
         images[Backend(service, environment.name)] = ensure_image(
             engine, project, service, root=fork_root, sink=sink).ref
-    result = rt.up(environment, sink=sink, images=images, baseline_commit=base_sha)
+    result = rt.up(environment, images=images, baseline_commit=base_sha, sink=sink)
     return UpOutcome(selection, result)
