@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from devmesh.events import Sink, discard
-from devmesh.runtime.base import Health
+from devmesh.runtime.base import Health as Health  # the TUI's screens take it from here
 
 if TYPE_CHECKING:
     from devmesh.config import Project

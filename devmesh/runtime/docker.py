@@ -34,7 +34,7 @@ from devmesh.ports import bind_error
 from devmesh.routes_state import StrategyStore
 from devmesh.runtime.base import Health, ServiceState, UpResult
 from devmesh.runtime.docker_sync import DockerTransport
-from devmesh.runtime.logmerge import LogSource
+from devmesh.runtime.logmerge import LogSource, Reader
 from devmesh.runtime.shared import Describe, LabelledApp, ProjectRuntime
 
 if TYPE_CHECKING:
@@ -124,18 +124,17 @@ class DockerApp(LabelledApp["Container"]):
         return describe
 
     def _log_sources(self, chosen: Sequence[tuple[str, str, Container]]) -> list[LogSource]:
-        def reader(c: Container) -> Any:
+        def reader(c: Container) -> Reader:
             def read(follow: bool, tail: int | None, since: float | None) -> Iterable[str]:
                 for raw in c.logs(stream=True, follow=follow, timestamps=True,
-                                  tail="all" if tail is None else tail,
-                                  **({"since": since} if since is not None else {})):
+                                  tail="all" if tail is None else tail, since=since):
                     yield from raw.decode(errors="replace").splitlines()
 
             return read
 
         # A restart (live sync's reload) ends a container's log stream: it is read on from
         # where it ended once the container runs again.
-        return [LogSource(c.id, service, env, reader(c), running=c.status == "running", resumable=True)
+        return [LogSource(str(c.id), service, env, reader(c), running=c.status == "running", resumable=True)
                 for env, service, c in chosen]
 
     def _remove(self, c: Container, sink: Sink) -> str:
@@ -264,8 +263,9 @@ class DockerRuntime(DockerApp, ProjectRuntime["Container"]):
         if commit:
             labels["devmesh.dev/commit"] = commit
         api = self.client.api
+        # The SDK takes {network: endpoint config}; its type stubs say one endpoint config.
         networking = api.create_networking_config(
-            {self.network_name: api.create_endpoint_config(aliases=[backend_alias(backend)])}
+            {self.network_name: api.create_endpoint_config(aliases=[backend_alias(backend)])}  # type: ignore[arg-type]
         )
         created = api.create_container(
             image=image,
@@ -321,8 +321,9 @@ class DockerRuntime(DockerApp, ProjectRuntime["Container"]):
             c.remove(force=True, v=True)
         self._ensure_image_present(image)
         api = self.client.api
+        # The SDK takes {network: endpoint config}; its type stubs say one endpoint config.
         networking = api.create_networking_config(
-            {self.network_name: api.create_endpoint_config(aliases=aliases)}
+            {self.network_name: api.create_endpoint_config(aliases=aliases)}  # type: ignore[arg-type]
         )
         host_config = api.create_host_config(
             network_mode=self.network_name,

@@ -52,7 +52,7 @@ class DockerExec:
         self.stop_timeout = stop_timeout
 
     def targets(self, env: str, service: str) -> list[Target]:
-        return [Target(c.id, c.name, service, env, c.status)
+        return [Target(str(c.id), str(c.name), service, env, c.status)
                 for c in self.runtime.service_containers(env, service)]
 
     def exec(self, target: Target, argv: Sequence[str], stdin: IO[bytes] | None = None) -> ExecResult:
@@ -66,7 +66,7 @@ class DockerExec:
                     while chunk := stdin.read(1 << 16):
                         raw.sendall(chunk)
                     raw.shutdown(socket.SHUT_WR)
-                output = b"".join(data for _, data in frames_iter(sock, tty=False))
+                output = b"".join(data for _, data in frames_iter(sock, tty=False))  # type: ignore[no-untyped-call]
             finally:
                 sock.close()
             code = api.exec_inspect(exec_id).get("ExitCode")

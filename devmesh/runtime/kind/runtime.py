@@ -43,7 +43,7 @@ from devmesh.runtime.kind.progress import UpProgress
 from devmesh.runtime.kind.publish import DockerPublisher, ImagePublisher
 from devmesh.runtime.kind.rollout import Rollout
 from devmesh.runtime.kind.sync import KubeExec, KubeTransport
-from devmesh.runtime.logmerge import LogSource
+from devmesh.runtime.logmerge import LogSource, Reader
 from devmesh.runtime.shared import Describe, LabelledApp, ProjectRuntime
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class KindApp(LabelledApp[Obj]):
                       key=lambda found: str(found[2]["metadata"]["name"]))
 
     def _log_sources(self, chosen: Sequence[tuple[str, str, Obj]]) -> list[LogSource]:
-        def reader(pod: str, service: str) -> Any:
+        def reader(pod: str, service: str) -> Reader:
             def read(follow: bool, tail: int | None, since: float | None) -> Iterable[str]:
                 del since  # pods are not resumed: a new pod is a new source
                 return self.cluster.pod_logs(self.namespace, pod, container=service, follow=follow,
