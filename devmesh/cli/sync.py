@@ -1,11 +1,24 @@
-"""`devmesh sync`: copy saved files into the branch's running containers until Ctrl-C."""
+"""`devmesh sync`: copy saved files into the branch's running containers until Ctrl-C; and the
+same live sync while `devmesh up` follows the logs.
+
+devmesh.sync loads only when files are synced, not for ``--help`` (it takes longer to import
+than the whole CLI).
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from devmesh.cli import State, pass_state
 from devmesh.cli.output import EventPrinter
+from devmesh.events import Sink
+
+if TYPE_CHECKING:
+    from devmesh.config import Project
+    from devmesh.session import UpOutcome
+    from devmesh.sync.live import LiveSync
 
 
 @click.command()
@@ -31,3 +44,18 @@ def sync(state: State, branch: str | None, runtime: str | None) -> None:
     finally:
         live.stop()
     raise click.exceptions.Exit(1)  # stopped by itself: the branch changed (reported above)
+
+
+def start_live_sync(project: Project, outcome: UpOutcome, rt: Any, *, runtime: str | None,
+                    context: str | None, sink: Sink) -> LiveSync | None:
+    """Start syncing saved files into the services ``devmesh up`` just forked, saying which; None
+    when there is nothing to sync."""
+    from devmesh.sync.live import live_sync_after_up
+
+    options = {"context": context} if context else {}
+    live = live_sync_after_up(project, outcome, rt, runtime=runtime, sink=sink, **options)
+    if live is not None:
+        click.echo(f"syncing saved files into {', '.join(e.service for e in live.engines)} "
+                   "(--no-sync turns this off)", err=True)
+        live.start()
+    return live
