@@ -97,7 +97,9 @@ def _read_preset(path: Path) -> ServicePreset:
     Read with devmesh.yaml's bounded reader, so an alias bomb or a recursive alias in a
     project's preset fails fast too.
     """
-    from devmesh.config_yaml import dotted, line_for, parse_yaml, read_text
+    # Here, not at the top: loading devmesh.config (whose package this is) loads this module.
+    from devmesh.config.diagnostics import dotted, line_for
+    from devmesh.config.yamlfile import parse_yaml, read_text
 
     try:
         display = str(path.resolve().relative_to(Path.cwd().resolve()))

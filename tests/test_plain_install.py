@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from devmesh.cli import COMMANDS, ENTRY_COMMANDS
+from devmesh.cli import COMMANDS
+from devmesh.cli.entry import ENTRY_COMMANDS
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = "127.0.0.1:5001/shop/api@sha256:" + "a" * 64

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from devmesh import __version__
+from devmesh.cli.entry import ENTRY_COMMANDS, entry_command
 from devmesh.errors import DevmeshError
 
 # name → (module, function, one-line help). Modules are imported only when the command runs.
@@ -38,28 +39,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "presets": ("devmesh.cli.presets", "presets", "List service and strategy presets with their variables."),
 }
 
-# --- entry-point commands (TUI) ---------------------------------------------------------------
-# Commands that the `devmesh` console script (tui.entry) runs before this CLI is reached. They
-# are listed by name for --help only: the core never imports the TUI.
-ENTRY_COMMANDS: dict[str, str] = {
-    "tui": "Open the terminal UI (what 'devmesh' alone does in a project).",
-}
-
-
-def _entry_command(name: str) -> click.Command:
-    """Stands in for a command the console script handles, when reached some other way."""
-
-    @click.command(name, help=ENTRY_COMMANDS[name], context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def command(args: tuple[str, ...]) -> None:
-        raise click.UsageError(
-            f"'{name}' is run by the devmesh console script; run 'devmesh {name}' "
-            f"(or 'python -m tui {name}') instead of 'python -m devmesh {name}'"
-        )
-
-    return command
-# --- end of entry-point commands --------------------------------------------------------------
-
 
 class ReaderGone(Exception):
     """The reader of our output closed it (``devmesh render | head -1``).
@@ -82,7 +61,7 @@ class LazyGroup(click.Group):
         if cmd_name in self.commands:
             return self.commands[cmd_name]
         if cmd_name in ENTRY_COMMANDS:
-            return _entry_command(cmd_name)
+            return entry_command(cmd_name)
         if cmd_name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[cmd_name]

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from devmesh.cli import State, pass_state
-from devmesh.cli.output import EventPrinter, table
-from devmesh.errors import UserInputError
-
-if TYPE_CHECKING:
-    from devmesh.config import Project
-
-RUNTIMES = click.Choice(["auto", "docker", "kind"])
-CONTEXT_OPTION = click.option("--context", metavar="NAME",
-                              help="Kind runtime on this existing cluster (a kubeconfig context).")
+from devmesh.cli.output import EventPrinter, print_logs, table
+from devmesh.cli.sync import start_live_sync
+from devmesh.cli.target import CONTEXT_OPTION, ENV_OPTION, RUNTIMES, open_for
 
 
 @click.command()
@@ -46,21 +39,9 @@ def up(state: State, branch: str | None, fork_all: bool, runtime: str | None, de
     click.echo(f"preview: {env.preview_url}")
     if detach:
         return
-    from devmesh.cli.output import print_logs
-
     click.echo("following logs; Ctrl-C stops following (the environment keeps running; "
                "'devmesh down' removes it)", err=True)
-    # --- live sync while following logs (devmesh.sync) ---
-    live = None
-    if not no_sync:
-        from devmesh.app.live import live_sync_after_up
-
-        live = live_sync_after_up(project, outcome, rt, sink=printer)
-        if live is not None:
-            click.echo(f"syncing saved files into {', '.join(e.service for e in live.engines)} "
-                       "(--no-sync turns this off)", err=True)
-            live.start()
-    # --- end of live sync ---
+    live = None if no_sync else start_live_sync(project, outcome, rt, sink=printer)
     try:
         print_logs(rt, env.name, [], follow=True, grep=None, tail=0, known=project.services)
     except KeyboardInterrupt:
@@ -68,24 +49,6 @@ def up(state: State, branch: str | None, fork_all: bool, runtime: str | None, de
     finally:
         if live is not None:
             live.stop()
-
-
-def env_for(project: object, branch: str | None, env: str | None) -> str:
-    """The environment a command is about: ``--env``, else the branch's (default: checked out)."""
-    from devmesh.naming import is_env_name
-    from devmesh.workspace import current_branch
-
-    if env is not None:
-        if branch is not None:
-            raise UserInputError("give --branch or --env, not both")
-        if not is_env_name(env):
-            raise UserInputError(f"--env: {env!r} is not an environment name (see 'devmesh ls')")
-        return env
-    return current_branch(project, branch).env  # type: ignore[arg-type]
-
-
-ENV_OPTION = click.option("--env", "env_name", metavar="ENV",
-                          help="An environment by name (as 'devmesh ls' shows it), e.g. one whose branch is gone.")
 
 
 @click.command()
@@ -104,34 +67,6 @@ def down(state: State, branch: str | None, env_name: str | None, baseline: bool,
         click.echo(f"nothing to remove: environment {env} is not running")
     else:
         click.echo(f"removed {len(removed)} object(s) of environment {env}")
-
-
-def open_for(state: State, runtime: str | None, context: str | None, branch: str | None,
-             env: str | None, *, need_env: bool = True) -> tuple[Any, str, Project | None]:
-    """The runtime, the environment a command is about and the project; when devmesh.yaml does
-    not load, the app's objects found by their labels alone (what ``down``, ``ls`` and ``logs``
-    need), and no project."""
-    from devmesh import by_labels
-    from devmesh.app.environments import open_runtime
-    from devmesh.config import find_config
-
-    try:
-        project = state.project()
-    except UserInputError as exc:
-        path = state.config or find_config()
-        if not path.is_file():
-            raise
-        found = by_labels.salvage(path)
-        rt = by_labels.open_by_labels(found, runtime, context)
-        click.echo(f"note: {str(exc).splitlines()[0]}", err=True)
-        click.echo(f"note: {path.name} could not be loaded: working from the labels of app "
-                   f"{rt.app!r} on the {rt.name} runtime alone", err=True)
-        if env is not None:
-            return rt, env_for(None, branch, env), None
-        name = by_labels.env_by_labels(rt, path.parent, branch) if need_env else ""
-        return rt, name, None
-    name = env_for(project, branch, env) if need_env else ""
-    return open_runtime(project, runtime, context), name, project
 
 
 def _states(state: State, runtime: str | None, context: str | None) -> list:  # type: ignore[type-arg]

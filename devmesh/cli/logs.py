@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from devmesh.cli import State, pass_state
-from devmesh.cli.env import ENV_OPTION, open_for
 from devmesh.cli.output import print_logs
+from devmesh.cli.target import ENV_OPTION, RUNTIMES, open_for
 
 
 @click.command()
@@ -16,7 +16,7 @@ from devmesh.cli.output import print_logs
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines; new containers join.")
 @click.option("--grep", help="Only lines matching this regular expression.")
 @click.option("--tail", type=int, default=None, help="Only the last N lines of each container.")
-@click.option("--runtime", type=click.Choice(["auto", "docker", "kind"]), help="Override devmesh.yaml's runtime.")
+@click.option("--runtime", type=RUNTIMES, help="Override devmesh.yaml's runtime.")
 @pass_state
 def logs(state: State, services: tuple[str, ...], branch: str | None, env_name: str | None,
          follow: bool, grep: str | None, tail: int | None, runtime: str | None) -> None:

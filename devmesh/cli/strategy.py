@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import click
 
 from devmesh.cli import State, pass_state
-from devmesh.cli.env import CONTEXT_OPTION, ENV_OPTION, RUNTIMES, env_for
+from devmesh.cli.target import CONTEXT_OPTION, ENV_OPTION, RUNTIMES, env_for
 from devmesh.cli.output import EventPrinter
 from devmesh.errors import UserInputError
 

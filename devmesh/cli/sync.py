@@ -1,11 +1,25 @@
-"""`devmesh sync`: copy saved files into the branch's running containers until Ctrl-C."""
+"""`devmesh sync`: copy saved files into the branch's running containers until Ctrl-C; and the
+same live sync while `devmesh up` follows the logs.
+
+devmesh.sync loads only when files are synced, not for ``--help`` (it takes longer to import
+than the whole CLI).
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 
 from devmesh.cli import State, pass_state
 from devmesh.cli.output import EventPrinter
+from devmesh.events import Sink
+
+if TYPE_CHECKING:
+    from devmesh.config import Project
+    from devmesh.app.environments import UpOutcome
+    from devmesh.runtime.base import Runtime
+    from devmesh.sync.live import LiveSync
 
 
 @click.command()
@@ -32,3 +46,16 @@ def sync(state: State, branch: str | None, runtime: str | None) -> None:
     finally:
         live.stop()
     raise click.exceptions.Exit(1)  # stopped by itself: the branch changed (reported above)
+
+
+def start_live_sync(project: Project, outcome: UpOutcome, rt: Runtime, *, sink: Sink) -> LiveSync | None:
+    """Start syncing saved files into the services ``devmesh up`` just forked on ``rt``, saying
+    which; None when there is nothing to sync."""
+    from devmesh.app.live import live_sync_after_up
+
+    live = live_sync_after_up(project, outcome, rt, sink=sink)
+    if live is not None:
+        click.echo(f"syncing saved files into {', '.join(e.service for e in live.engines)} "
+                   "(--no-sync turns this off)", err=True)
+        live.start()
+    return live

@@ -11,24 +11,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import Node, ScalarNode
+from ruamel.yaml.reader import ReaderError
 
+from devmesh.config.diagnostics import Loc, describe, dotted, line_for
 from devmesh.errors import ConfigError
 
 MAX_VALUES = 100_000
 MAX_DEPTH = 100
 MAX_DIGITS = 100
 
-Loc = tuple[str | int, ...]
 _INT_TAG = "tag:yaml.org,2002:int"
 
 
@@ -119,26 +120,6 @@ def read_text(path: Path, display: str) -> str:
         ) from None
 
 
-def describe(value: Any) -> str:
-    """How a YAML value reads in an error message (long text shortened)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        shown = json.dumps(value if len(value) <= 200 else value[:200], ensure_ascii=False)
-        # A line break or another control character would split the one-line message.
-        shown = re.sub(r"[\x00-\x1f\x7f\u2028\u2029]", lambda m: f"\\u{ord(m.group()):04x}", shown)
-        return shown if len(value) <= 200 else f"{shown[:-1]}…\" ({len(value)} characters)"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return type(value).__name__
-
-
 def _key_line(node: Any, key: Any) -> int | None:
     """The 1-based line of ``key`` in a ruamel mapping, following ``<<`` merges."""
     pos = node.lc.data.get(key) if isinstance(node.lc.data, dict) else None
@@ -152,30 +133,12 @@ def _key_line(node: Any, key: Any) -> int | None:
     return None
 
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def dotted(loc: Loc) -> str:
-    """``("services", "api", "sync", 0, "src")`` → ``services.api.sync[0].src``; a key that is
-    not a plain word is quoted (``env."A=B"``), so the path stays on one line."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            shown = part if _PLAIN_KEY.fullmatch(part) else describe(part)
-            out += ("." if out else "") + shown
-    return out
-
-
 def _plain(node: Any, loc: Loc, lines: dict[Loc, int], display: str) -> Any:
     """Turn ruamel's round-trip nodes into plain data, noting each key's 1-based line.
 
     Every key in devmesh's files is a name, so a key YAML reads as something else (``true:``,
     ``null:``, ``1:``) is an error at its own line rather than a confusing one later.
     """
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
         for key in node:
@@ -207,14 +170,6 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int], display: str) -> Any:
     if isinstance(node, float):
         return float(node)
     return node
-
-
-def line_for(loc: Loc, lines: Mapping[Loc, int]) -> int | None:
-    """The line of ``loc``, else of its nearest ancestor that has one."""
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
 
 
 # What an unclosed construct is called, by the parser's context.
@@ -286,8 +241,6 @@ def _problem_words(problem: str, context: str, pline: int | None, cline: int | N
 def parse_yaml(text: str, display: str) -> tuple[Any, dict[Loc, int]]:
     """Parse YAML text into plain data and the line of each key; any problem, syntax or
     bounds, is a ConfigError with its line."""
-    from ruamel.yaml.reader import ReaderError
-
     yaml = YAML(typ="rt")
     yaml.Composer = _BoundedComposer
     yaml.Constructor = _MarkedConstructor

@@ -1,15 +1,66 @@
-"""Pydantic's validation errors, translated into devmesh's: the location mapped onto the data
-(and so onto a line), and a message in the words of ``devmesh.yaml``."""
+"""Where a mistake in devmesh's YAML files is and how it reads: locations as dotted paths and
+lines, values as an error message shows them, and pydantic's validation errors translated into
+devmesh's (the location mapped onto the data, and so onto a line; the message in the words of
+``devmesh.yaml``)."""
 
 from __future__ import annotations
 
 import difflib
+import json
+import re
+import typing
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
-from devmesh.config_yaml import Loc, describe
 from devmesh.errors import ConfigError, UserInputError
+
+Loc = tuple[str | int, ...]
+
+
+def describe(value: Any) -> str:
+    """How a YAML value reads in an error message (long text shortened)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        shown = json.dumps(value if len(value) <= 200 else value[:200], ensure_ascii=False)
+        # A line break or another control character would split the one-line message.
+        shown = re.sub(r"[\x00-\x1f\x7f\u2028\u2029]", lambda m: f"\\u{ord(m.group()):04x}", shown)
+        return shown if len(value) <= 200 else f"{shown[:-1]}…\" ({len(value)} characters)"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return type(value).__name__
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def dotted(loc: Loc) -> str:
+    """``("services", "api", "sync", 0, "src")`` → ``services.api.sync[0].src``; a key that is
+    not a plain word is quoted (``env."A=B"``), so the path stays on one line."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            shown = part if _PLAIN_KEY.fullmatch(part) else describe(part)
+            out += ("." if out else "") + shown
+    return out
+
+
+def line_for(loc: Loc, lines: Mapping[Loc, int]) -> int | None:
+    """The line of ``loc``, else of its nearest ancestor that has one."""
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
 
 
 def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
@@ -31,8 +82,6 @@ def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
 
 
 def _field_model(annotation: Any) -> Any:
-    import typing
-
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is dict and len(args) == 2:
