@@ -424,10 +424,15 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 @pytest.fixture
 def machine(tmp_path: Path, tools: FakeTools, docker_host: str,
             monkeypatch: pytest.MonkeyPatch) -> FakeTools:
-    """Every tool present and new enough, a reachable engine, a project with a free port."""
+    """Every tool present and new enough, a reachable engine, a project with a free port.
+
+    Doctor falls back to the default gateway port (8080) when devmesh.yaml gives none (or is
+    broken); here that is a free port too, so nothing listening on this machine changes the
+    outcome."""
     tools.add_all_good()
     monkeypatch.setenv("PATH", str(tools.bin))
     monkeypatch.setenv("DOCKER_HOST", docker_host)
+    monkeypatch.setattr(doctor, "DEFAULT_GATEWAY_PORT", _free_port())
     root = tmp_path / "project"
     _project(root, port=_free_port())
     monkeypatch.chdir(root)
@@ -510,6 +515,9 @@ def test_invalid_config_is_a_problem(machine: FakeTools, capsys: pytest.CaptureF
     assert ('devmesh.yaml: ../broken/devmesh.yaml:8: services.api.port: expected an integer '
             '1–65535, got "http"') in lines
     assert lines[-1] == "not ready: the docker runtime needs devmesh.yaml"
+    # No gateway_port could be read: the default port is checked.
+    (gateway,) = [line for line in lines if line.startswith("gateway port ")]
+    assert gateway.split()[2:4] == ["ok", str(doctor.DEFAULT_GATEWAY_PORT)]
 
 
 def test_busy_gateway_port_exits_1(tmp_path: Path, machine: FakeTools,

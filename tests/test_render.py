@@ -178,3 +178,48 @@ def test_stored_canary_is_part_of_the_rendered_routes(make_project: ProjectFacto
     assert len(weighted) == 1
     assert sorted((d["destination"]["subset"], d["weight"]) for d in weighted[0]["route"]) == [
         ("baseline", 80), (env, 20)]
+
+
+ROLLING_PRESET = """\
+description: Careful rolling update
+variables:
+  max_surge: {default: 1}
+  max_unavailable: {default: 0}
+defaults:
+  kind: rolling
+  max_surge: ${max_surge}
+  max_unavailable: ${max_unavailable}
+"""
+
+
+def test_deployments_update_by_the_shipped_rolling_preset(make_project: ProjectFactory,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    objects = _render(make_project(), capsys)
+    for deployment in _by(objects, "Deployment").values():
+        assert deployment["spec"]["strategy"] == {
+            "type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}
+
+
+def test_deployments_update_by_the_projects_own_rolling_preset(make_project: ProjectFactory,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project(extra={"presets/strategies/rolling.yaml": ROLLING_PRESET})
+    _change_api(root)
+    objects = _render(root, capsys)
+    deployments = _by(objects, "Deployment")
+    assert len(deployments) == 4
+    for deployment in deployments.values():
+        validate(deployment)
+        assert deployment["spec"]["strategy"] == {
+            "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+def test_a_rolling_preset_of_another_kind_is_one_line(make_project: ProjectFactory,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project(extra={"presets/strategies/rolling.yaml":
+                               "defaults:\n  kind: mirror\n  percent: 5\n"})
+    with pytest.raises(SystemExit) as done:
+        main(["-c", str(root / "devmesh.yaml"), "render"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2
+    assert "strategy preset 'rolling' is a mirror preset, not a rolling one" in err
+    assert "Traceback" not in err

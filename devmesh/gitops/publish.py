@@ -1,12 +1,87 @@
-"""Push a local image to the registry and return it pinned by the digest the registry gave."""
+"""Push a local image to a registry and pin it by the digest the registry gave.
+
+The one push for both of its users: promoting a local image into the first tier
+(``publish_image``) and the kind runtime, whose ``DockerPublisher``
+(devmesh.runtime.kind.publish) pushes every image it runs. A push sends only the layers the
+registry lacks (unlike ``kind load``, which copies whole images into every node); the digest is
+what manifests and Deployments name, so what runs is exactly the bytes that were pushed,
+whatever happens to the tag later.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+import docker
+import requests.exceptions
+from docker.errors import APIError, DockerException, ImageNotFound
 
 from devmesh.errors import DevmeshError, MissingDependency, UserInputError
 from devmesh.gitops.images import ImageRef, check_digest
 from devmesh.gitops.layout import image_name
+
+
+class PushFailed(DevmeshError):
+    """The registry did not take an image."""
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """An image in the registry, pinned by digest, and how many of its layers the push sent."""
+
+    ref: ImageRef
+    sent: int
+    present: int  # layers the registry already had
+
+
+def push_image(client: docker.DockerClient, local: str, repository: str, tag: str, *,
+               unreachable_hint: str | None = None) -> Pushed:
+    """Tag ``local`` as ``repository:tag``, push it, and pin it by the digest the registry
+    reported (or, when the push's output named none, the one the engine recorded).
+
+    A failed push is a PushFailed naming the image; ``unreachable_hint`` is its hint when the
+    registry could not be reached at all.
+    """
+    digest = ""
+    sent = present = 0
+    error = ""
+    try:
+        client.api.tag(local, repository, tag)
+        for chunk in client.api.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in chunk or "errorDetail" in chunk:
+                detail = chunk.get("errorDetail") or {}
+                error = str(detail.get("message") or chunk.get("error") or "unknown error")
+                break
+            status = str(chunk.get("status") or "")
+            if status == "Pushed":
+                sent += 1
+            elif status == "Layer already exists":
+                present += 1
+            aux = chunk.get("aux") or {}
+            if isinstance(aux, dict) and aux.get("Digest"):
+                digest = str(aux["Digest"])
+    except APIError as exc:
+        error = str(exc.explanation or exc)
+    except requests.exceptions.RequestException as exc:
+        error = str(exc)
+    if error:
+        unreachable = any(sign in error.lower() for sign in ("connection refused", "no such host"))
+        raise PushFailed(f"pushing {repository}:{tag} failed: {error.strip()}",
+                         hint=unreachable_hint if unreachable else None)
+    if not digest:
+        digest = _digest_from_engine(client, repository, tag)
+    return Pushed(ImageRef(repository, check_digest(digest)), sent, present)
+
+
+def _digest_from_engine(client: docker.DockerClient, repository: str, tag: str) -> str:
+    """The digest the engine recorded for ``repository`` after pushing ``repository:tag``."""
+    info = client.api.inspect_image(f"{repository}:{tag}")
+    for entry in info.get("RepoDigests") or ():
+        name, _, digest = str(entry).partition("@")
+        if name == repository and digest:
+            return digest
+    raise PushFailed(f"pushing {repository}:{tag}: the registry returned no digest")
 
 
 def registry_repository(registry: str, app: str, service: str) -> str:
@@ -19,9 +94,6 @@ def publish_image(local: str, registry: str, app: str, service: str, client: Any
 
     The tag is derived from the image id, so pushing the same image twice is the same push.
     """
-    import docker
-    from docker.errors import APIError, DockerException, ImageNotFound
-
     own = client is None
     try:
         if client is None:
@@ -39,22 +111,8 @@ def publish_image(local: str, registry: str, app: str, service: str, client: Any
             raise UserInputError(
                 f"no local image {local!r}: give NAME@sha256:<digest>, or a tag listed by 'docker images'"
             ) from None
-        repository = registry_repository(registry, app, service)
         tag = "devmesh-" + str(image.id).removeprefix("sha256:")[:12]
-        image.tag(repository, tag)
-        digest = None
-        try:
-            for event in client.api.push(repository, tag=tag, stream=True, decode=True):
-                if "error" in event:
-                    raise DevmeshError(f"pushing {repository}:{tag} failed: {event['error']}".strip())
-                aux = event.get("aux") or {}
-                if aux.get("Digest"):
-                    digest = str(aux["Digest"])
-        except APIError as exc:
-            raise DevmeshError(f"pushing {repository}:{tag} failed: {exc.explanation or exc}") from None
-        if digest is None:
-            raise DevmeshError(f"pushing {repository}:{tag}: the registry {registry} returned no digest")
-        return ImageRef(repository, check_digest(digest))
+        return push_image(client, local, registry_repository(registry, app, service), tag).ref
     finally:
         if own:
             client.close()

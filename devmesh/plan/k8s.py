@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend, Match, Resilience, RoutePlan, Rule
 from devmesh.plan.service_env import service_env
+from devmesh.presets import strategy_preset
 from devmesh.units import duration
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def _host(service: str, namespace: str) -> str:
 
 
 def _deployment(project: Project, plan: RoutePlan, backend: Backend, image: str,
-                rolling: Mapping[str, Any] | None = None) -> Obj:
+                rolling: Mapping[str, Any]) -> Obj:
     svc = project.services[backend.service]
     port = project.port_of(backend.service)
     ns = namespace_for(plan.app)
@@ -81,7 +82,7 @@ def _deployment(project: Project, plan: RoutePlan, backend: Backend, image: str,
         "metadata": _meta(deployment_name(backend), ns, lbls),
         "spec": {
             "replicas": 1,
-            **({"strategy": rolling_update(rolling)} if rolling is not None else {}),
+            "strategy": rolling_update(rolling),
             "selector": {"matchLabels": {APP_LABEL: plan.app, SERVICE_LABEL: backend.service,
                                          ENV_LABEL: backend.env}},
             "template": {
@@ -316,14 +317,27 @@ def rolling_update(settings: Mapping[str, Any]) -> Obj:
                               "maxUnavailable": settings.get("max_unavailable", 0)}}
 
 
-def render_objects(project: Project, plan: RoutePlan, image_for: ImageFor | None = None,
-                   rolling: Mapping[str, Any] | None = None) -> list[Obj]:
+ROLLING_PRESET = "rolling"
+
+
+def rolling_settings(project: Project) -> Mapping[str, Any]:
+    """The settings of the project's ``rolling`` strategy preset (``max_surge``,
+    ``max_unavailable``): devmesh's own, or the project's ``presets/strategies/rolling.yaml``.
+
+    Every Deployment updates by them. A project's ``rolling`` preset of another kind is a
+    UserInputError, a broken one a ConfigError naming the file.
+    """
+    return strategy_preset(ROLLING_PRESET, "rolling", project.root).settings
+
+
+def render_objects(project: Project, plan: RoutePlan, image_for: ImageFor | None = None) -> list[Obj]:
     """Every object for the plan's baseline and environments, in apply order.
 
-    ``rolling``: the settings of a rolling strategy preset (``max_surge``, ``max_unavailable``)
-    for every Deployment's update strategy; without it Kubernetes' defaults apply.
+    Every Deployment's update strategy comes from the project's rolling preset
+    (``rolling_settings``).
     """
     image_for = image_for or default_image(project.cluster.registry, project.app)
+    rolling = rolling_settings(project)
     objects: list[Obj] = [_namespace(plan)]
     objects += [_deployment(project, plan, b, image_for(b), rolling) for b in plan.backends]
     objects += [_service(plan, r.service, r.port) for r in plan.services]

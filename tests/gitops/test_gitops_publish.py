@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,58 @@ def test_promote_builds_the_branch_and_pins_what_the_registry_holds(
     finally:
         for image in docker_client.images.list(filters={"label": "devmesh.dev/app=shop"}):
             docker_client.images.remove(image.id, force=True)
+
+
+def test_the_kind_runtimes_publisher_pushes_the_same_way(registry: str, local_image: str,
+                                                         docker_client: Any) -> None:
+    """The kind runtime's DockerPublisher names built images devmesh.local/<app>/<service>:<tag>
+    and pushes them with the same push as promotion: pinned by what the registry holds."""
+    from devmesh.build import REGISTRY_HOST
+    from devmesh.events import Event
+    from devmesh.runtime.kind.publish import DockerPublisher
+
+    built = f"{REGISTRY_HOST}/shop/api:kindtest{os.getpid()}"
+    docker_client.images.get(local_image).tag(built)
+    events: list[Event] = []
+    publisher = DockerPublisher(docker_client, registry)
+    try:
+        pinned = publisher.publish(built, sink=events.append)
+        name, digest = pinned.split("@")
+        assert name == f"{registry}/shop/api"
+        assert digest == _registry_digest(registry, "shop/api", f"kindtest{os.getpid()}")
+        assert [e.message for e in events] == [f"pushed api: {pinned} (1 layer(s) sent, 0 already there)"]
+        assert DockerPublisher(docker_client, registry).publish(built) == pinned  # same bytes, same pin
+        assert publisher.publish(built, sink=events.append) == pinned and len(events) == 1  # once
+    finally:
+        _untag(docker_client, built, f"{registry}/shop/api:kindtest{os.getpid()}")
+
+
+def _untag(client: Any, *refs: str) -> None:
+    from docker.errors import ImageNotFound
+
+    for ref in refs:
+        try:
+            client.images.remove(ref)
+        except ImageNotFound:
+            pass
+
+
+def test_the_kind_runtimes_publisher_names_an_unreachable_registry(local_image: str,
+                                                                   docker_client: Any) -> None:
+    import socket
+
+    from devmesh.build import REGISTRY_HOST
+    from devmesh.gitops.publish import PushFailed
+    from devmesh.runtime.kind.publish import DockerPublisher
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    built = f"{REGISTRY_HOST}/shop/api:unreachable{os.getpid()}"
+    docker_client.images.get(local_image).tag(built)
+    try:
+        with pytest.raises(PushFailed, match=f"pushing 127.0.0.1:{port}/shop/api:unreachable.* failed") as caught:
+            DockerPublisher(docker_client, f"127.0.0.1:{port}").publish(built)
+        assert caught.value.hint is not None and "devmesh cluster up" in caught.value.hint
+    finally:
+        _untag(docker_client, built, f"127.0.0.1:{port}/shop/api:unreachable{os.getpid()}")

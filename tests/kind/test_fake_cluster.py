@@ -5,6 +5,7 @@ the real API server alike in tests/apiserver/test_conformance.py."""
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,11 +46,12 @@ def test_the_fake_is_a_cluster_client_for_the_type_checker(tmp_path: Path) -> No
         "def real(k: KubeClient) -> ClusterClient:\n"
         "    return k\n"
     )
+    # MYPYPATH: this checkout's devmesh, not whichever one is installed.
     done = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--ignore-missing-imports",
                            "--follow-imports=silent", str(snippet)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-    if "No module named mypy" in done.stderr:
-        pytest.skip("mypy is not installed")
+                          cwd=REPO, env={**os.environ, "MYPYPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=300)
+    # Without mypy (it is in the test extra) this fails too: a check that cannot run is no check.
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -72,6 +72,21 @@ def test_up_applies_what_render_prints_with_images_pinned_by_digest(project: Pro
     assert "api (one) is ready" in events.messages()
 
 
+def test_up_applies_deployments_with_the_projects_rolling_preset(project: Project,
+                                                                  fake: FakeCluster) -> None:
+    folder = project.root / "presets" / "strategies"
+    folder.mkdir(parents=True)
+    (folder / "rolling.yaml").write_text(
+        "variables: {}\ndefaults:\n  kind: rolling\n  max_surge: 2\n  max_unavailable: 50%\n")
+    one = Environment("one", ("api",), "one")
+    runtime(project, fake).up(one, images=images(project, one))
+    for name in names(fake, "Deployment"):
+        deployment = fake.get("apps/v1", "Deployment", name, NS)
+        assert deployment is not None
+        assert deployment["spec"]["strategy"] == {
+            "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 2, "maxUnavailable": "50%"}}
+
+
 def test_a_second_up_changes_nothing(project: Project, fake: FakeCluster) -> None:
     one = Environment("one", ("api",), "one")
     rt = runtime(project, fake)

@@ -1,8 +1,8 @@
-"""Putting built images where the cluster pulls them: push to the registry, pin by digest.
+"""Putting built images where the cluster pulls them: the kind runtime's side of the one push
+(devmesh.gitops.publish), which sends only the layers the registry lacks and pins by digest.
 
-A push sends only the layers the registry lacks (unlike ``kind load``, which copies whole
-images into every node). The digest the registry reports is what Deployments name, so a pod
-runs exactly the bytes that were built, whatever happens to the tag later.
+Here: the ``ImagePublisher`` seam the runtime talks to, and the names of built images
+(``devmesh.local/<app>/<service>:<tag>``) in the cluster's registry.
 """
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from devmesh.build import REGISTRY_HOST
-from devmesh.errors import DevmeshError
 from devmesh.events import Sink, Step, discard
+from devmesh.gitops.publish import push_image
 
 if TYPE_CHECKING:
     import docker
 
-
-class PushFailed(DevmeshError):
-    """The registry did not take an image."""
+UNREACHABLE_HINT = ("is the registry running? 'devmesh cluster status' checks it, "
+                    "'devmesh cluster up' starts it")
 
 
 class ImagePublisher(Protocol):
@@ -39,7 +38,7 @@ def remote_repository(local_ref: str, registry: str) -> tuple[str, str]:
 
 
 class DockerPublisher:
-    """Tags and pushes with the Docker engine that built the image."""
+    """Pushes with the Docker engine that built the image, once per image and process."""
 
     def __init__(self, client: docker.DockerClient, registry: str) -> None:
         self.client = client
@@ -49,50 +48,11 @@ class DockerPublisher:
     def publish(self, local_ref: str, *, sink: Sink = discard) -> str:
         if local_ref in self._done:
             return self._done[local_ref]
-        import docker.errors
-        import requests.exceptions
-
         repository, tag = remote_repository(local_ref, self.registry)
         service = repository.rsplit("/", 1)[-1]
-        digest = ""
-        pushed = existing = 0
-        error = ""
-        try:
-            self.client.api.tag(local_ref, repository, tag)
-            for chunk in self.client.api.push(repository, tag=tag, stream=True, decode=True):
-                if "error" in chunk or "errorDetail" in chunk:
-                    detail = chunk.get("errorDetail") or {}
-                    error = str(detail.get("message") or chunk.get("error") or "unknown error")
-                    break
-                status = str(chunk.get("status") or "")
-                if status == "Pushed":
-                    pushed += 1
-                elif status == "Layer already exists":
-                    existing += 1
-                aux = chunk.get("aux") or {}
-                if isinstance(aux, dict) and aux.get("Digest"):
-                    digest = str(aux["Digest"])
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            error = str(getattr(exc, "explanation", None) or exc)
-        if error:
-            hint = None
-            if "connection refused" in error.lower() or "no such host" in error.lower():
-                hint = "is the registry running? 'devmesh cluster status' checks it, 'devmesh cluster up' starts it"
-            raise PushFailed(f"push of {repository}:{tag} to {self.registry} failed: {error}",
-                             hint=hint)
-        if not digest:
-            digest = self._digest_from_engine(repository, tag)
-        pinned = f"{repository}@{digest}"
-        layers = f"{pushed} layer(s) sent, {existing} already there"
-        sink(Step(f"pushed {service}: {pinned} ({layers})", service=service, changed=pushed > 0))
+        pushed = push_image(self.client, local_ref, repository, tag, unreachable_hint=UNREACHABLE_HINT)
+        pinned = str(pushed.ref)
+        layers = f"{pushed.sent} layer(s) sent, {pushed.present} already there"
+        sink(Step(f"pushed {service}: {pinned} ({layers})", service=service, changed=pushed.sent > 0))
         self._done[local_ref] = pinned
         return pinned
-
-    def _digest_from_engine(self, repository: str, tag: str) -> str:
-        """The digest the engine recorded for ``repository`` after the push."""
-        info = self.client.api.inspect_image(f"{repository}:{tag}")
-        for entry in info.get("RepoDigests") or ():
-            name, _, digest = str(entry).partition("@")
-            if name == repository and digest:
-                return digest
-        raise PushFailed(f"the registry at {self.registry} reported no digest for {repository}")
