@@ -1,5 +1,6 @@
 """The layering is enforced: import-linter's contracts (in pyproject.toml) hold for the source
-tree, and they really fail when a core module imports the TUI or a plan imports an SDK."""
+tree, and they really fail when a core module imports the TUI, a plan imports an SDK, a floor
+imports one above it, or one runtime imports the other."""
 
 from __future__ import annotations
 
@@ -71,3 +72,38 @@ def test_a_plan_importing_docker_is_caught(tree_copy: Path) -> None:
     assert done.returncode != 0
     assert "Plans are pure" in done.stdout and "BROKEN" in done.stdout
     assert "devmesh.plan -> docker" in done.stdout
+
+
+FLOORS = "Floors: nothing lower imports anything higher"
+RUNTIMES = "The docker and kind runtimes are independent"
+
+
+def test_every_floor_and_the_runtimes_independence_hold() -> None:
+    done = lint_imports(REPO, REPO / "pyproject.toml")
+    assert f"{FLOORS} KEPT" in done.stdout, done.stdout
+    assert f"{RUNTIMES} KEPT" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize(("module", "imported", "arrow"), [
+    ("devmesh/runtime/base.py", "devmesh.app.environments", "devmesh.runtime.base -> devmesh.app"),
+    ("devmesh/sync/live.py", "devmesh.runtime.base", "devmesh.sync.live -> devmesh.runtime.base"),
+    ("devmesh/app/environments.py", "devmesh.cli.output", "devmesh.app.environments -> devmesh.cli.output"),
+    ("devmesh/plan/routing.py", "devmesh.routes_state", "devmesh.plan.routing -> devmesh.routes_state"),
+], ids=["runtime-to-app", "sync-to-runtime", "app-to-cli", "plan-to-core"])
+def test_an_import_from_a_lower_floor_to_a_higher_one_is_caught(tree_copy: Path, module: str, imported: str,
+                                                              arrow: str) -> None:
+    path = tree_copy / module
+    path.write_text(path.read_text() + f"\n\ndef _mistake() -> None:\n    import {imported}  # under test\n")
+    done = lint_imports(tree_copy, tree_copy / "pyproject.toml")
+    assert done.returncode != 0
+    assert f"{FLOORS} BROKEN" in done.stdout
+    assert arrow in done.stdout, done.stdout
+
+
+def test_one_runtime_importing_the_other_is_caught(tree_copy: Path) -> None:
+    sync = tree_copy / "devmesh" / "runtime" / "kind" / "sync.py"
+    sync.write_text(sync.read_text() + "\nfrom devmesh.runtime.docker import backend_alias  # under test\n")
+    done = lint_imports(tree_copy, tree_copy / "pyproject.toml")
+    assert done.returncode != 0
+    assert f"{RUNTIMES} BROKEN" in done.stdout
+    assert "devmesh.runtime.kind.sync -> devmesh.runtime.docker" in done.stdout, done.stdout
