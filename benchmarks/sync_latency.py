@@ -146,7 +146,7 @@ def _measure_sync(project: Any, port: int, host: str, edits: int, transport_mode
     from devmesh.app import environments as session
     from devmesh.sync.events import SyncDone, SyncFailed
     from devmesh.app.live import open_live_sync
-    from devmesh.runtime.docker_sync import DockerTransport
+    from devmesh.runtime.docker.sync import DockerTransport
 
     events = _Collector()
     live = open_live_sync(project, runtime="docker", sink=events)
@@ -203,7 +203,7 @@ def _measure_transports(project: Any, env: str, runs: int) -> dict[str, list[flo
     from devmesh.sync.archive import build_archive
     from devmesh.sync.changes import ChangeSet, plan_sync
     from devmesh.sync.rules import ServiceSources
-    from devmesh.runtime.docker_sync import DockerTransport
+    from devmesh.runtime.docker.sync import DockerTransport
 
     rt = session.open_runtime(project, "docker")
     sources = ServiceSources.of(project, "api")

@@ -4,7 +4,7 @@ A transport finds the running copies of a service (``targets``), applies one pla
 (``apply``: deletions first, then one tar stream), and carries out reload actions. Two ways to
 apply exist:
 
-- the docker runtime's (``devmesh.runtime.docker_sync``): the tar goes through the engine's
+- the docker runtime's (``devmesh.runtime.docker.sync``): the tar goes through the engine's
   archive API (``put_archive`` at ``/``), which needs nothing inside the container; deletions
   run the guarded delete script through exec, which needs ``sh`` and ``rm`` there.
 - ``ExecTransport``: one exec with stdin — the delete script, then ``tar -x`` reading the

@@ -14,183 +14,46 @@ without touching a Deployment. Live sync goes through exec into the pods
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from devmesh.build import docker_client
-from devmesh.dirs import state_dir
 from devmesh.errors import DevmeshError, UserInputError
 from devmesh.events import Sink, Step, discard
 from devmesh.naming import BASELINE_ENV
-from devmesh.plan.k8s import (
-    ENV_LABEL,
-    SERVICE_LABEL,
-    deployment_name,
-    namespace_for,
-    render_objects,
-    selector,
-)
+from devmesh.plan.k8s import ENV_LABEL, SERVICE_LABEL, deployment_name, render_objects
 from devmesh.plan.routing import Backend, Environment, RoutePlan
-from devmesh.routes_state import StrategyStore
-from devmesh.runtime.base import Health, ServiceState, UpResult
-from devmesh.runtime.kind.client import ClusterClient, ClusterError, ClusterUnreachable, Obj, open_client
+from devmesh.runtime.base import Health, UpResult
+from devmesh.runtime.kind.app import (
+    APPLIED_ANNOTATION,
+    BRANCH_ANNOTATION,
+    COMMIT_ANNOTATION,
+    LOG_LINES_ON_CRASH,
+    ROUTE_KINDS,
+    KindApp,
+    RolloutFailed,
+    annotation_of,
+    describe_obj,
+    fingerprint_of,
+    image_of,
+    label_of,
+    rollout_timeout,
+)
+from devmesh.runtime.kind.client import ClusterClient, ClusterError, ClusterUnreachable, Obj
 from devmesh.runtime.kind.cluster import ClusterSetup, kind_context
 from devmesh.runtime.kind.progress import UpProgress
 from devmesh.runtime.kind.publish import DockerPublisher, ImagePublisher
 from devmesh.runtime.kind.rollout import Rollout
 from devmesh.runtime.kind.sync import KubeExec, KubeTransport
-from devmesh.runtime.logmerge import LogSource, Reader
-from devmesh.runtime.shared import Describe, LabelledApp, ProjectRuntime
+from devmesh.runtime.shared import ProjectRuntime
 
 if TYPE_CHECKING:
     import docker
 
     from devmesh.config import Project
 
-BRANCH_ANNOTATION = "devmesh.dev/branch"
-COMMIT_ANNOTATION = "devmesh.dev/commit"
-APPLIED_ANNOTATION = "devmesh.dev/applied"
-ROLLOUT_TIMEOUT = 180.0
-LOG_LINES_ON_CRASH = 15
-
-# What a strategy changes: the routes, never the Deployments.
-ROUTE_KINDS = ("VirtualService", "DestinationRule")
-
-# Every kind devmesh creates for an app, in delete order (routes before what they route to).
-KINDS: tuple[tuple[str, str], ...] = (
-    ("networking.istio.io/v1", "VirtualService"),
-    ("networking.istio.io/v1", "Gateway"),
-    ("networking.istio.io/v1", "DestinationRule"),
-    ("apps/v1", "Deployment"),
-    ("v1", "Service"),
-)
-
-
-class RolloutFailed(DevmeshError):
-    """A Deployment did not become ready: the reason Kubernetes gives, and the last log lines."""
-
-
-def rollout_timeout() -> float:
-    value = os.environ.get("DEVMESH_ROLLOUT_TIMEOUT")
-    try:
-        return float(value) if value else ROLLOUT_TIMEOUT
-    except ValueError:
-        raise UserInputError(f"DEVMESH_ROLLOUT_TIMEOUT: expected seconds, got {value!r}") from None
-
-
-def _fingerprint(obj: Obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _label(obj: Obj, key: str) -> str:
-    return str(((obj.get("metadata") or {}).get("labels") or {}).get(key, ""))
-
-
-def _annotation(obj: Obj, key: str) -> str:
-    return str(((obj.get("metadata") or {}).get("annotations") or {}).get(key, ""))
-
-
-def _describe(obj: Obj) -> str:
-    return f"{obj['kind']} {obj['metadata']['name']}"
-
-
-def _image_of(deployment: Obj) -> str:
-    containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
-    return str(containers[0].get("image", "")) if containers else ""
-
-
-class KindApp(LabelledApp[Obj]):
-    """An app's objects in its namespace of a cluster, found by their labels alone.
-
-    This is all that ``down``, ``ls`` and ``logs`` need, so they still work when devmesh.yaml
-    cannot be loaded; ``KindRuntime`` adds what the project's configuration is needed for.
-    """
-
-    name = "kind"
-    routes_name = "the VirtualServices"
-
-    def __init__(self, app: str, *, context: str, cluster: ClusterClient | None = None) -> None:
-        self.app = app
-        self.namespace = namespace_for(self.app)
-        self.context = context
-        self._cluster = cluster
-        # Release strategies applied to the running environments (see devmesh.routes_state),
-        # in the same per-app state directory as the docker runtime's.
-        self.strategies = StrategyStore(state_dir() / self.app)
-
-    @property
-    def cluster(self) -> ClusterClient:
-        if self._cluster is None:
-            self._cluster = open_client(self.context)
-        return self._cluster
-
-    # --- lookups -------------------------------------------------------------------------
-
-    def _deployments(self, env: str | None = None) -> list[Obj]:
-        return self.cluster.list("apps/v1", "Deployment", namespace=self.namespace,
-                                 selector=selector(self.app, env))
-
-    # --- what the shared half needs (devmesh.runtime.shared) -----------------------------
-
-    def _found(self) -> list[tuple[str, str, Obj]]:
-        return [(_label(d, ENV_LABEL), _label(d, SERVICE_LABEL), d) for d in self._deployments()]
-
-    def _branch_of(self, obj: Obj) -> str | None:
-        return _annotation(obj, BRANCH_ANNOTATION) or None
-
-    def _label_describer(self) -> Describe[Obj]:
-        def describe(service: str, env: str, d: Obj) -> tuple[ServiceState, str | None]:
-            rollout = self.cluster.rollout_status(self.namespace, d["metadata"]["name"])
-            state = "running" if rollout.done else "failed" if rollout.failed else "starting"
-            return (ServiceState(service, env, state, _image_of(d), rollout.done,
-                                 "" if rollout.done else rollout.describe()), self._branch_of(d))
-
-        return describe
-
-    log_errors = (ClusterError,)  # the pod went away while streaming
-
-    def _log_found(self) -> list[tuple[str, str, Obj]]:
-        """The app's pods (logs come from pods, not Deployments), but those being deleted."""
-        pods = self.cluster.list("v1", "Pod", namespace=self.namespace, selector=selector(self.app))
-        return sorted(((_label(p, ENV_LABEL), _label(p, SERVICE_LABEL), p) for p in pods
-                       if not (p.get("metadata") or {}).get("deletionTimestamp")),
-                      key=lambda found: str(found[2]["metadata"]["name"]))
-
-    def _log_sources(self, chosen: Sequence[tuple[str, str, Obj]]) -> list[LogSource]:
-        def reader(pod: str, service: str) -> Reader:
-            def read(follow: bool, tail: int | None, since: float | None) -> Iterable[str]:
-                del since  # pods are not resumed: a new pod is a new source
-                return self.cluster.pod_logs(self.namespace, pod, container=service, follow=follow,
-                                             tail=tail, timestamps=True)
-
-            return read
-
-        return [LogSource(p["metadata"]["name"], service, env, reader(p["metadata"]["name"], service))
-                for env, service, p in chosen]
-
-    def _remove_matching(self, sel: str, sink: Sink) -> list[str]:
-        removed = []
-        for api_version, kind in KINDS:
-            for obj in self.cluster.list(api_version, kind, namespace=self.namespace, selector=sel):
-                if self.cluster.delete(api_version, kind, obj["metadata"]["name"], self.namespace):
-                    removed.append(f"{kind} {obj['metadata']['name']}")
-                    sink(Step(f"removed {removed[-1]}"))
-        return removed
-
-    def _remove_env(self, env: str, sink: Sink) -> list[str]:
-        return self._remove_matching(selector(self.app, env), sink)
-
-    def _remove_app(self, sink: Sink) -> list[str]:
-        removed = self._remove_matching(selector(self.app), sink)
-        if self.cluster.get("v1", "Namespace", self.namespace) is not None:
-            self.cluster.delete("v1", "Namespace", self.namespace)
-            removed.append(f"Namespace {self.namespace}")
-            sink(Step(f"removed Namespace {self.namespace}"))
-        return removed
+__all__ = ["KindApp", "KindRuntime", "RolloutFailed"]
 
 
 class KindRuntime(KindApp, ProjectRuntime[Obj]):
@@ -257,7 +120,7 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
         self._wait_namespace_gone(sink)
         plan, wanted = self._up_plan(environment, images)
         pinned = {b: self.publisher.publish(images[b], sink=sink) for b in wanted}
-        live_images = {(_label(d, SERVICE_LABEL), _label(d, ENV_LABEL)): _image_of(d)
+        live_images = {(label_of(d, SERVICE_LABEL), label_of(d, ENV_LABEL)): image_of(d)
                        for d in self._deployments()}
 
         def image_for(b: Backend) -> str:
@@ -265,10 +128,10 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
 
         objects = []
         for obj in render_objects(self.project, plan, image_for):
-            if obj["kind"] == "Deployment" and _label(obj, ENV_LABEL) not in (BASELINE_ENV, environment.name):
+            if obj["kind"] == "Deployment" and label_of(obj, ENV_LABEL) not in (BASELINE_ENV, environment.name):
                 continue  # another environment's versions are that environment's business
             if obj["kind"] == "Deployment":
-                env = _label(obj, ENV_LABEL)
+                env = label_of(obj, ENV_LABEL)
                 notes = {COMMIT_ANNOTATION: baseline_commit} if env == BASELINE_ENV and baseline_commit \
                     else {BRANCH_ANNOTATION: environment.branch} if env != BASELINE_ENV and environment.branch \
                     else {}
@@ -278,7 +141,7 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
         # From the first write on, an API server that goes away leaves part of the objects
         # applied: the error says which, and that the next `up` finishes (it skips what holds
         # its fingerprint already).
-        progress = UpProgress([_describe(o) for o in objects])
+        progress = UpProgress([describe_obj(o) for o in objects])
         try:
             for obj in objects:
                 progress.applied(self._apply(obj, act))
@@ -286,12 +149,12 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
             if not environment.is_baseline:
                 progress.phase = "while looking for Deployments the branch no longer needs"
                 for d in self._deployments(environment.name):
-                    if _label(d, SERVICE_LABEL) not in environment.forks:
+                    if label_of(d, SERVICE_LABEL) not in environment.forks:
                         progress.phase = f"while removing Deployment {d['metadata']['name']}"
                         self.cluster.delete("apps/v1", "Deployment", d["metadata"]["name"], self.namespace)
                         progress.removed.append(f"Deployment {d['metadata']['name']}")
                         act(f"removed Deployment {d['metadata']['name']}: the branch no longer changes "
-                            f"{_label(d, SERVICE_LABEL)}")
+                            f"{label_of(d, SERVICE_LABEL)}")
             progress.phase = "while waiting for the rollout"
             self._wait_rollout(wanted, sink, progress)
             progress.phase = "while reading the environment's state once it was ready"
@@ -303,16 +166,16 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
     def _apply(self, obj: Obj, act: Any) -> str | None:
         """Apply unless the cluster already holds exactly this: ``created``, ``updated``, or
         None when it was left alone."""
-        fingerprint = _fingerprint(obj)
+        fingerprint = fingerprint_of(obj)
         meta = obj["metadata"]
         current = self.cluster.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
-        if current is not None and _annotation(current, APPLIED_ANNOTATION) == fingerprint:
+        if current is not None and annotation_of(current, APPLIED_ANNOTATION) == fingerprint:
             return None
         meta.setdefault("annotations", {})[APPLIED_ANNOTATION] = fingerprint
         self.cluster.apply(obj, force=True)
         verb = "created" if current is None else "updated"
-        act(f"{verb} {_describe(obj)}", service=_label(obj, SERVICE_LABEL) or None,
-            env=_label(obj, ENV_LABEL) or None)
+        act(f"{verb} {describe_obj(obj)}", service=label_of(obj, SERVICE_LABEL) or None,
+            env=label_of(obj, ENV_LABEL) or None)
         return verb
 
     def _wait_namespace_gone(self, sink: Sink) -> None:

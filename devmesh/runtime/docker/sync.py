@@ -21,7 +21,7 @@ from devmesh.sync.changes import Deletion
 from devmesh.sync.transport import ExecResult, ExecTransport, Target, TargetGone, TransportError
 
 if TYPE_CHECKING:
-    from devmesh.runtime.docker import DockerApp
+    from devmesh.runtime.docker.app import DockerApp
 
 
 ENGINE_ERRORS: tuple[type[BaseException], ...] = (
