@@ -43,7 +43,7 @@ def image_labels(project: Project, service: str) -> dict[str, str]:
 
 def _image_exists(client: docker.DockerClient, ref: str) -> bool:
     try:
-        client.api.inspect_image(ref)
+        client.images.get(ref)
     except docker.errors.ImageNotFound:
         return False
     return True

@@ -76,7 +76,7 @@ def push_image(client: docker.DockerClient, local: str, repository: str, tag: st
 
 def _digest_from_engine(client: docker.DockerClient, repository: str, tag: str) -> str:
     """The digest the engine recorded for ``repository`` after pushing ``repository:tag``."""
-    info = client.api.inspect_image(f"{repository}:{tag}")
+    info = client.images.get(f"{repository}:{tag}").attrs
     for entry in info.get("RepoDigests") or ():
         name, _, digest = str(entry).partition("@")
         if name == repository and digest:
