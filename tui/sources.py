@@ -2,9 +2,12 @@
 
 The app never calls docker, git or the manifest repo itself: it calls a ``Sources`` object.
 The default one calls the core (``devmesh.session``, ``devmesh.environments``,
-``devmesh.gitops``); tests give it fakes (a runtime with ``environments``/``logs``/``down``, a
-recorded selection, an ``up`` that replays events). Every method may block: the app only
-calls them from thread workers.
+``devmesh.gitops``); tests give it fakes (a runtime with ``environments``, ``route_plan``,
+``logs`` and ``down``, a recorded selection, an ``up`` that replays events). Every method may
+block: the app only calls them from thread workers.
+
+The routing plan is the runtime's own (``route_plan()``: its live environments and the stored
+release strategies), so the Routing tab shows what the gateway and the services were given.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class RuntimeView(Protocol):
     name: str
 
     def environments(self) -> list[EnvironmentState]: ...
+
+    def route_plan(self) -> RoutePlan: ...  # live environments and their stored strategies
 
     def logs(self, env: str, services: Sequence[str], *, follow: bool, tail: int | None = None,
              stop: threading.Event | None = None) -> Iterator[LogLine]: ...
@@ -91,7 +96,6 @@ class Sources:
         selection: Selection | Callable[[], Selection] | None = None,
         up: Callable[[Sink], UpOutcome] | None = None,
         health: Callable[[RuntimeView], Health] | None = None,
-        route_plan: Callable[[Sequence[EnvironmentState]], RoutePlan] | None = None,
         manifests: ManifestSettings | Callable[[], ManifestSettings] | None = None,
         publish: Callable[[str, str], ImageRef] | None = None,
         sync: SyncSwitch | None = _LIVE_SYNC,
@@ -105,7 +109,6 @@ class Sources:
         self._selection = selection
         self._up = up
         self._health = health
-        self._route_plan = route_plan
         self._manifests = manifests
         self._publish = publish
         # None makes the `s` key say live sync is unavailable (a runtime without it).
@@ -167,18 +170,9 @@ class Sources:
 
         return up(self.project, self.branch, sink=sink)
 
-    def route_plan(self, states: Sequence[EnvironmentState]) -> RoutePlan:
-        """The routing plan of the running environments (pure)."""
-        if self._route_plan is not None:
-            return self._route_plan(states)
-        from devmesh.plan.routing import Environment, plan_for_project
-
-        envs = [
-            Environment(s.name, tuple(v.service for v in s.services if v.env == s.name), s.branch)
-            for s in states
-            if not s.is_baseline
-        ]
-        return plan_for_project(self.project, envs)
+    def route_plan(self) -> RoutePlan:
+        """The routing plan as the runtime applies it: environments and release strategies."""
+        return self.runtime().route_plan()
 
     # --- the manifest repo ----------------------------------------------------------------
 

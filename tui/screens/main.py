@@ -197,7 +197,7 @@ class MainScreen(Screen[None]):
             runtime = self.sources.runtime()
             states = runtime.environments()
             health = self.sources.health()
-            plan = self.sources.route_plan(states)
+            plan = self.sources.route_plan()
         except Exception as exc:
             self.sources.forget_runtime()
             self.post_message(self.WorkFailed("state", *_problem(exc, self.debug)))
