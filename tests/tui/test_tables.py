@@ -1,5 +1,5 @@
-"""The polled tables are updated in place by row key: a refresh changes the cells that changed,
-removes rows that went, and leaves the cursor on its row."""
+"""The polled tables (and the environments list) are updated in place by key: a refresh
+changes the cells that changed, removes rows that went, and leaves the cursor on its row."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from textual.widgets import Static
 from devmesh.plan.strategy import Canary
 from tests.tui.conftest import SIZE, AppFactory, settle
 from tests.tui.fakes import ENV, FakeRuntime, baseline_state, branch_state, not_ready, without
+from tui.widgets.environment_list import EnvironmentList
 from tui.widgets.keyed_table import KeyedTable
 from tui.widgets.route_table import RouteTable
 from tui.widgets.service_table import ServiceTable
@@ -45,12 +46,17 @@ async def test_the_services_table_keeps_its_rows_and_cursor_across_a_refresh(
         await pilot.press("down")  # the services table has the focus: api → web
         assert table.service == "web" and table.cursor_row == 1
         web = table.get_row("web")
+        envs = app.main.query_one(EnvironmentList)
+        options = list(envs.options)
 
         runtime.states = [baseline_state(), not_ready(branch_state(), "api")]
         await refreshed(pilot, lambda: plain(table.get_row("api"))[3:5] == ["restarting", "no"])
         assert table.service == "web" and table.cursor_row == 1
         assert all(now is before for now, before in zip(table.get_row("web"), web))  # not rebuilt
         assert keys(table) == ["api", "web", "worker"]
+        # the environments list changed the branch's line only, in place
+        assert len(envs.options) == len(options) and all(a is b for a, b in zip(envs.options, options))
+        assert "2/3 ready" in str(envs.get_option(ENV).prompt) and envs.highlighted == 0
 
 
 async def test_the_route_table_keeps_the_cursor_on_its_rule_and_drops_rules_that_went(
