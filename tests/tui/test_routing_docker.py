@@ -69,10 +69,6 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
             _remove_images(app)
 
 
-def _text(widget: Static) -> str:
-    return str(widget.render())
-
-
 async def test_the_routing_tab_shows_a_canary_applied_through_the_runtime(running: Running) -> None:
     rt = DockerRuntime(running.project)
     rt.strategies.put(Canary("api", running.env, 20))  # what `devmesh canary api -w 20` stores
@@ -94,6 +90,6 @@ async def test_the_routing_tab_shows_a_canary_applied_through_the_runtime(runnin
 
         app.main.query_one(ExplainBox).ask("api", f"host: {running.project.app}.localhost")
         await pilot.pause()
-        verdict = _text(app.main.query_one("#explain-result", Static))
+        verdict = str(app.main.query_one("#explain-result", Static).render())
         assert "(api-canary)" in verdict, verdict
         assert "80%" in verdict and "20%" in verdict and f"{running.env}'s version" in verdict, verdict
