@@ -2,21 +2,25 @@
 
 The app never calls docker, git or the manifest repo itself: it calls a ``Sources`` object.
 The default one calls the core (``devmesh.app``, ``devmesh.environments``,
-``devmesh.gitops``); tests give it fakes (a runtime with ``environments``/``logs``/``down``, a
-recorded selection, an ``up`` that replays events). Every method may block: the app only
-calls them from thread workers.
+``devmesh.gitops``); tests give it fakes (a runtime with ``environments``, ``route_plan``,
+``logs`` and ``down``, a recorded selection, an ``up`` that replays events). Every method may
+block: the app only calls them from thread workers.
+
+The routing plan is the runtime's own (``route_plan()``: its live environments and the stored
+release strategies), so the Routing tab shows what the gateway and the services were given.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from devmesh.events import Sink, discard
+from devmesh.events import Sink
 from devmesh.runtime.base import Health as Health  # the TUI's screens take it from here
+from devmesh.runtime.base import Runtime
 
 if TYPE_CHECKING:
     from devmesh.config import Project
@@ -25,23 +29,7 @@ if TYPE_CHECKING:
     from devmesh.gitops.images import ImageRef
     from devmesh.gitops.settings import ManifestSettings
     from devmesh.plan.routing import RoutePlan
-    from devmesh.runtime.base import EnvironmentState, LogLine
     from devmesh.app.environments import UpOutcome
-
-
-class RuntimeView(Protocol):
-    """What the TUI uses of a runtime (the docker runtime has all of it; fakes too)."""
-
-    name: str
-
-    def environments(self) -> list[EnvironmentState]: ...
-
-    def logs(self, env: str, services: Sequence[str], *, follow: bool, tail: int | None = None,
-             stop: threading.Event | None = None) -> Iterator[LogLine]: ...
-
-    def down(self, env: str, *, baseline: bool = False, sink: Sink = discard) -> list[str]: ...
-
-    def health(self) -> Health: ...
 
 
 SyncSwitch = Callable[[bool, Sink], None]
@@ -80,12 +68,11 @@ class Sources:
         project: Project,
         *,
         branch: str | None = None,
-        runtime: RuntimeView | None = None,
-        open_runtime: Callable[[], RuntimeView] | None = None,
+        runtime: Runtime | None = None,
+        open_runtime: Callable[[], Runtime] | None = None,
         selection: Selection | Callable[[], Selection] | None = None,
         up: Callable[[Sink], UpOutcome] | None = None,
-        health: Callable[[RuntimeView], Health] | None = None,
-        route_plan: Callable[[Sequence[EnvironmentState]], RoutePlan] | None = None,
+        health: Callable[[Runtime], Health] | None = None,
         manifests: ManifestSettings | Callable[[], ManifestSettings] | None = None,
         publish: Callable[[str, str], ImageRef] | None = None,
         sync: SyncSwitch | None = _LIVE_SYNC,
@@ -94,12 +81,11 @@ class Sources:
         self.project = project
         self.branch = branch
         self._open_runtime = open_runtime
-        self._runtime_opened: RuntimeView | None = runtime
+        self._runtime_opened: Runtime | None = runtime
         self._runtime_fixed = runtime is not None
         self._selection = selection
         self._up = up
         self._health = health
-        self._route_plan = route_plan
         self._manifests = manifests
         self._publish = publish
         # None makes the `s` key say live sync is unavailable (a runtime without it).
@@ -121,7 +107,7 @@ class Sources:
 
     # --- the runtime ------------------------------------------------------------------------
 
-    def runtime(self) -> RuntimeView:
+    def runtime(self) -> Runtime:
         """The runtime, opened once (connecting to the engine may block or fail)."""
         with self._lock:
             if self._runtime_opened is None:
@@ -154,18 +140,9 @@ class Sources:
 
         return up(self.project, self.branch, sink=sink)
 
-    def route_plan(self, states: Sequence[EnvironmentState]) -> RoutePlan:
-        """The routing plan of the running environments (pure)."""
-        if self._route_plan is not None:
-            return self._route_plan(states)
-        from devmesh.plan.routing import Environment, plan_for_project
-
-        envs = [
-            Environment(s.name, tuple(v.service for v in s.services if v.env == s.name), s.branch)
-            for s in states
-            if not s.is_baseline
-        ]
-        return plan_for_project(self.project, envs)
+    def route_plan(self) -> RoutePlan:
+        """The routing plan as the runtime applies it: environments and release strategies."""
+        return self.runtime().route_plan()
 
     # --- the manifest repo ----------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from devmesh.gitops.images import ImageRef
 from devmesh.gitops.promote import PromotionRequest, promote
 from devmesh.gitops.scaffold import scaffold, specs_from_project
 from devmesh.gitops.settings import ManifestSettings, manifest_settings
+from devmesh.routes_state import StrategyStore
 from tests.gitops.gitops_helpers import write_project
 from tests.tui.fakes import NOW, FakeRuntime, FakeUp, selection
 from tui.app import DevmeshApp
@@ -91,8 +92,8 @@ def project(tmp_path: Path, remote: Path) -> Project:
 
 
 @pytest.fixture
-def runtime() -> FakeRuntime:
-    return FakeRuntime()
+def runtime(project: Project, tmp_path: Path) -> FakeRuntime:
+    return FakeRuntime(project, StrategyStore(tmp_path / "state" / project.app))
 
 
 AppFactory = Callable[..., DevmeshApp]

@@ -9,11 +9,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
+from devmesh.config import Project
 from devmesh.environments import Selection
 from devmesh.errors import DevmeshError
 from devmesh.events import BuildDone, BuildProgress, Event, Sink, Step, discard
 from devmesh.naming import env_name
-from devmesh.plan.routing import Environment
+from devmesh.plan.routing import Environment, RoutePlan
+from devmesh.routes_state import StrategyStore, plan_with_strategies
 from devmesh.runtime.base import EnvironmentState, LogLine, ServiceState, UpResult
 from devmesh.app.environments import UpOutcome
 from devmesh.workspace import Branch
@@ -71,8 +73,11 @@ def log_lines(count: int = 12, env: str = ENV) -> list[LogLine]:
 
 @dataclass
 class FakeRuntime:
-    """A runtime that serves recorded state; ``down`` and ``logs`` behave like the real one."""
+    """A runtime that serves recorded state; ``down``, ``logs`` and ``route_plan`` (the recorded
+    environments with the strategies in its store) behave like the real one."""
 
+    project: Project
+    strategies: StrategyStore
     states: list[EnvironmentState] = field(default_factory=lambda: [baseline_state(), branch_state()])
     lines: list[LogLine] = field(default_factory=log_lines)
     error: DevmeshError | None = None
@@ -86,6 +91,13 @@ class FakeRuntime:
         if self.error is not None:
             raise self.error
         return list(self.states)
+
+    def route_plan(self) -> RoutePlan:
+        if self.error is not None:
+            raise self.error
+        envs = [Environment(s.name, tuple(v.service for v in s.services if v.env == s.name), s.branch)
+                for s in self.states if not s.is_baseline]
+        return plan_with_strategies(self.project, envs, self.strategies)
 
     def logs(self, env: str, services: Sequence[str], *, follow: bool, tail: int | None = None,
              stop: threading.Event | None = None) -> Iterator[LogLine]:

@@ -7,21 +7,18 @@ and look at the SVGs under ``__snapshots__`` before committing them.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devmesh.config import Project
 from devmesh.errors import MissingDependency
-from devmesh.plan.routing import Backend, Match, Rule, RoutePlan, Weighted
-from devmesh.runtime.base import EnvironmentState
 from devmesh.gitops.settings import ManifestSettings
+from devmesh.plan.strategy import Canary
 from tests.tui.conftest import SIZE, AppFactory, settle
 from tests.tui.fakes import ENV, FakeRuntime
 from tui.widgets.explain_box import ExplainBox
@@ -39,29 +36,6 @@ def remote() -> Iterator[Path]:
     shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def canary_plan(project: Project) -> Any:
-    """The project's plan with api's catch-all turned into an 80/20 canary (made by hand)."""
-
-    def plan(states: Sequence[EnvironmentState]) -> RoutePlan:
-        from tui.sources import Sources
-
-        base = Sources(project).route_plan(states)
-        services = []
-        for routes in base.services:
-            if routes.service == "api":
-                canary = Rule(
-                    name="api-canary",
-                    match=Match(),
-                    to=(Weighted(Backend("api", "baseline"), 80), Weighted(Backend("api", ENV), 20)),
-                    why=f"canary: 20% of requests without a header try {ENV}'s api",
-                )
-                routes = dataclasses.replace(routes, rules=(*routes.rules[:-1], canary))
-            services.append(routes)
-        return dataclasses.replace(base, services=tuple(services))
-
-    return plan
-
-
 def test_main_screen_with_a_running_environment(snap_compare: Any, make_app: AppFactory) -> None:
     async def run_before(pilot: Any) -> None:
         await settle(pilot, lines=12)
@@ -69,14 +43,15 @@ def test_main_screen_with_a_running_environment(snap_compare: Any, make_app: App
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
 
-def test_routing_tab_with_a_canary(snap_compare: Any, make_app: AppFactory, project: Project) -> None:
+def test_routing_tab_with_a_canary(snap_compare: Any, make_app: AppFactory, runtime: FakeRuntime) -> None:
+    runtime.strategies.put(Canary("api", ENV, 20))  # as `devmesh canary api --weight 20` stores it
+
     async def run_before(pilot: Any) -> None:
         await settle(pilot, lines=12)
         pilot.app.main.query_one(ExplainBox).ask("api", "host: shop.localhost")
         await pilot.pause()
 
-    app = make_app(route_plan=canary_plan(project))
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
 
 def test_tiers_tab_with_a_blocked_promotion(snap_compare: Any, make_app: AppFactory,

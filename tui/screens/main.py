@@ -16,6 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
@@ -68,6 +69,9 @@ def _runtime_name(sources: Sources) -> str:
 
 class MainScreen(Screen[None]):
     BINDINGS = bindings()
+
+    # The environment the header line, the services table and the Logs tab show.
+    selected_env: var[str | None] = var(None)
 
     # --- messages from the workers ---------------------------------------------------------
 
@@ -137,7 +141,6 @@ class MainScreen(Screen[None]):
         self.plan: RoutePlan | None = None
         self.health: Health | None = None
         self.runtime_name = _runtime_name(sources)
-        self.selected_env: str | None = None
         self._env_chosen = False  # True once the user moved to another environment
         self.sync_on = False
         self.busy: str | None = None  # "up" or "down" while one runs
@@ -197,7 +200,7 @@ class MainScreen(Screen[None]):
             runtime = self.sources.runtime()
             states = runtime.environments()
             health = self.sources.health()
-            plan = self.sources.route_plan(states)
+            plan = self.sources.route_plan()
         except Exception as exc:
             self.sources.forget_runtime()
             self.post_message(self.WorkFailed("state", *_problem(exc, self.debug)))
@@ -336,7 +339,7 @@ class MainScreen(Screen[None]):
             self.busy = None
             activity.finish_all()
         if message.what == "logs":
-            self.query_one(LogsPane).set_note("stream stopped")
+            self.query_one(LogsPane).stream_note = "stream stopped"
         activity.error(f"{message.what}: {message.message}", message.hint)
         self.notify(message.message, title=f"{message.what} failed", severity="error")
 
@@ -354,6 +357,8 @@ class MainScreen(Screen[None]):
     def _environment_selected(self, message: EnvironmentList.Selected) -> None:
         self._env_chosen = True
         self.selected_env = message.env
+
+    def watch_selected_env(self) -> None:
         self._show_header()
         self._show_services()
         self._follow_logs()

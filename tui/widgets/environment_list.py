@@ -11,6 +11,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from devmesh.runtime.base import EnvironmentState
+from tui.widgets.keyed_table import same_cell
 
 
 def summary(state: EnvironmentState | None) -> tuple[str, str]:
@@ -45,7 +46,9 @@ class EnvironmentList(OptionList):
 
     def show(self, states: Sequence[EnvironmentState], *, branch_env: str | None, selected: str | None,
              error: str | None = None) -> None:
-        """Rebuild the list with ``selected`` highlighted (it stays selected: no message)."""
+        """Show ``states`` with ``selected`` highlighted (it stays selected: no message). When
+        the same environments are listed, only the lines that changed are replaced, so a poll
+        moves neither the highlight nor the scroll; otherwise the list is built again."""
         keep = selected or branch_env
         self.states = {s.name: s for s in states}
         names: list[str] = []
@@ -71,8 +74,14 @@ class EnvironmentList(OptionList):
             line.append("\n  ")
             line.append(f"● {text}", style=style)
             options.append(Option(line, id=name))
-        self.clear_options()
-        self.add_options(options)
+        if [option.id for option in self.options] == names:
+            for option in options:
+                assert option.id is not None
+                if not same_cell(self.get_option(option.id).prompt, option.prompt):
+                    self.replace_option_prompt(option.id, option.prompt)
+        else:
+            self.clear_options()
+            self.add_options(options)
         index = names.index(keep) if keep in names else 0
         self.current_env = names[index]
         self.highlighted = index

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.reactive import var
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label, SelectionList
 from textual.widgets.selection_list import Selection
@@ -30,13 +31,14 @@ class LogsPane(Vertical):
 
     BINDINGS = [Binding("escape", "leave_filter", "Leave the filter", show=False)]
 
+    stream_note: var[str] = var("")  # what the stream is (its environment) or why it stopped
+
     def __init__(self, limit: int = DEFAULT_LIMIT, *, cursor_blink: bool = True,
                  id: str | None = None) -> None:
         super().__init__(id=id)
         self._limit = limit
         self._cursor_blink = cursor_blink
         self._services: list[str] = []
-        self.stream_note = ""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="log-bar"):
@@ -80,10 +82,9 @@ class LogsPane(Vertical):
         """A new stream (another environment): forget the old lines."""
         self.view.clear()
         self.stream_note = note
-        self._update_status()
+        self._update_status()  # the line count changed, whether or not the note did
 
-    def set_note(self, note: str) -> None:
-        self.stream_note = note
+    def watch_stream_note(self) -> None:
         self._update_status()
 
     def toggle_follow(self) -> bool:

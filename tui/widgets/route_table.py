@@ -12,6 +12,7 @@ from textual.widgets import DataTable
 
 from devmesh.plan.routing import Rule, RoutePlan, Weighted
 from tui.palette import service_colour
+from tui.widgets.keyed_table import KeyedRow, KeyedTable
 
 GATEWAY = "gateway"
 _KNOWN_RULE_FIELDS = {"name", "match", "to", "why", "set_headers"}
@@ -73,8 +74,11 @@ def rule_notes(rule: Rule) -> Text:
     return Text("; ".join(notes), style="dim")
 
 
-class RouteTable(DataTable[Text | str]):
-    """Rules grouped by where they apply: the gateway first, then each service."""
+class RouteTable(KeyedTable):
+    """Rules grouped by where they apply: the gateway first, then each service.
+
+    A row's key is where the rule applies and its name (``api/api-canary``), so a refresh
+    that adds or drops a rule leaves the cursor on the rule it was on."""
 
     class RuleHighlighted(Message):
         def __init__(self, where: str, index: int, rule: Rule) -> None:
@@ -86,6 +90,7 @@ class RouteTable(DataTable[Text | str]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")
         self.rules: dict[str, tuple[str, int, Rule]] = {}
+        self._announced: tuple[str, int, Rule] | None = None
 
     def on_mount(self) -> None:
         for label, key, width in (("WHERE", "where", 8), ("#", "n", 1), ("MATCH", "match", 56),
@@ -93,24 +98,32 @@ class RouteTable(DataTable[Text | str]):
             self.add_column(label, key=key, width=width)
 
     def show(self, plan: RoutePlan) -> None:
-        keep = self.cursor_row
-        self.clear()
-        self.rules = {}
+        rules: dict[str, tuple[str, int, Rule]] = {}
+        rows: list[KeyedRow] = []
         groups: list[tuple[str, tuple[Rule, ...]]] = [(GATEWAY, plan.gateway)]
         groups += [(routes.service, routes.rules) for routes in plan.services]
-        for where, rules in groups:
-            for i, rule in enumerate(rules, start=1):
-                key = f"{where}#{i}"
-                self.rules[key] = (where, i, rule)
+        for where, group in groups:
+            for i, rule in enumerate(group, start=1):
+                key = f"{where}/{rule.name}"
+                if key in rules:  # names are unique in a group; should one repeat, its place tells
+                    key = f"{key}#{i}"
+                rules[key] = (where, i, rule)
                 label = Text(where if i == 1 else "", style=f"bold {service_colour(where)}" if where != GATEWAY else "bold")
                 match = Text(rule.match.describe(), style="dim" if rule.match.describe() == "any request" else "")
-                self.add_row(label, str(i), match, destinations(rule.to), rule_notes(rule), key=key)
-        if 0 <= keep < self.row_count:
-            self.move_cursor(row=keep, animate=False)
+                rows.append((key, [label, str(i), match, destinations(rule.to), rule_notes(rule)]))
+        self.rules = rules
+        self.set_rows(rows)
+        at = self.cursor_key
+        self._announce(self.rules.get(at) if at is not None else None)
+
+    def _announce(self, found: tuple[str, int, Rule] | None) -> None:
+        """Tell the screen which rule is highlighted, once per change (a refresh that changes
+        nothing moves no cursor and says nothing)."""
+        if found is not None and found != self._announced:
+            self._announced = found
+            self.post_message(self.RuleHighlighted(*found))
 
     @on(DataTable.RowHighlighted)
     def _moved(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
-        found = self.rules.get(str(event.row_key.value))
-        if found is not None:
-            self.post_message(self.RuleHighlighted(*found))
+        self._announce(self.rules.get(str(event.row_key.value)))

@@ -11,6 +11,7 @@ from textual.widgets import DataTable
 
 from devmesh.runtime.base import EnvironmentState
 from tui.palette import service_colour
+from tui.widgets.keyed_table import KeyedRow, KeyedTable
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,9 @@ def short_image(image: str) -> str:
     return f"{repo}:{tag[:12]}" if colon else tail
 
 
-class ServiceTable(DataTable[Text | str]):
-    """One row per service; the highlighted row is the service `p` and `b` act on."""
+class ServiceTable(KeyedTable):
+    """One row per service (its name is the row's key); the highlighted row is the service
+    `p` and `b` act on."""
 
     class Highlighted(Message):
         def __init__(self, service: str) -> None:
@@ -54,17 +56,13 @@ class ServiceTable(DataTable[Text | str]):
     @property
     def service(self) -> str | None:
         """The highlighted service."""
-        if self.row_count == 0:
-            return None
-        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        return str(key.value) if key.value is not None else None
+        return self.cursor_key
 
     def show(self, env: str, state: EnvironmentState | None, services: list[str], *, known: bool = True) -> None:
         """The services of ``env``; ``known`` False when the runtime did not answer."""
-        keep = self.service
         self.state = state
-        self.clear()
         by_name = {s.service: s for s in state.services} if state else {}
+        rows: list[KeyedRow] = []
         for name in services:
             s = by_name.get(name)
             if s is None:
@@ -80,9 +78,8 @@ class ServiceTable(DataTable[Text | str]):
                 sync_text = f"{sync.files} file{'s' if sync.files != 1 else ''}, {sync.ms:.0f} ms" if sync else "-"
                 cells = [Text(name, style=f"bold {service_colour(name)}"), version, short_image(s.image),
                          Text(s.state, style=state_style), ready, sync_text]
-            self.add_row(*cells, key=name)
-        if keep in services:
-            self.move_cursor(row=services.index(keep), animate=False)
+            rows.append((name, cells))
+        self.set_rows(rows)
 
     def note_sync(self, env: str, service: str, note: SyncNote) -> None:
         self.syncs[(env, service)] = note
