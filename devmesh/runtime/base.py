@@ -7,9 +7,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from devmesh.errors import UserInputError
-from devmesh.events import Sink, Warning
+from devmesh.events import Sink, Warning, discard
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Environment, RoutePlan
+from devmesh.routes_state import StrategyStore
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class Runtime(Protocol):
     """A place to run environments: docker (containers + Envoy) or kind (Kubernetes + Istio)."""
 
     name: str
+    strategies: StrategyStore
 
     def up(self, environment: Environment, *, sink: Sink) -> UpResult: ...
 
@@ -134,3 +136,9 @@ class Runtime(Protocol):
 
     def logs(self, env: str, services: Sequence[str], *, follow: bool,
              tail: int | None = None) -> Iterator[LogLine]: ...
+
+    def live_environments(self) -> list[Environment]: ...
+
+    def route_plan(self) -> RoutePlan: ...
+
+    def apply_routes(self, sink: Sink = discard) -> RoutePlan: ...
