@@ -1,5 +1,6 @@
 """The layering is enforced: import-linter's contracts (in pyproject.toml) hold for the source
-tree, and they really fail when a core module imports the TUI or a plan imports an SDK."""
+tree, and they really fail when a core module imports the TUI, a plan imports an SDK or a use
+case imports a front end."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def test_contracts_hold_for_the_source_tree() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout
     assert "The core library never imports the TUI KEPT" in done.stdout
+    assert "The use cases never import a front end (the CLI or the TUI) KEPT" in done.stdout
 
 
 @pytest.fixture
@@ -71,3 +73,22 @@ def test_a_plan_importing_docker_is_caught(tree_copy: Path) -> None:
     assert done.returncode != 0
     assert "Plans are pure" in done.stdout and "BROKEN" in done.stdout
     assert "devmesh.plan -> docker" in done.stdout
+
+
+def test_the_use_cases_importing_the_cli_are_caught(tree_copy: Path) -> None:
+    releases = tree_copy / "devmesh" / "app" / "releases.py"
+    releases.write_text(releases.read_text() + "\nfrom devmesh.cli.output import table  # the mistake under test\n")
+    done = lint_imports(tree_copy, tree_copy / "pyproject.toml")
+    assert done.returncode != 0
+    assert "The use cases never import a front end (the CLI or the TUI) BROKEN" in done.stdout
+    assert "devmesh.app.releases -> devmesh.cli.output" in done.stdout
+
+
+def test_the_use_cases_importing_the_tui_are_caught(tree_copy: Path) -> None:
+    """Through a module of its own, so it is this contract that breaks (not only the core's)."""
+    strategies = tree_copy / "devmesh" / "app" / "strategies.py"
+    strategies.write_text(strategies.read_text() + "\n\ndef _keys() -> object:\n    from tui import keys\n\n    return keys\n")
+    done = lint_imports(tree_copy, tree_copy / "pyproject.toml")
+    assert done.returncode != 0
+    assert "The use cases never import a front end (the CLI or the TUI) BROKEN" in done.stdout
+    assert "devmesh.app.strategies -> tui" in done.stdout

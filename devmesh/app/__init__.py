@@ -2,5 +2,6 @@
 
 The CLI and the TUI call these use cases and only turn their answers into text or widgets; the
 rules (the tier rule, which tier moves next, what a strategy's next step is) live here or in
-the layers below (``devmesh.gitops``, ``devmesh.plan``), never in a front end.
+the layers below (``devmesh.gitops``, ``devmesh.plan``), never in a front end. Nothing here
+imports ``devmesh.cli`` or ``tui`` (an import-linter contract in pyproject.toml says so).
 """
