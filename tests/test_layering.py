@@ -75,20 +75,15 @@ def test_a_plan_importing_docker_is_caught(tree_copy: Path) -> None:
     assert "devmesh.plan -> docker" in done.stdout
 
 
-def test_the_use_cases_importing_the_cli_are_caught(tree_copy: Path) -> None:
-    releases = tree_copy / "devmesh" / "app" / "releases.py"
-    releases.write_text(releases.read_text() + "\nfrom devmesh.cli.output import table  # the mistake under test\n")
+
+@pytest.mark.parametrize(("module", "mistake", "edge"), [
+    ("releases", "from devmesh.cli.output import table", "devmesh.app.releases -> devmesh.cli.output"),
+    ("strategies", "from tui import keys", "devmesh.app.strategies -> tui"),
+])
+def test_a_use_case_importing_a_front_end_is_caught(tree_copy: Path, module: str, mistake: str, edge: str) -> None:
+    source = tree_copy / "devmesh" / "app" / f"{module}.py"
+    source.write_text(source.read_text() + f"\n{mistake}  # the mistake under test\n")
     done = lint_imports(tree_copy, tree_copy / "pyproject.toml")
     assert done.returncode != 0
     assert "The use cases never import a front end (the CLI or the TUI) BROKEN" in done.stdout
-    assert "devmesh.app.releases -> devmesh.cli.output" in done.stdout
-
-
-def test_the_use_cases_importing_the_tui_are_caught(tree_copy: Path) -> None:
-    """Through a module of its own, so it is this contract that breaks (not only the core's)."""
-    strategies = tree_copy / "devmesh" / "app" / "strategies.py"
-    strategies.write_text(strategies.read_text() + "\n\ndef _keys() -> object:\n    from tui import keys\n\n    return keys\n")
-    done = lint_imports(tree_copy, tree_copy / "pyproject.toml")
-    assert done.returncode != 0
-    assert "The use cases never import a front end (the CLI or the TUI) BROKEN" in done.stdout
-    assert "devmesh.app.strategies -> tui" in done.stdout
+    assert edge in done.stdout

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,9 @@ from devmesh.errors import UserInputError
 from devmesh.gitops.landed import landed_message
 from devmesh.gitops.settings import ENV_VAR, ManifestSettings, manifest_settings
 from devmesh.gitops.trailers import Promotion, Rollback
+
+if TYPE_CHECKING:
+    from devmesh.app.releases import ManifestRepo
 
 
 def _note(message: str) -> None:
@@ -145,7 +148,7 @@ def tiers(state: State, as_json: bool) -> None:
 # --- promote ---------------------------------------------------------------------------------
 
 
-def _repo(state: State) -> tuple[Any, Any]:
+def _repo(state: State) -> tuple[Any, ManifestRepo]:
     """The project (None without one) and the manifest repo as the release use cases take it."""
     from devmesh.app.releases import ManifestRepo  # not at the top: `--help` stays free of git
 

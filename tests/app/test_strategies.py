@@ -16,9 +16,9 @@ from devmesh.plan.strategy import Canary, Mirror, Switch
 from devmesh.runtime.kind.runtime import KindRuntime
 from tests.kind.conftest import _state_dir, fake, project
 from tests.kind.fake_cluster import FakeCluster
-from tests.kind.test_kind_strategies import ONE, images, routes, runtime
+from tests.kind.test_kind_strategies import routes, running
 
-__all__ = ["_state_dir", "fake", "project"]
+__all__ = ["_state_dir", "fake", "project", "running"]
 
 
 def canary(project: Project, rt: KindRuntime, **given: Any) -> Canary:
@@ -29,9 +29,8 @@ def canary(project: Project, rt: KindRuntime, **given: Any) -> Canary:
 
 
 @pytest.fixture
-def rt(project: Project, fake: FakeCluster) -> KindRuntime:
-    running = runtime(project, fake)
-    running.up(ONE, images=images(project, ONE))
+def rt(running: KindRuntime) -> KindRuntime:
+    """The kind runtime with environment one running, which forks api."""
     return running
 
 
