@@ -1,6 +1,6 @@
 """The layering is enforced: import-linter's contracts (in pyproject.toml) hold for the source
 tree, and they really fail when a core module imports the TUI, a plan imports an SDK, a floor
-imports one above it, or one runtime imports the other."""
+imports one above it, one runtime imports the other, or a use case imports a front end."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def test_contracts_hold_for_the_source_tree() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout
     assert "The core library never imports the TUI KEPT" in done.stdout
+    assert "The use cases never import a front end (the CLI or the TUI) KEPT" in done.stdout
 
 
 @pytest.fixture
@@ -107,3 +108,15 @@ def test_one_runtime_importing_the_other_is_caught(tree_copy: Path) -> None:
     assert done.returncode != 0
     assert f"{RUNTIMES} BROKEN" in done.stdout
     assert "devmesh.runtime.kind.sync -> devmesh.runtime.docker" in done.stdout, done.stdout
+
+@pytest.mark.parametrize(("module", "mistake", "edge"), [
+    ("releases", "from devmesh.cli.output import table", "devmesh.app.releases -> devmesh.cli.output"),
+    ("strategies", "from tui import keys", "devmesh.app.strategies -> tui"),
+])
+def test_a_use_case_importing_a_front_end_is_caught(tree_copy: Path, module: str, mistake: str, edge: str) -> None:
+    source = tree_copy / "devmesh" / "app" / f"{module}.py"
+    source.write_text(source.read_text() + f"\n{mistake}  # the mistake under test\n")
+    done = lint_imports(tree_copy, tree_copy / "pyproject.toml")
+    assert done.returncode != 0
+    assert "The use cases never import a front end (the CLI or the TUI) BROKEN" in done.stdout
+    assert edge in done.stdout

@@ -1,6 +1,7 @@
-"""The use cases: what a person does with devmesh, for every front end alike.
+"""The use-case floor: what a person asks devmesh to do, between the front ends and the runtimes.
 
-The CLI (``devmesh.cli``) and the TUI (``tui``) call this floor and hold no rules of their
-own; it calls down to the runtimes, builds, live sync's core and the manifest repo, and never
-up to a front end.
+The CLI and the TUI call these use cases and only turn their answers into text or widgets; the
+rules (the tier rule, which tier moves next, what a strategy's next step is) live here or in
+the layers below (``devmesh.gitops``, ``devmesh.plan``), never in a front end. Nothing here
+imports ``devmesh.cli`` or ``tui`` (an import-linter contract in pyproject.toml says so).
 """

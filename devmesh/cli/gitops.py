@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,10 @@ from devmesh.cli import State, pass_state
 from devmesh.errors import UserInputError
 from devmesh.gitops.landed import landed_message
 from devmesh.gitops.settings import ENV_VAR, ManifestSettings, manifest_settings
+from devmesh.gitops.trailers import Promotion, Rollback
+
+if TYPE_CHECKING:
+    from devmesh.app.releases import ManifestRepo
 
 
 def _note(message: str) -> None:
@@ -144,48 +148,12 @@ def tiers(state: State, as_json: bool) -> None:
 # --- promote ---------------------------------------------------------------------------------
 
 
-def _resolve_image(settings: ManifestSettings, project: Any, service: str, tier: str, image: str, force: bool) -> Any:
-    """A digest reference as given, or a local image pushed to the registry and pinned."""
-    from devmesh.gitops.images import is_digest_ref, parse_image_ref
-    from devmesh.gitops.publish import publish_image
+def _repo(state: State) -> tuple[Any, ManifestRepo]:
+    """The project (None without one) and the manifest repo as the release use cases take it."""
+    from devmesh.app.releases import ManifestRepo  # not at the top: `--help` stays free of git
 
-    if is_digest_ref(image) or "@" in image:
-        return parse_image_ref(image)
-    with _checkout(settings) as checkout:
-        checkout.require_tip()
-        layout = checkout.layout()
-        layout.require_service(service)
-        index, all_tiers = layout.tier(tier)
-        app = layout.app(project.app if project else None)
-    if index > 0 and not force:
-        raise UserInputError(
-            f"{tier} only takes the image {all_tiers[index - 1].name} runs now; a local image "
-            f"would be a new asset (pushing {image!r} is only for the first tier, {all_tiers[0].name})"
-        )
-    _note(f"pushing {image} to {settings.registry}")
-    return publish_image(image, settings.registry, app, service)
-
-
-def _branch_image(project: Any, service: str, branch: str) -> str:
-    """Build ``service`` from ``branch``'s last commit (never uncommitted files) and name it."""
-    from devmesh.build import docker_client, ensure_image
-    from devmesh.workspace import checkout, current_branch, open_repo
-
-    if project is None:
-        raise UserInputError("--branch needs the project's devmesh.yaml to know how to build",
-                             hint="run it in the project, or pass --image")
-    if service not in project.services:
-        raise UserInputError(f"no service {service!r} in {project.path.name}; "
-                             f"services: {', '.join(project.services)}")
-    chosen = current_branch(project, branch)
-    if chosen.is_current:
-        with open_repo(project.root) as repo:
-            if repo.is_dirty(untracked_files=True):
-                _note(f"uncommitted changes on {branch} are not part of the image: "
-                      f"it is built from {chosen.commit[:12]}")
-    tree = checkout(project, chosen.commit, f"promote-{chosen.env}")
-    _note(f"building {service} from {branch} at {chosen.commit[:12]}")
-    return ensure_image(docker_client(), project, service, root=tree).ref
+    project, settings = _settings(state)
+    return project, ManifestRepo(settings, project.app if project else None, notify=_note)
 
 
 @click.command("promote")
@@ -201,37 +169,32 @@ def promote(state: State, service: str, tier: str, image: str | None, branch: st
             force: bool, reason: str | None, yes: bool) -> None:
     """Pin SERVICE's image in TIER: the first tier takes --image or --branch, later tiers the
     tier below's."""
-    from devmesh.gitops.land import Unchanged
-    from devmesh.gitops.promote import PromotionRequest, preview_promotion
-    from devmesh.gitops.promote import promote as run_promote
+    from devmesh.app import releases  # not at the top: `--help` stays free of git and docker
+    from devmesh.gitops.promote import PromotionRequest
 
     PromotionRequest(service, tier, None, force, reason)  # option errors before any network
     if image and branch:
         raise click.UsageError("give --image or --branch, not both")
-    project, settings = _settings(state)
+    project, repo = _repo(state)
     if branch is not None:
-        image = _branch_image(project, service, branch)
-    app = project.app if project else None
-    ref = _resolve_image(settings, project, service, tier, image, force) if image else None
-    request = PromotionRequest(service, tier, ref, force, reason)
-    if not yes:
-        with _checkout(settings) as checkout:
-            plan = preview_promotion(checkout, request, app=app)
-        if isinstance(plan, Unchanged):
-            click.echo(plan.reason)
-            return
-        was = f" (it runs {plan.previous.short} now)" if plan.previous else " (it runs nothing now)"
-        forced = f", overriding the tier rule: {plan.reason}" if plan.reason else ""
-        _confirm(yes, f"promote {service} to {tier}: {plan.image}{was}{forced}?")
-    with _checkout(settings) as checkout:
-        result = run_promote(checkout, request, app=app)
-    if result.landed.unchanged or result.promotion is None:
-        click.echo(result.landed.unchanged or "nothing to promote")
+        image = releases.branch_image(project, service, branch, notify=_note)
+    preview = releases.preview_promotion(repo, service, tier, image=image or None, force=force, reason=reason)
+    if not isinstance(preview, releases.ChangePreview):
+        click.echo(preview.reason)
         return
-    done = result.promotion
+    plan = preview.change
+    assert isinstance(plan, Promotion)
+    was = f" (it runs {plan.previous.short} now)" if plan.previous else " (it runs nothing now)"
+    forced = f", overriding the tier rule: {plan.reason}" if plan.reason else ""
+    _confirm(yes, f"promote {service} to {tier}: {plan.image}{was}{forced}?")
+    landing = releases.land(repo, preview)
+    if landing.unchanged or landing.promotion is None:
+        click.echo(landing.unchanged)
+        return
+    done = landing.promotion
     source = f" from {done.source}" if done.source else ""
     forced = " (forced)" if done.reason else ""
-    click.echo(landed_message(result.landed, f"promoted {service} to {tier}{source}{forced}: {done.image}"))
+    click.echo(landed_message(landing.landed, f"promoted {service} to {tier}{source}{forced}: {done.image}"))
 
 
 # --- rollback --------------------------------------------------------------------------------
@@ -244,24 +207,23 @@ def promote(state: State, service: str, tier: str, image: str | None, branch: st
 @pass_state
 def rollback(state: State, service: str, tier: str, yes: bool) -> None:
     """Revert TIER's latest promotion of SERVICE."""
-    from devmesh.gitops.rollback import preview_rollback
-    from devmesh.gitops.rollback import rollback as run_rollback
+    from devmesh.app import releases  # not at the top: `--help` stays free of git
 
-    project, settings = _settings(state)
-    app = project.app if project else None
-    if not yes:
-        with _checkout(settings) as checkout:
-            plan = preview_rollback(checkout, service, tier, app=app)
-        back = plan.restored.short if plan.restored else "no pinned image"
-        _confirm(yes, f"roll back {service} in {tier} from {plan.rolled_back.short} to {back} (reverting {plan.reverts[:10]})?")
-    with _checkout(settings) as checkout:
-        result = run_rollback(checkout, service, tier, app=app)
-    if result.landed.unchanged or result.rollback is None:
-        click.echo(result.landed.unchanged or "nothing rolled back")
+    _, repo = _repo(state)
+    preview = releases.preview_rollback(repo, service, tier)
+    plan = preview.change
+    assert isinstance(plan, Rollback)
+    back = plan.restored.short if plan.restored else "no pinned image"
+    _confirm(yes, f"roll back {service} in {tier} from {plan.rolled_back.short} to {back} (reverting {plan.reverts[:10]})?")
+    landing = releases.land(repo, preview)
+    if landing.unchanged or landing.rollback is None:
+        click.echo(landing.unchanged)
         return
-    done = result.rollback
+    if landing.warning:
+        _note(landing.warning)
+    done = landing.rollback
     back = str(done.restored) if done.restored else "no pinned image"
-    click.echo(landed_message(result.landed, f"rolled back {service} in {tier} to {back} (reverted {done.reverts[:10]})"))
+    click.echo(landed_message(landing.landed, f"rolled back {service} in {tier} to {back} (reverted {done.reverts[:10]})"))
 
 
 # --- history ---------------------------------------------------------------------------------

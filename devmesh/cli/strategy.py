@@ -8,114 +8,51 @@ and `routes --explain` which of them a request meets and where it goes.
 from __future__ import annotations
 
 import json
-import re
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from devmesh.app import strategies
 from devmesh.cli import State, pass_state
 from devmesh.cli.target import CONTEXT_OPTION, ENV_OPTION, RUNTIMES, env_for
-from devmesh.cli.output import EventPrinter
+from devmesh.cli.output import EventPrinter, table
 from devmesh.errors import UserInputError
+from devmesh.plan.explain import Hop
+from devmesh.plan.strategy import Strategy, describe, sticky_notes, to_json
 
 if TYPE_CHECKING:
-    from devmesh.events import Sink
-    from devmesh.plan.routing import Environment, RoutePlan
-    from devmesh.routes_state import StrategyStore
+    from devmesh.config import Project
+    from devmesh.runtime.base import Runtime
 
-_HEADER_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
-
-
-class RoutesRuntime(Protocol):
-    """What a runtime offers for release strategies (the docker and kind runtimes have it)."""
-
-    name: str
-    strategies: StrategyStore
-
-    def live_environments(self) -> list[Environment]: ...
-
-    def route_plan(self) -> RoutePlan: ...
-
-    def apply_routes(self, sink: Sink = ...) -> RoutePlan: ...
-
-
-def routes_runtime(rt: object) -> RoutesRuntime:
-    """``rt`` as a RoutesRuntime, or a UserInputError when it cannot apply strategies."""
-    if not all(hasattr(rt, attr) for attr in ("strategies", "route_plan", "apply_routes")):
-        raise UserInputError(
-            f"release strategies are not available on the {getattr(rt, 'name', '?')} runtime")
-    return cast(RoutesRuntime, rt)
 BRANCH_OPTION = click.option("--branch", "-b",
                              help="The branch whose version gets the traffic (default: the checked-out one).")
 RUNTIME_OPTION = click.option("--runtime", type=RUNTIMES, help="Override devmesh.yaml's runtime.")
 
 
-class _Target:
-    """A service, the environment whose version it is about, and the runtime running both."""
+def _open(state: State, service: str, runtime: str | None, context: str | None) -> tuple[Project, Runtime]:
+    """The project (``service`` must be one of its) and the runtime running it."""
+    from devmesh.app.environments import open_runtime  # not at the top: `--help` stays free of the runtimes' SDKs
 
-    def __init__(self, state: State, service: str, branch: str | None, env_name: str | None,
-                 runtime: str | None, context: str | None, *, need_env: bool = True) -> None:
-        from devmesh.app import environments as session
+    project = state.project()
+    strategies.check_service(project, service)
+    return project, open_runtime(project, runtime, context)
 
-        self.project = state.project()
-        if service not in self.project.services:
-            raise UserInputError(f"unknown service {service!r}; services: "
-                                 f"{', '.join(self.project.services)}")
-        self.service = service
-        self.rt = routes_runtime(session.open_runtime(self.project, runtime, context))
-        self.header = self.project.routing.header
-        self.env = env_for(self.project, branch, env_name) if need_env else ""
-        if need_env:
-            self._require_fork()
 
-    def _require_fork(self) -> None:
-        from devmesh.naming import BASELINE_ENV
+def _applied(applied: strategies.Applied) -> None:
+    if applied.replaced_summary is not None:
+        click.echo(f"replaced: {applied.replaced_summary}", err=True)
+    click.echo(applied.summary)
 
-        if self.env == BASELINE_ENV:
-            raise UserInputError(
-                "the baseline cannot be a strategy's target: strategies send baseline traffic "
-                "to a branch's version",
-                hint="check out the feature branch, or give --branch or --env")
-        live = {e.name: e for e in self.rt.live_environments()}
-        env = live.get(self.env)
-        if env is None:
-            running = ", ".join(live) or "none"
-            raise UserInputError(f"environment {self.env} is not running (running: {running})",
-                                 hint="'devmesh up' starts it")
-        if self.service not in env.forks:
-            forks = ", ".join(env.forks) or "none"
-            raise UserInputError(
-                f"environment {self.env} runs no version of its own of {self.service} "
-                f"(it forks: {forks})",
-                hint=f"change {self.service} on the branch and run 'devmesh up', or 'devmesh up --all'")
 
-    def current(self) -> Any:
-        return next((s for s in self.rt.strategies.load() if s.service == self.service), None)
-
-    def store(self, strategy: Any) -> None:
-        from devmesh.plan.strategy import describe
-
-        old = self.rt.strategies.put(strategy)
-        self.rt.apply_routes(EventPrinter())
-        if old is not None and (old.kind != strategy.kind or old.env != strategy.env):
-            click.echo(f"replaced: {describe(old, self.header)}", err=True)
-        click.echo(f"{self.service}: {describe(strategy, self.header)}")
-
-    def remove(self, kind: str | None) -> None:
-        from devmesh.plan.strategy import describe
-
-        old = self.current()
-        if old is None:
-            click.echo(f"nothing to undo: {self.service} has no strategy; its baseline serves")
-            return
-        if kind is not None and old.kind != kind:
-            raise UserInputError(
-                f"{self.service} has a {old.kind}, not a {kind}: {describe(old, self.header)}",
-                hint=f"'devmesh switch {self.service} --back' removes any strategy")
-        self.rt.strategies.remove(self.service)
-        self.rt.apply_routes(EventPrinter())
-        click.echo(f"{self.service}: requests without {self.header} go to the baseline again "
-                   f"(removed: {describe(old, self.header)})")
+def _end(state: State, service: str, kind: str | None, runtime: str | None, context: str | None) -> None:
+    project, rt = _open(state, service, runtime, context)
+    ended: Strategy | None = strategies.end(project, rt, service, kind, EventPrinter())
+    if ended is None:
+        click.echo(f"nothing to undo: {service} has no strategy; its baseline serves")
+        return
+    header = project.routing.header
+    click.echo(f"{service}: requests without {header} go to the baseline again "
+               f"(removed: {describe(ended, header)})")
 
 
 def _no_target_on_undo(flag: str, service: str, kind: str, branch: str | None, env_name: str | None) -> None:
@@ -124,19 +61,6 @@ def _no_target_on_undo(flag: str, service: str, kind: str, branch: str | None, e
     if branch is not None or env_name is not None:
         raise UserInputError(f"{flag} takes no --branch or --env: it ends {service}'s {kind}, "
                              "whichever environment it sends to")
-
-
-def _sticky(value: str | None, routing_header: str) -> str | None:
-    if value is None or value == "":
-        return None
-    name = value.strip().lower()
-    if not _HEADER_RE.fullmatch(name):
-        raise UserInputError(f"--sticky-header: {value!r} is not a header name "
-                             "(letters, digits and '-')")
-    if name == routing_header:
-        raise UserInputError(f"--sticky-header: {name} is the routing header; requests that "
-                             "carry it never reach a strategy")
-    return name
 
 
 @click.command()
@@ -159,40 +83,18 @@ def canary(state: State, service: str, weight: int | None, next_step: bool, stic
     """Send a share of SERVICE's requests without the routing header to the branch's version.
 
     Without --weight or --next it starts at the preset's first step."""
-    from devmesh.plan.strategy import Canary
-    from devmesh.presets import strategy_preset
-
     if off:
         if weight is not None or next_step or sticky_header is not None:
             raise UserInputError("--off takes no --weight, --next or --sticky-header")
         _no_target_on_undo("--off", service, "canary", branch, env_name)
-        _Target(state, service, branch, env_name, runtime, context, need_env=False).remove("canary")
+        _end(state, service, "canary", runtime, context)
         return
     if weight is not None and next_step:
         raise UserInputError("give --weight or --next, not both")
-    target = _Target(state, service, branch, env_name, runtime, context)
-    chosen = strategy_preset(preset, "canary", target.project.root)
-    current = target.current()
-    same = current if isinstance(current, Canary) and current.env == target.env else None
-    steps = chosen.steps
-    if weight is None:
-        if next_step and same is not None:
-            later = [s for s in steps if s > same.weight]
-            if not later:
-                raise UserInputError(
-                    f"{service}'s canary is at {same.weight}%, the last step of preset "
-                    f"{preset!r} ({', '.join(map(str, steps))})",
-                    hint=f"'devmesh switch {service}' sends all of it; "
-                         f"'devmesh switch {service} --back' ends the canary")
-            weight = later[0]
-        else:
-            weight = steps[0]
-    if sticky_header is None:
-        default = same.sticky_header if same is not None else chosen.settings.get("sticky_header")
-        sticky = _sticky(default, target.header)
-    else:
-        sticky = _sticky(sticky_header, target.header)
-    target.store(Canary(service, target.env, weight, sticky, steps, preset))
+    project, rt = _open(state, service, runtime, context)
+    env = env_for(project, branch, env_name)
+    _applied(strategies.canary(project, rt, service, env, weight=weight, next_step=next_step,
+                               sticky=sticky_header, preset=preset, sink=EventPrinter()))
 
 
 @click.command()
@@ -211,20 +113,15 @@ def mirror(state: State, service: str, percent: float | None, preset: str, off: 
     """Copy SERVICE's GET and HEAD requests without the routing header to the branch's version.
 
     The baseline keeps answering; the copies' answers are dropped. Writes are never copied."""
-    from devmesh.plan.strategy import Mirror
-    from devmesh.presets import strategy_preset
-
     if off:
         if percent is not None:
             raise UserInputError("--off takes no --percent")
         _no_target_on_undo("--off", service, "mirror", branch, env_name)
-        _Target(state, service, branch, env_name, runtime, context, need_env=False).remove("mirror")
+        _end(state, service, "mirror", runtime, context)
         return
-    target = _Target(state, service, branch, env_name, runtime, context)
-    chosen = strategy_preset(preset, "mirror", target.project.root)
-    if percent is None:
-        percent = float(chosen.settings.get("percent", 100))
-    target.store(Mirror(service, target.env, percent, preset))
+    project, rt = _open(state, service, runtime, context)
+    env = env_for(project, branch, env_name)
+    _applied(strategies.mirror(project, rt, service, env, percent=percent, preset=preset, sink=EventPrinter()))
 
 
 @click.command()
@@ -240,32 +137,25 @@ def switch(state: State, service: str, back: bool, preset: str, branch: str | No
            env_name: str | None, runtime: str | None, context: str | None) -> None:
     """Red/black: send all of SERVICE's requests without the routing header to the branch's
     version; the baseline keeps running, so --back restores it at once."""
-    from devmesh.plan.strategy import Switch
-    from devmesh.presets import strategy_preset
-
     if back:
         if branch is not None or env_name is not None:
             raise UserInputError("--back takes no --branch or --env: it restores the baseline")
-        _Target(state, service, None, None, runtime, context, need_env=False).remove(None)
+        _end(state, service, None, runtime, context)
         return
-    target = _Target(state, service, branch, env_name, runtime, context)
-    strategy_preset(preset, "switch", target.project.root)
-    target.store(Switch(service, target.env, preset))
+    project, rt = _open(state, service, runtime, context)
+    env = env_for(project, branch, env_name)
+    _applied(strategies.switch(project, rt, service, env, preset=preset, sink=EventPrinter()))
 
 
 # --------------------------------------------------------------------------- routes
 
 
 def _rule_json(rule: Any) -> dict[str, Any]:
-    from devmesh.plan.explain import Hop
-
     hop = Hop("", rule).to_json()
     return {k: hop[k] for k in ("rule", "match", "why", "to", "mirror")}
 
 
 def _rule_line(rule: Any, env: str | None) -> list[str]:
-    from devmesh.plan.explain import Hop
-
     hop = Hop("", rule)
     mark = "*" if env and any(d["env"] == env for d in hop.destinations()) else " "
     return [mark, rule.name, rule.match.describe(), hop.describe_destination()]
@@ -285,34 +175,14 @@ def _rule_line(rule: Any, env: str | None) -> list[str]:
 def routes(state: State, branch: str | None, env_name: str | None, explain_texts: tuple[str, ...],
            as_json: bool, runtime: str | None, context: str | None) -> None:
     """Show the ordered routing rules of the gateway and of every service, as running now."""
-    from devmesh.app import environments as session
-    from devmesh.cli.output import table
-    from devmesh.plan.explain import explain, parse_request
-    from devmesh.plan.strategy import describe, sticky_notes, to_json
+    from devmesh.app.environments import open_runtime  # not at the top: `--help` stays free of the runtimes' SDKs
 
     project = state.project()
     env = env_for(project, branch, env_name) if (branch or env_name) else None
-    requests = []
-    for text in explain_texts:
-        try:
-            request = parse_request(text)
-        except ValueError as exc:
-            raise UserInputError(f"--explain: {exc}") from None
-        requests.append((text, request))
-    rt = routes_runtime(session.open_runtime(project, runtime, context))
-    plan = rt.route_plan()
-    if env is not None and env not in {e.name for e in plan.environments}:
-        running = ", ".join(e.name for e in plan.environments) or "none"
-        raise UserInputError(f"environment {env} is not running (running: {running})")
-
-    def with_host(request: Any) -> Any:
-        if request.host is None and env is not None:
-            from dataclasses import replace
-
-            return replace(request, host=plan.preview_host(env))
-        return request
-
-    explained = [(text, with_host(r), explain(plan, with_host(r))) for text, r in requests]
+    requests = strategies.parse_requests(explain_texts)
+    view = strategies.routes(open_runtime(project, runtime, context), env, requests)
+    plan = view.plan
+    explained = [(e.text, e.request, e.hops) for e in view.explained]
     if as_json:
         out: dict[str, Any] = {
             "app": plan.app,

@@ -184,15 +184,20 @@ class Layout:
         file would change, nothing is written (UserInputError). Promotion and rollback both
         come through here.
         """
+        before, after = self.pin_edit(tier, app, service, ref)
+        if after != before:
+            replace_file(self.tier_file(tier), after.encode("utf-8"))
+
+    def pin_edit(self, tier: str, app: str, service: str, ref: ImageRef | None) -> tuple[str, str]:
+        """(the tier file's text, the text ``set_pin`` would write): the same edit, checked
+        the same way, made in memory only; nothing on disk changes."""
         doc = self.read_tier(tier)
         self._pins(doc, app)  # a bad pin anywhere in the file is reported before any edit
         name = image_name(app, service)
         text = tierfile.edit_pin(doc, name, ref)
-        if text == doc.text:
-            return
-        tierfile.verify_edit(doc, text, name, ref)
-        replace_file(self.tier_file(tier), text.encode("utf-8"))
-
+        if text != doc.text:
+            tierfile.verify_edit(doc, text, name, ref)
+        return doc.text, text
 
     def add_resources(self, tier: str, paths: list[str]) -> list[str]:
         """Add those of ``paths`` the tier does not list yet to its ``resources:``; the paths added.

@@ -79,6 +79,17 @@ def plan_promotion(layout: Layout, app: str, request: PromotionRequest) -> Promo
     return Promotion(service, tier, image, current, source=source, reason=reason)
 
 
+def check_local_image(layout: Layout, tier: str, image: str, force: bool) -> None:
+    """A local image (not in a registry yet) is a new asset: only the first tier takes one,
+    unless the tier rule is overridden; later tiers take what the tier below runs."""
+    index, tiers = layout.tier(tier)
+    if index > 0 and not force:
+        raise UserInputError(
+            f"{tier} only takes the image {tiers[index - 1].name} runs now; a local image "
+            f"would be a new asset (pushing {image!r} is only for the first tier, {tiers[0].name})"
+        )
+
+
 def proposal_branch(promotion: Promotion) -> str:
     digest = promotion.image.digest.removeprefix("sha256:")[:12]
     return f"devmesh/promote-{promotion.service}-{promotion.tier}-{digest}"
@@ -109,10 +120,3 @@ def promote(
 
     landed = land(checkout, apply, attempts=attempts)
     return PromotionResult(planned[0], landed)
-
-
-def preview_promotion(checkout: Checkout, request: PromotionRequest, *, app: str | None = None) -> Promotion | Unchanged:
-    """What ``promote`` would do on the current tip, without changing anything."""
-    checkout.require_tip()
-    layout = checkout.layout()
-    return plan_promotion(layout, layout.app(app), request)

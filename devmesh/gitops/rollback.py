@@ -90,10 +90,3 @@ def rollback(
 
     landed = land(checkout, apply, attempts=attempts)
     return RollbackResult(planned[0], landed)
-
-
-def preview_rollback(checkout: Checkout, service: str, tier: str, *, app: str | None = None) -> Rollback:
-    """What ``rollback`` would do on the current tip, without changing anything."""
-    checkout.require_tip()
-    layout = checkout.layout()
-    return plan_rollback(layout, require_app(layout, app), read_history(checkout, service, tier), service, tier)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devmesh.gitops.cache import open_checkout
+from devmesh.gitops.images import parse_image_ref
+from devmesh.gitops.promote import PromotionRequest, promote
+from devmesh.gitops.settings import ManifestSettings
 from tests.gitops.gitops_helpers import git, write_project
 
 A = "127.0.0.1:5001/shop/api@sha256:" + "a" * 64
@@ -126,3 +131,86 @@ def test_help_lists_the_commands(devmesh: Any, tmp_path: Path) -> None:
     out = devmesh(tmp_path, "--help").out
     for name in ("manifests", "tiers", "promote", "rollback", "history"):
         assert f"  {name} " in out
+
+
+# --- one flow: preview, confirm (skipped by --yes), land what was confirmed -----------------
+
+
+class Terminal:
+    """A person at a terminal: records each question and answers it, after ``meanwhile``."""
+
+    def __init__(self, answer: bool, meanwhile: Any = None) -> None:
+        self.answer = answer
+        self.meanwhile = meanwhile
+        self.asked: list[str] = []
+
+    def __call__(self, question: str, default: bool = False) -> bool:
+        self.asked.append(question)
+        if self.meanwhile is not None:
+            self.meanwhile()
+        return self.answer
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> Any:
+    import click
+
+    def at(answer: bool, meanwhile: Any = None) -> Terminal:
+        person = Terminal(answer, meanwhile)
+        monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+        monkeypatch.setattr(click, "confirm", person)
+        return person
+
+    return at
+
+
+def _promote_elsewhere(settings: ManifestSettings, image: str) -> Any:
+    """Another person promoting api into dev while the question is on the screen."""
+
+    def run() -> None:
+        with open_checkout(settings) as co:
+            promote(co, PromotionRequest("api", "dev", parse_image_ref(image)), app="shop")
+
+    return run
+
+
+def test_the_question_names_the_previewed_change_and_yes_lands_it(
+        shop: Path, devmesh: Any, remote: Path, terminal: Any) -> None:
+    devmesh(shop, "promote", "api", "--to", "dev", "--image", A, "--yes")
+    person = terminal(True)
+    done = devmesh(shop, "promote", "api", "--to", "beta")
+    assert done.code == 0, done.err
+    assert person.asked == [f"promote api to beta: {A} (it runs nothing now)?"]
+    assert done.out.startswith(f"promoted api to beta from dev: {A}: commit ")
+    back = devmesh(shop, "rollback", "api", "--tier", "beta")
+    assert back.code == 0, back.err
+    assert person.asked[1].startswith("roll back api in beta from sha256:aaaaaaaaaaaa to no pinned image (reverting ")
+
+
+def test_no_at_the_question_lands_nothing(shop: Path, devmesh: Any, remote: Path, terminal: Any) -> None:
+    devmesh(shop, "promote", "api", "--to", "dev", "--image", A, "--yes")
+    before = git(remote, "rev-parse", "main")
+    person = terminal(False)
+    refused = devmesh(shop, "promote", "api", "--to", "beta")
+    assert refused.code == 130 and "aborted" in refused.err and len(person.asked) == 1
+    assert git(remote, "rev-parse", "main") == before
+
+
+def test_yes_asks_nothing_and_lands_through_the_same_preview(shop: Path, devmesh: Any, terminal: Any) -> None:
+    person = terminal(True)
+    devmesh(shop, "promote", "api", "--to", "dev", "--image", A, "--yes")
+    done = devmesh(shop, "promote", "api", "--to", "beta", "--yes")
+    assert done.code == 0 and person.asked == []
+    same = devmesh(shop, "promote", "api", "--to", "beta", "--yes")
+    assert same.out == "api in beta already runs sha256:aaaaaaaaaaaa: nothing to promote\n"
+
+
+def test_what_lands_is_what_was_confirmed_even_if_the_tier_below_moved(
+        shop: Path, devmesh: Any, remote: Path, terminal: Any, settings: ManifestSettings) -> None:
+    devmesh(shop, "promote", "api", "--to", "dev", "--image", A, "--yes")
+    person = terminal(True, meanwhile=_promote_elsewhere(settings, B))
+    done = devmesh(shop, "promote", "api", "--to", "beta")
+    assert person.asked == [f"promote api to beta: {A} (it runs nothing now)?"]
+    assert done.code == 2, done.out
+    assert done.err.startswith("error: beta only takes the image dev runs now, and dev runs sha256:bbbbbbbbbbbb")
+    assert git(remote, "log", "-1", "--format=%s", "main").strip() == "promote api to dev: sha256:bbbbbbbbbbbb"
