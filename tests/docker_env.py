@@ -105,3 +105,15 @@ def cleanup(app: str) -> None:
             n.remove()
     finally:
         client.close()
+
+
+def remove_images(app: str) -> None:
+    """Every image built for the app (labelled with it)."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        for image in client.images.list(filters={"label": f"devmesh.dev/app={app}"}):
+            client.images.remove(image.id, force=True)
+    finally:
+        client.close()

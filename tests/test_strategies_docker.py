@@ -25,7 +25,7 @@ import pytest
 
 from devmesh.plan.strategy import bucket_of
 from tests.conftest import GIT_ENV
-from tests.docker_env import cleanup, devmesh, run_git, scaffold_shop
+from tests.docker_env import cleanup, devmesh, remove_images, run_git, scaffold_shop
 
 pytestmark = pytest.mark.docker
 
@@ -109,17 +109,6 @@ class Gateway:
             time.sleep(0.02)
 
 
-def _remove_images(app: str) -> None:
-    import docker
-
-    client = docker.from_env()
-    try:
-        for image in client.images.list(filters={"label": f"devmesh.dev/app={app}"}):
-            client.images.remove(image.id, force=True)
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Iterator[Shop]:
     tmp = tmp_path_factory.mktemp("strategies")
@@ -142,7 +131,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Itera
         finally:
             devmesh(root, "down", "--baseline", env={"DEVMESH_STATE_DIR": str(tmp / "state")})
             cleanup(app)
-            _remove_images(app)
+            remove_images(app)
 
 
 @pytest.fixture

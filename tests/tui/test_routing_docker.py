@@ -18,7 +18,7 @@ from devmesh.plan.strategy import Canary
 from devmesh.runtime.docker import DockerRuntime
 from devmesh.app.environments import up
 from tests.conftest import GIT_ENV
-from tests.docker_env import ENVOY_IMAGE, cleanup, run_git, scaffold_shop
+from tests.docker_env import ENVOY_IMAGE, cleanup, remove_images, run_git, scaffold_shop
 from tests.tui.conftest import SIZE, settle
 from tui.app import DevmeshApp
 from tui.sources import Sources
@@ -32,17 +32,6 @@ pytestmark = pytest.mark.docker
 class Running:
     project: Project
     env: str
-
-
-def _remove_images(app: str) -> None:
-    import docker
-
-    client = docker.from_env()
-    try:
-        for image in client.images.list(filters={"label": f"devmesh.dev/app={app}"}):
-            client.images.remove(image.id, force=True)
-    finally:
-        client.close()
 
 
 @pytest.fixture
@@ -66,7 +55,7 @@ def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
             DockerRuntime(project).down(BASELINE_ENV, baseline=True)  # `devmesh down --baseline`
         finally:
             cleanup(app)
-            _remove_images(app)
+            remove_images(app)
 
 
 async def test_the_routing_tab_shows_a_canary_applied_through_the_runtime(running: Running) -> None:
