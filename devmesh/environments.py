@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from devmesh.errors import UserInputError
 from devmesh.plan.routing import Environment
+from devmesh.workspace import changed_services, current_branch
 
 if TYPE_CHECKING:
     from devmesh.config import Project
@@ -24,8 +25,6 @@ class Selection:
 def select(project: Project, branch: str | None = None, *, fork_all: bool = False,
            require_forks: bool = False) -> Selection:
     """Resolve ``branch`` (default: checked out) and decide which services it forks."""
-    from devmesh.workspace import changed_services, current_branch
-
     chosen = current_branch(project, branch)
     if chosen.env == "baseline":
         forks: tuple[str, ...] = ()

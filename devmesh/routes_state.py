@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devmesh.errors import DevmeshError
+from devmesh.plan.routing import plan_for_project
 from devmesh.plan.strategy import Strategy, from_json, to_json
 
 if TYPE_CHECKING:
@@ -139,8 +140,6 @@ def plan_with_strategies(project: Project, environments: Sequence[Environment],
     """The plan for ``environments`` with the stored strategies that still apply to them (every
     runtime plans this way). A read: the store is left as it is (``prune_strategies`` drops
     what no longer applies, when routes are about to be applied)."""
-    from devmesh.plan.routing import plan_for_project
-
     applies = _applies_to(project, environments)
     return plan_for_project(project, environments, [s for s in store.load() if applies(s)])
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from devmesh.by_labels import open_by_labels, salvage
+from devmesh.app.by_labels import open_by_labels, salvage
 from devmesh.errors import UserInputError
 
 

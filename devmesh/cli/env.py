@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,6 +11,9 @@ from devmesh.cli import State, pass_state
 from devmesh.cli.output import EventPrinter, print_logs, table
 from devmesh.cli.sync import start_live_sync
 from devmesh.cli.target import CONTEXT_OPTION, ENV_OPTION, RUNTIMES, open_for
+
+if TYPE_CHECKING:
+    from devmesh.runtime.base import EnvironmentState
 
 
 @click.command()
@@ -69,9 +73,9 @@ def down(state: State, branch: str | None, env_name: str | None, baseline: bool,
         click.echo(f"removed {len(removed)} object(s) of environment {env}")
 
 
-def _states(state: State, runtime: str | None, context: str | None) -> list:  # type: ignore[type-arg]
+def _states(state: State, runtime: str | None, context: str | None) -> list[EnvironmentState]:
     rt, _, _ = open_for(state, runtime, context, None, None, need_env=False)
-    return rt.environments()  # type: ignore[no-any-return]
+    return rt.environments()
 
 
 @click.command(name="ls")

@@ -7,7 +7,7 @@ devmesh, its runtimes and devmesh.yaml's models load only when a command runs, n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +17,7 @@ from devmesh.naming import is_env_name
 
 if TYPE_CHECKING:
     from devmesh.config import Project
+    from devmesh.runtime.base import RuntimeApp
 
 RUNTIMES = click.Choice(["auto", "docker", "kind"])
 CONTEXT_OPTION = click.option("--context", metavar="NAME",
@@ -40,11 +41,11 @@ def env_for(project: object, branch: str | None, env: str | None) -> str:
 
 
 def open_for(state: State, runtime: str | None, context: str | None, branch: str | None,
-             env: str | None, *, need_env: bool = True) -> tuple[Any, str, Project | None]:
+             env: str | None, *, need_env: bool = True) -> tuple[RuntimeApp, str, Project | None]:
     """The runtime, the environment a command is about and the project; when devmesh.yaml does
     not load, the app's objects found by their labels alone (what ``down``, ``ls`` and ``logs``
     need), and no project."""
-    from devmesh import by_labels
+    from devmesh.app import by_labels
     from devmesh.app.environments import open_runtime
     from devmesh.config import find_config
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devmesh.errors import DevmeshError, UserInputError
+from devmesh.gitops.settings import is_local_repo
 
 TIMEOUT_VAR = "DEVMESH_GIT_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0
@@ -129,8 +130,6 @@ def timeout_error(url: str, seconds: float, detail: str | None = None) -> Devmes
 
 def remote_error(url: str, stderr: str) -> DevmeshError:
     """Turn git's complaint about ``url`` into an error a person can act on."""
-    from devmesh.gitops.settings import is_local_repo
-
     stderr = unwrap_stderr(stderr)
     detail = first_line(stderr)
     if is_local_repo(url):

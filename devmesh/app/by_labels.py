@@ -11,14 +11,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import git
+
+from devmesh.build import docker_client
 from devmesh.errors import DevmeshError, UserInputError
 from devmesh.naming import BASELINE_ENV, check_branch_name, detached_env_name, env_name
-
-if TYPE_CHECKING:
-    from devmesh.runtime.docker import DockerApp
-    from devmesh.runtime.kind.runtime import KindApp
+from devmesh.plan.k8s import APP_LABEL, MANAGED_BY
+from devmesh.runtime.base import RuntimeApp
+from devmesh.runtime.docker import DockerApp
+from devmesh.runtime.kind.runtime import KindApp
 
 _APP_LINE = re.compile(r"""app:[ \t]*(["']?)([a-z0-9]([-a-z0-9]*[a-z0-9])?)\1[ \t]*(#.*)?""")
 _RUNTIME_LINE = re.compile(r"""runtime:[ \t]*(["']?)(auto|docker|kind)\1[ \t]*(#.*)?""")
@@ -52,15 +54,12 @@ def salvage(path: Path) -> Salvaged:
 
 
 def _docker_apps() -> set[str]:
-    from devmesh.build import docker_client
-    from devmesh.plan.k8s import APP_LABEL, MANAGED_BY
-
     client = docker_client()
     return {c.labels.get(APP_LABEL, "") for c in client.containers.list(
         all=True, filters={"label": [f"{MANAGED_BY}=devmesh"]})} - {""}
 
 
-def open_by_labels(found: Salvaged, requested: str | None, context: str | None) -> DockerApp | KindApp:
+def open_by_labels(found: Salvaged, requested: str | None, context: str | None) -> RuntimeApp:
     """The app's objects on the runtime asked for (``--runtime``, the file's, else the one
     where the app runs: a kube context means kind, else the Docker engine if it has the app)."""
     name = requested if requested not in (None, "auto") else found.runtime
@@ -80,10 +79,7 @@ def open_by_labels(found: Salvaged, requested: str | None, context: str | None) 
         raise UserInputError(f"{found.path.name}: cannot tell the app's name (no plain top-level 'app:' line)",
                              hint="fix the 'app:' line so devmesh can find what it started")
     if name == "kind":
-        from devmesh.runtime.kind.runtime import KindApp
-
         return KindApp(app, context=context or DEFAULT_KIND_CONTEXT)
-    from devmesh.runtime.docker import DockerApp
 
     if name == "docker":
         return DockerApp(app)
@@ -93,12 +89,10 @@ def open_by_labels(found: Salvaged, requested: str | None, context: str | None) 
             return docker_app
     except DevmeshError:
         pass  # no Docker engine here: the app can only be on a cluster
-    from devmesh.runtime.kind.runtime import KindApp
-
     return KindApp(app, context=DEFAULT_KIND_CONTEXT)
 
 
-def env_by_labels(rt: DockerApp | KindApp, project_dir: Path, branch: str | None) -> str:
+def env_by_labels(rt: RuntimeApp, project_dir: Path, branch: str | None) -> str:
     """The environment of ``branch`` (default: the checked-out one) as the labels name it.
 
     Without the configuration the baseline branch is unknown, so a branch's environment is the
@@ -116,8 +110,6 @@ def env_by_labels(rt: DockerApp | KindApp, project_dir: Path, branch: str | None
 
 
 def _checked_out(project_dir: Path) -> str | None:
-    import git
-
     try:
         with git.Repo(project_dir, search_parent_directories=True) as repo:
             if repo.head.is_detached:
