@@ -36,7 +36,7 @@ from devmesh.naming import BASELINE_ENV
 from devmesh.plan.k8s import APP_LABEL, ENV_LABEL, MANAGED_BY, SERVICE_LABEL
 from devmesh.plan.strategy import bucket_regex
 from devmesh.runtime.kind.client import KubeClient
-from devmesh.runtime.kind.runtime import KINDS
+from devmesh.runtime.kind.app import KINDS
 from tests.apiserver.conftest import REPO, ControlPlane
 from tests.conftest import GIT_ENV
 from tests.docker_env import run_git, scaffold_shop
