@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from devmesh.config import CONFIG_NAME, load_text
 from devmesh.errors import MissingDependency, UserInputError
-from devmesh.presets import presets_root
+from devmesh.config.presets import presets_root
 
 if TYPE_CHECKING:
     import git

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from devmesh.presets import presets_root
+from devmesh.config.presets import presets_root
 
 SHOP = presets_root() / "starters" / "shop"
 HEADER = "x-devmesh-env"

@@ -45,7 +45,7 @@ from devmesh.plan.strategy import (
     from_json,
     to_json,
 )
-from devmesh.presets import list_presets, strategy_preset, strategy_presets
+from devmesh.config.presets import list_presets, strategy_preset, strategy_presets
 from devmesh.routes_state import StrategyStore
 from tests.conftest import ProjectFactory
 from tests.schemas import validate

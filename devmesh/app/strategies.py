@@ -18,7 +18,7 @@ from devmesh.naming import BASELINE_ENV
 from devmesh.plan.explain import Hop, Request, explain, parse_request
 from devmesh.plan.routing import RoutePlan
 from devmesh.plan.strategy import Canary, Mirror, Strategy, Switch, describe
-from devmesh.presets import strategy_preset
+from devmesh.config.presets import strategy_preset
 from devmesh.runtime.base import Runtime
 
 if TYPE_CHECKING:

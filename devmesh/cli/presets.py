@@ -34,7 +34,7 @@ def _value(value: object) -> str:
 def presets(state: State, as_json: bool) -> None:
     """List service presets (set their variables under a service's 'values') and strategy
     presets (canary, mirror, switch, rolling), shipped or in the project's presets/ folder."""
-    from devmesh.presets import list_presets
+    from devmesh.config.presets import list_presets
 
     found = list_presets(_project_root(state))
     if as_json:

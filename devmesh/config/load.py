@@ -24,7 +24,7 @@ from devmesh.config.diagnostics import (
 from devmesh.config.schema import CONFIG_NAME, Project
 from devmesh.config.yamlfile import parse_yaml, read_text
 from devmesh.errors import ConfigError, UserInputError
-from devmesh.presets import apply_presets, service_presets
+from devmesh.config.presets import apply_presets, service_presets
 
 
 def _iter_semantic_errors(project: Project, lines: Mapping[Loc, int]) -> Iterator[tuple[Loc, str]]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend, Match, Resilience, RoutePlan, Rule
 from devmesh.plan.service_env import service_env
-from devmesh.presets import strategy_preset
+from devmesh.config.presets import strategy_preset
 from devmesh.units import duration
 
 if TYPE_CHECKING:

@@ -17,15 +17,17 @@ from pathlib import Path
 from typing import Any
 
 
-from devmesh.errors import ConfigError
+from devmesh.config.diagnostics import dotted, line_for
+from devmesh.config.yamlfile import parse_yaml, read_text
+from devmesh.errors import ConfigError, UserInputError
 
 _VAR = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 
 
 def presets_root() -> Path:
     """The presets shipped with devmesh (the source tree's or the installed copy)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_presets", here.parent / "presets"):
+    package = Path(__file__).resolve().parents[1]  # devmesh/
+    for candidate in (package / "_presets", package.parent / "presets"):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("devmesh's presets directory is missing from this installation")
@@ -97,10 +99,6 @@ def _read_preset(path: Path) -> ServicePreset:
     Read with devmesh.yaml's bounded reader, so an alias bomb or a recursive alias in a
     project's preset fails fast too.
     """
-    # Here, not at the top: loading devmesh.config (whose package this is) loads this module.
-    from devmesh.config.diagnostics import dotted, line_for
-    from devmesh.config.yamlfile import parse_yaml, read_text
-
     try:
         display = str(path.resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):
@@ -314,8 +312,6 @@ def strategy_presets(project_root: Path | None = None) -> dict[str, StrategyPres
 
 def strategy_preset(name: str, kind: str, project_root: Path | None = None) -> StrategyPreset:
     """The named strategy preset, which must be of ``kind``; a UserInputError otherwise."""
-    from devmesh.errors import UserInputError
-
     available = strategy_presets(project_root)
     preset = available.get(name)
     if preset is None:
