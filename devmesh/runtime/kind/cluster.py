@@ -1,4 +1,5 @@
-"""`devmesh cluster up | down | status`: the kind cluster, its local registry and Istio.
+"""`devmesh cluster up | down`: the kind cluster, its local registry and Istio (``status`` is
+``ClusterView``'s, in devmesh.runtime.kind.cluster_view).
 
 Every step of ``up`` looks before it acts and reports what it did, so ``up`` is idempotent and
 picks up where an interrupted run stopped. The local registry follows kind's documented
