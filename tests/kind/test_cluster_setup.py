@@ -11,7 +11,9 @@ import yaml
 
 from devmesh.config import Project, load_project
 from devmesh.errors import DevmeshError, MissingDependency, UserInputError
-from devmesh.runtime.kind.cluster import ClusterSetup, Tools, effective_kind_config
+from devmesh.runtime.kind.cluster import ClusterSetup
+from devmesh.runtime.kind.kind_config import effective_kind_config
+from devmesh.runtime.kind.tools import Tools
 from tests.conftest import ProjectFactory
 from tests.kind.conftest import KIND_YAML, Events
 from tests.kind.fake_cluster import FakeCluster
@@ -94,7 +96,7 @@ def test_an_interrupted_up_is_resumed_where_it_stopped(project: Project, world: 
     actions = setup_for(project, world).up()
     assert actions == [
         "started registry devmesh-registry",
-        f"node devmesh-control-plane: 127.0.0.1:5001 → http://devmesh-registry:5000",
+        "node devmesh-control-plane: 127.0.0.1:5001 → http://devmesh-registry:5000",
         "connected registry devmesh-registry to the kind network",
     ]
     assert ["kind", "create", "cluster"] not in [c[:3] for c in world.calls()]

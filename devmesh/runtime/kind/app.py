@@ -15,7 +15,9 @@ from devmesh.events import Sink, Step
 from devmesh.plan.k8s import ENV_LABEL, SERVICE_LABEL, namespace_for, selector
 from devmesh.routes_state import StrategyStore
 from devmesh.runtime.base import ServiceState
-from devmesh.runtime.kind.client import ClusterClient, ClusterError, Obj, open_client
+from devmesh.runtime.kind.errors import ClusterError
+from devmesh.runtime.kind.kubeconfig import open_client
+from devmesh.runtime.kind.protocol import ClusterClient, Obj
 from devmesh.runtime.logmerge import LogSource, Reader
 from devmesh.runtime.shared import Describe, LabelledApp
 

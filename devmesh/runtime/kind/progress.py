@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from devmesh.runtime.kind.client import ClusterUnreachable
+from devmesh.runtime.kind.errors import ClusterUnreachable
 
 # How many names a list in the message shows before "and N more", so the line stays readable:
 # objects applied, and Deployments ready or not.

@@ -40,9 +40,11 @@ from devmesh.runtime.kind.app import (
     label_of,
     rollout_timeout,
 )
-from devmesh.runtime.kind.client import ClusterClient, ClusterError, ClusterUnreachable, Obj
-from devmesh.runtime.kind.cluster import ClusterSetup, kind_context
+from devmesh.runtime.kind.cluster import ClusterSetup
+from devmesh.runtime.kind.errors import ClusterError, ClusterUnreachable
+from devmesh.runtime.kind.layout import kind_context
 from devmesh.runtime.kind.progress import UpProgress
+from devmesh.runtime.kind.protocol import ClusterClient, Obj
 from devmesh.runtime.kind.publish import DockerPublisher, ImagePublisher
 from devmesh.runtime.kind.rollout import Rollout
 from devmesh.runtime.kind.sync import KubeExec, KubeTransport

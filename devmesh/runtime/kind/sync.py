@@ -18,7 +18,8 @@ from typing import IO, TYPE_CHECKING
 
 from devmesh.errors import UserInputError
 from devmesh.plan.k8s import selector
-from devmesh.runtime.kind.client import ClusterClient, ClusterError, ClusterUnreachable, Obj
+from devmesh.runtime.kind.errors import ClusterError, ClusterUnreachable
+from devmesh.runtime.kind.protocol import ClusterClient, Obj
 from devmesh.sync.transport import ExecResult, ExecTransport, Target, TargetGone, TransportError
 
 if TYPE_CHECKING:
