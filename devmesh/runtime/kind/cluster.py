@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devmesh.doctor.tools import istioctl_version
 from devmesh.errors import DevmeshError, MissingDependency, UserInputError
 from devmesh.events import Sink, Step, discard
 from devmesh.plan.k8s import MANAGED_BY
@@ -383,10 +384,8 @@ class ClusterSetup:
         did(f"applied ConfigMap kube-public/{LOCAL_REGISTRY_HOSTING} ({self.registry})")
 
     def _istioctl_version(self) -> str:
-        from devmesh.doctor import _istioctl_version
-
         done = self.tools.run("istioctl", "version", "--remote=false")
-        return _istioctl_version(done.stdout) or _istioctl_version(done.stderr) or "unknown"
+        return istioctl_version(done.stdout) or istioctl_version(done.stderr) or "unknown"
 
     def _istio_config(self) -> Path:
         own = self.project.root / Path(self.settings.config).parent / "istio.yaml"
