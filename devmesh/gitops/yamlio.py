@@ -1,6 +1,6 @@
 """YAML files of the manifest repo: bounded reading, writing new files, and round-trip edits
 that keep a file's comments, key order, quoting and indentation (tier files are edited as
-text instead: see tierfile.py)."""
+text instead: see the tierfile package)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from devmesh.dirs import state_dir
-from devmesh.doctor import _istioctl_version
+from devmesh.doctor.tools import istioctl_version
 from devmesh.errors import DevmeshError, MissingDependency, UserInputError
 from devmesh.events import Sink, Step, discard
 from devmesh.plan.k8s import MANAGED_BY
@@ -173,7 +173,7 @@ class ClusterSetup(ClusterView):
 
     def _istioctl_version(self) -> str:
         done = self.tools.run("istioctl", "version", "--remote=false")
-        return _istioctl_version(done.stdout) or _istioctl_version(done.stderr) or "unknown"
+        return istioctl_version(done.stdout) or istioctl_version(done.stderr) or "unknown"
 
     def _istio_config(self) -> Path:
         own = self.project.root / Path(self.settings.config).parent / "istio.yaml"
