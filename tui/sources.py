@@ -18,18 +18,20 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from devmesh.app.environments import UpOutcome, open_runtime, up
+from devmesh.app.live import open_live_sync
+from devmesh.environments import Selection, select
 from devmesh.events import Sink
+from devmesh.gitops.cache import Checkout, open_checkout
+from devmesh.gitops.publish import publish_image
+from devmesh.gitops.settings import ManifestSettings, manifest_settings
 from devmesh.runtime.base import Health as Health  # the TUI's screens take it from here
 from devmesh.runtime.base import Runtime
 
 if TYPE_CHECKING:
     from devmesh.config import Project
-    from devmesh.environments import Selection
-    from devmesh.gitops.cache import Checkout
     from devmesh.gitops.images import ImageRef
-    from devmesh.gitops.settings import ManifestSettings
     from devmesh.plan.routing import RoutePlan
-    from devmesh.app.environments import UpOutcome
 
 
 SyncSwitch = Callable[[bool, Sink], None]
@@ -38,18 +40,17 @@ SyncSwitch = Callable[[bool, Sink], None]
 class LiveSyncSwitch:
     """`s`: live sync of the branch's running environment, on or off (call from a worker)."""
 
-    def __init__(self, project: Project, branch: str | None) -> None:
+    def __init__(self, project: Project, branch: str | None, runtime: Callable[[], Runtime]) -> None:
         self.project = project
         self.branch = branch
+        self.runtime = runtime  # the TUI's one runtime, opened on first use
         self._live: Any = None
         self._lock = threading.Lock()
 
     def __call__(self, on: bool, sink: Sink) -> None:
-        from devmesh.app.live import open_live_sync
-
         with self._lock:
             if on and self._live is None:
-                live = open_live_sync(self.project, self.branch, sink=sink)
+                live = open_live_sync(self.project, self.branch, sink=sink, rt=self.runtime())
                 live.start()
                 self._live = live
             elif not on and self._live is not None:
@@ -89,7 +90,7 @@ class Sources:
         self._manifests = manifests
         self._publish = publish
         # None makes the `s` key say live sync is unavailable (a runtime without it).
-        self.sync: SyncSwitch | None = LiveSyncSwitch(project, branch) if sync is _LIVE_SYNC else sync
+        self.sync: SyncSwitch | None = LiveSyncSwitch(project, branch, self.runtime) if sync is _LIVE_SYNC else sync
         self.now: Callable[[], datetime] = now or (lambda: datetime.now(timezone.utc))
         self._lock = threading.Lock()
 
@@ -98,8 +99,6 @@ class Sources:
     def selection(self) -> Selection:
         """The branch to show and its environment (git: call from a worker)."""
         if self._selection is None:
-            from devmesh.environments import select
-
             return select(self.project, self.branch)
         if callable(self._selection):
             return self._selection()
@@ -114,8 +113,6 @@ class Sources:
                 if self._open_runtime is not None:
                     self._runtime_opened = self._open_runtime()
                 else:
-                    from devmesh.app.environments import open_runtime
-
                     self._runtime_opened = open_runtime(self.project)
             return self._runtime_opened
 
@@ -136,9 +133,7 @@ class Sources:
         """Build and run the branch's environment beside the baseline, reporting to ``sink``."""
         if self._up is not None:
             return self._up(sink)
-        from devmesh.app.environments import up
-
-        return up(self.project, self.branch, sink=sink)
+        return up(self.project, self.branch, sink=sink, rt=self.runtime())
 
     def route_plan(self) -> RoutePlan:
         """The routing plan as the runtime applies it: environments and release strategies."""
@@ -149,8 +144,6 @@ class Sources:
     def manifest_settings(self) -> ManifestSettings:
         """Where the manifest repo is; a UserInputError when none is configured."""
         if self._manifests is None:
-            from devmesh.gitops.settings import manifest_settings
-
             return manifest_settings(self.project)
         if callable(self._manifests):
             return self._manifests()
@@ -158,15 +151,11 @@ class Sources:
 
     def checkout(self, notify: Callable[[str], None] | None = None) -> AbstractContextManager[Checkout]:
         """The locked, cached clone at the remote tip (git and the network: call from a worker)."""
-        from devmesh.gitops.cache import open_checkout
-
         return open_checkout(self.manifest_settings(), notify=notify or (lambda _: None))
 
     def publish(self, local_image: str, service: str) -> ImageRef:
         """Push a branch's local image to the registry; the digest the registry gave."""
         if self._publish is not None:
             return self._publish(local_image, service)
-        from devmesh.gitops.publish import publish_image
-
         settings = self.manifest_settings()
         return publish_image(local_image, settings.registry, self.project.app, service)
