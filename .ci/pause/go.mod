@@ -1,0 +1,3 @@
+module devmesh.local/pause
+
+go 1.26
