@@ -59,7 +59,7 @@ def test_first_up_creates_every_part_in_order(project: Project, world: FakeWorld
     assert world.stdin_of("docker", "exec", "-i") == ['[host."http://devmesh-registry:5000"]\n']
     assert len(actions) == 6
     assert actions[0] == "created registry devmesh-registry on 127.0.0.1:5001 (registry:2)"
-    assert actions[-1].startswith("installed Istio 1.28.0")
+    assert actions[-1].startswith("installed Istio 1.31.0")
 
     # kind got a configuration with every port on 127.0.0.1 and the project's gateway port.
     config = yaml.safe_load(Path(written).read_text())
@@ -82,7 +82,7 @@ def test_second_up_creates_nothing(project: Project, world: FakeWorld, events: E
     assert actions == []
     assert world.calls() == LOOKS
     assert all(not e.changed for e in events)  # type: ignore[attr-defined]
-    assert "Istio 1.28.0 is installed with its ingress gateway" in events.messages()
+    assert "Istio 1.31.0 is installed with its ingress gateway" in events.messages()
 
 
 def test_an_interrupted_up_is_resumed_where_it_stopped(project: Project, world: FakeWorld) -> None:
@@ -149,9 +149,9 @@ def test_a_mapping_without_listen_address_gets_loopback() -> None:
 
 def test_istioctl_of_another_release_installs_nothing(project: Project, tmp_path: Path) -> None:
     world = FakeWorld(tmp_path / "old", istioctl_version="1.22.3")
-    with pytest.raises(MissingDependency, match=r"istioctl 1\.22\.3 is on PATH; devmesh installs Istio 1\.28\.x") as caught:
+    with pytest.raises(MissingDependency, match=r"istioctl 1\.22\.3 is on PATH; devmesh installs Istio 1\.31\.x") as caught:
         setup_for(project, world).up()
-    assert "ISTIO_VERSION=1.28.0" in (caught.value.hint or "")
+    assert "ISTIO_VERSION=1.31.0" in (caught.value.hint or "")
     assert not any(c[:2] == ["istioctl", "install"] for c in world.calls())
 
 

@@ -4,8 +4,10 @@ and paths of the cluster, its gateway and its local registry."""
 from __future__ import annotations
 
 # Istio's release line devmesh installs and tests: istioctl installs its own version, so the
-# istioctl on PATH must be of this line. 1.28 supports Kubernetes 1.31–1.34.
-ISTIO_VERSION = "1.28"
+# istioctl on PATH must be of this line. 1.31 supports Kubernetes 1.32 and newer (its minimum,
+# MinK8SVersion in istioctl/pkg/install/k8sversion/version.go); it is built against client-go
+# 0.36 (Kubernetes 1.36) and its own kind tests run 1.35. The line .ci/build-k8s builds.
+ISTIO_VERSION = "1.31"
 ISTIO_NAMESPACE = "istio-system"
 INGRESS_NAME = "istio-ingressgateway"
 GATEWAY_NODE_PORT = 30080
@@ -28,5 +30,5 @@ def registry_container(cluster_name: str) -> str:
 
 
 def release_line(version: str) -> str:
-    """``1.28.0`` → ``1.28``."""
+    """``1.31.0`` → ``1.31``."""
     return ".".join(version.lstrip("v").split(".")[:2])
