@@ -13,6 +13,7 @@ from devmesh.config import Project, load_project
 from devmesh.errors import DevmeshError, MissingDependency, UserInputError
 from devmesh.runtime.kind.cluster import ClusterSetup
 from devmesh.runtime.kind.kind_config import effective_kind_config
+from devmesh.runtime.kind.layout import release_line
 from devmesh.runtime.kind.tools import Tools
 from tests.conftest import ProjectFactory
 from tests.kind.conftest import KIND_YAML, Events
@@ -153,6 +154,25 @@ def test_istioctl_of_another_release_installs_nothing(project: Project, tmp_path
         setup_for(project, world).up()
     assert "ISTIO_VERSION=1.31.0" in (caught.value.hint or "")
     assert not any(c[:2] == ["istioctl", "install"] for c in world.calls())
+
+
+@pytest.mark.parametrize(("version", "line"), [
+    ("1.31.0", "1.31"), ("v1.31.2-distroless", "1.31"), ("1.31-dev", "1.31"), ("1.310.1", "1.310"),
+    ("unknown", "unknown")])
+def test_release_line_of_an_image_tag(version: str, line: str) -> None:
+    assert release_line(version) == line
+
+
+def test_istio_built_from_a_branch_counts_as_its_line(project: Project, tmp_path: Path) -> None:
+    # istioctl built from an Istio branch (.ci/build-k8s istioctl) reports "1.31-dev" and
+    # installs images tagged so: that istiod is of the 1.31 line, installed once.
+    world = FakeWorld(tmp_path / "dev", istioctl_version="1.31-dev")
+    setup_for(project, world).up()
+    world.forget_calls()
+    assert setup_for(project, world).up() == []
+    assert not any(c[:2] == ["istioctl", "install"] for c in world.calls())
+    istio = {p.name: p for p in setup_for(project, world).status()}["Istio"]
+    assert istio.healthy and istio.detail.startswith("istiod 1.31-dev: "), istio
 
 
 def _existing_context(world: FakeWorld, name: str = "team") -> FakeCluster:
