@@ -4,6 +4,7 @@ the fake API server state those tools share with the in-process client."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from devmesh.config import Project, load_project
 from devmesh.errors import DevmeshError, MissingDependency, UserInputError
 from devmesh.runtime.kind.cluster import ClusterSetup
 from devmesh.runtime.kind.kind_config import effective_kind_config
-from devmesh.runtime.kind.layout import release_line
+from devmesh.runtime.kind.layout import ISTIO_VERSION, release_line
 from devmesh.runtime.kind.tools import Tools
 from tests.conftest import ProjectFactory
 from tests.kind.conftest import KIND_YAML, Events
@@ -154,6 +155,12 @@ def test_istioctl_of_another_release_installs_nothing(project: Project, tmp_path
         setup_for(project, world).up()
     assert "ISTIO_VERSION=1.31.0" in (caught.value.hint or "")
     assert not any(c[:2] == ["istioctl", "install"] for c in world.calls())
+
+
+def test_devmesh_pins_the_istio_line_the_tests_build() -> None:
+    # The istioctl and CRDs the tests use (.ci/build-k8s) are of the line devmesh installs.
+    script = (REPO / ".ci" / "build-k8s").read_text()
+    assert re.findall(r"^ISTIO_LINE=(\S+)$", script, re.MULTILINE) == [ISTIO_VERSION]
 
 
 @pytest.mark.parametrize(("version", "line"), [
