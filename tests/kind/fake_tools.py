@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-ISTIO_PATCH = "1.28.0"
+ISTIO_PATCH = "1.31.0"
 
 
 class FakeWorld:

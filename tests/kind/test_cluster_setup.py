@@ -4,6 +4,7 @@ the fake API server state those tools share with the in-process client."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from devmesh.config import Project, load_project
 from devmesh.errors import DevmeshError, MissingDependency, UserInputError
 from devmesh.runtime.kind.cluster import ClusterSetup
 from devmesh.runtime.kind.kind_config import effective_kind_config
+from devmesh.runtime.kind.layout import ISTIO_VERSION, release_line
 from devmesh.runtime.kind.tools import Tools
 from tests.conftest import ProjectFactory
 from tests.kind.conftest import KIND_YAML, Events
@@ -59,7 +61,7 @@ def test_first_up_creates_every_part_in_order(project: Project, world: FakeWorld
     assert world.stdin_of("docker", "exec", "-i") == ['[host."http://devmesh-registry:5000"]\n']
     assert len(actions) == 6
     assert actions[0] == "created registry devmesh-registry on 127.0.0.1:5001 (registry:2)"
-    assert actions[-1].startswith("installed Istio 1.28.0")
+    assert actions[-1].startswith("installed Istio 1.31.0")
 
     # kind got a configuration with every port on 127.0.0.1 and the project's gateway port.
     config = yaml.safe_load(Path(written).read_text())
@@ -82,7 +84,7 @@ def test_second_up_creates_nothing(project: Project, world: FakeWorld, events: E
     assert actions == []
     assert world.calls() == LOOKS
     assert all(not e.changed for e in events)  # type: ignore[attr-defined]
-    assert "Istio 1.28.0 is installed with its ingress gateway" in events.messages()
+    assert "Istio 1.31.0 is installed with its ingress gateway" in events.messages()
 
 
 def test_an_interrupted_up_is_resumed_where_it_stopped(project: Project, world: FakeWorld) -> None:
@@ -149,10 +151,35 @@ def test_a_mapping_without_listen_address_gets_loopback() -> None:
 
 def test_istioctl_of_another_release_installs_nothing(project: Project, tmp_path: Path) -> None:
     world = FakeWorld(tmp_path / "old", istioctl_version="1.22.3")
-    with pytest.raises(MissingDependency, match=r"istioctl 1\.22\.3 is on PATH; devmesh installs Istio 1\.28\.x") as caught:
+    with pytest.raises(MissingDependency, match=r"istioctl 1\.22\.3 is on PATH; devmesh installs Istio 1\.31\.x") as caught:
         setup_for(project, world).up()
-    assert "ISTIO_VERSION=1.28.0" in (caught.value.hint or "")
+    assert "ISTIO_VERSION=1.31.0" in (caught.value.hint or "")
     assert not any(c[:2] == ["istioctl", "install"] for c in world.calls())
+
+
+def test_devmesh_pins_the_istio_line_the_tests_build() -> None:
+    # The istioctl and CRDs the tests use (.ci/build-k8s) are of the line devmesh installs.
+    script = (REPO / ".ci" / "build-k8s").read_text()
+    assert re.findall(r"^ISTIO_LINE=(\S+)$", script, re.MULTILINE) == [ISTIO_VERSION]
+
+
+@pytest.mark.parametrize(("version", "line"), [
+    ("1.31.0", "1.31"), ("v1.31.2-distroless", "1.31"), ("1.31-dev", "1.31"), ("1.310.1", "1.310"),
+    ("unknown", "unknown")])
+def test_release_line_of_an_image_tag(version: str, line: str) -> None:
+    assert release_line(version) == line
+
+
+def test_istio_built_from_a_branch_counts_as_its_line(project: Project, tmp_path: Path) -> None:
+    # istioctl built from an Istio branch (.ci/build-k8s istioctl) reports "1.31-dev" and
+    # installs images tagged so: that istiod is of the 1.31 line, installed once.
+    world = FakeWorld(tmp_path / "dev", istioctl_version="1.31-dev")
+    setup_for(project, world).up()
+    world.forget_calls()
+    assert setup_for(project, world).up() == []
+    assert not any(c[:2] == ["istioctl", "install"] for c in world.calls())
+    istio = {p.name: p for p in setup_for(project, world).status()}["Istio"]
+    assert istio.healthy and istio.detail.startswith("istiod 1.31-dev: "), istio
 
 
 def _existing_context(world: FakeWorld, name: str = "team") -> FakeCluster:

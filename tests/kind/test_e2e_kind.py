@@ -1,7 +1,7 @@
 """The kind runtime end to end against a real kind cluster with Istio: the docker runtime's
 scenarios (tests/test_docker_runtime.py) on Kubernetes.
 
-Opt in with ``DEVMESH_E2E_KIND=1`` (needs kind, istioctl 1.28, a Docker engine that can pull
+Opt in with ``DEVMESH_E2E_KIND=1`` (needs kind, istioctl 1.31, a Docker engine that can pull
 kind's node image and Istio's images, and the test base image from .ci/build-images). The first
 test runs ``devmesh cluster up`` (a few minutes the first time); the cluster is kept for the
 next run — ``devmesh cluster down`` removes it. Ordered last by tests/conftest.py.
@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.e2e_kind,
     pytest.mark.skipif(os.environ.get("DEVMESH_E2E_KIND") != "1",
                        reason="end-to-end kind tests are opt-in: set DEVMESH_E2E_KIND=1 "
-                              "(needs kind, istioctl 1.28 and a Docker engine)"),
+                              "(needs kind, istioctl 1.31 and a Docker engine)"),
 ]
 
 GATEWAY_PORT = int(os.environ.get("DEVMESH_E2E_GATEWAY_PORT", "8080"))
