@@ -84,7 +84,7 @@ class FakeWorld:
         from devmesh.runtime.kind.client import KubeconfigError
         from tests.kind.fake_cluster import FakeCluster
 
-        if not self.store_of(context).exists():
+        if not self.store_of(context).exists() or context in self.load().get("no_kubeconfig", []):
             raise KubeconfigError(f"no kube context {context!r} in the kubeconfig {self.root / 'kubeconfig'}")
         if context not in self._clients:
             self._clients[context] = FakeCluster(context, store=self.store_of(context))
@@ -160,6 +160,14 @@ def _kind(args: list[str], world: dict[str, Any], root: Path) -> int:
             cluster.update({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
                            manager="kube-apiserver")
         _out(f'Creating cluster "{name}" ...\n')
+        return 0
+    if args[:2] == ["export", "kubeconfig"]:
+        if name not in world["clusters"]:
+            return _err(f'ERROR: unknown cluster "{name}"\n')
+        # The contexts the kubeconfig lacks although their cluster exists (a new HOME, another
+        # KUBECONFIG): exporting writes the cluster's context back.
+        world["no_kubeconfig"] = [c for c in world.get("no_kubeconfig", []) if c != f"kind-{name}"]
+        sys.stderr.write(f'Set kubectl context to "kind-{name}"\n')
         return 0
     if args[:2] == ["delete", "cluster"]:
         cluster = world["clusters"].pop(name, None)

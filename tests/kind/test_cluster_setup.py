@@ -87,6 +87,19 @@ def test_second_up_creates_nothing(project: Project, world: FakeWorld, events: E
     assert "Istio 1.31.0 is installed with its ingress gateway" in events.messages()
 
 
+def test_a_cluster_missing_from_the_kubeconfig_gets_its_context_back(project: Project,
+                                                                     world: FakeWorld) -> None:
+    setup_for(project, world).up()
+    state = world.load()
+    state["no_kubeconfig"] = ["kind-devmesh"]
+    world.save(state)
+    world.forget_calls()
+    actions = setup_for(project, world).up()
+    assert actions == ["kind cluster devmesh exists; wrote its context kind-devmesh to the kubeconfig"]
+    assert ["kind", "export", "kubeconfig", "--name", "devmesh"] in world.calls()
+    assert ["kind", "create", "cluster"] not in [c[:3] for c in world.calls()]
+
+
 def test_an_interrupted_up_is_resumed_where_it_stopped(project: Project, world: FakeWorld) -> None:
     setup_for(project, world).up()
     state = world.load()

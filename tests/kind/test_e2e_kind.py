@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,11 +30,22 @@ GATEWAY_PORT = int(os.environ.get("DEVMESH_E2E_GATEWAY_PORT", "8080"))
 TIMEOUT = 900
 
 
+# A kind-config/ for the test projects (cluster.yaml, istio.yaml): .ci/kind-cluster writes one
+# for machines that pull no image (`eval "$(.ci/kind-cluster env)"` sets this); without it the
+# projects use devmesh's own.
+KIND_CONFIG = os.environ.get("DEVMESH_E2E_KIND_CONFIG")
+
+
 def _kind_project(dest: Path) -> tuple[Path, str]:
     root, app, port = scaffold_shop(dest)
     config = root / "devmesh.yaml"
     text = config.read_text().replace(f"gateway_port: {port}", f"gateway_port: {GATEWAY_PORT}")
     config.write_text(text.replace("app: ", "runtime: kind\napp: ", 1))
+    if KIND_CONFIG:
+        (root / "kind-config").mkdir(exist_ok=True)
+        for name in ("cluster.yaml", "istio.yaml"):
+            shutil.copyfile(Path(KIND_CONFIG) / name, root / "kind-config" / name)
+        run_git(root, "add", "kind-config")
     run_git(root, "commit", "-qam", "kind runtime")
     return root, app
 

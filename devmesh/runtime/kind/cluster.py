@@ -26,6 +26,7 @@ from devmesh.errors import DevmeshError, MissingDependency, UserInputError
 from devmesh.events import Sink, Step, discard
 from devmesh.plan.k8s import MANAGED_BY
 from devmesh.runtime.kind.cluster_view import ClusterView
+from devmesh.runtime.kind.errors import KubeconfigError
 from devmesh.runtime.kind.kind_config import effective_kind_config
 from devmesh.runtime.kind.layout import (
     DEFAULT_REGISTRY_IMAGE,
@@ -128,6 +129,15 @@ class ClusterSetup(ClusterView):
     def _ensure_kind_cluster(self, did: Callable[[str], None], already: Callable[[str], None],
                              sink: Sink) -> None:
         if self.name in self.kind_clusters():
+            try:
+                self.client()
+            except KubeconfigError:
+                # The cluster runs but this kubeconfig (another HOME or KUBECONFIG, a deleted
+                # context) does not name it: kind writes its context again.
+                self._client = None
+                self.tools.run("kind", "export", "kubeconfig", "--name", self.name)
+                did(f"kind cluster {self.name} exists; wrote its context {self.context} to the kubeconfig")
+                return
             already(f"kind cluster {self.name} exists")
             return
         text, source = self._config_source()
