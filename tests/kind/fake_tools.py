@@ -182,6 +182,9 @@ def _kind(args: list[str], world: dict[str, Any], root: Path) -> int:
 
 def _docker(args: list[str], world: dict[str, Any], stdin: str) -> int:
     containers = world["containers"]
+    if args[:1] == ["info"]:
+        _out(f"{world.get('cgroup_version', '2')}\n")
+        return 0
     if args[:1] == ["inspect"]:
         name = args[-1]
         c = containers.get(name)
@@ -296,6 +299,11 @@ def main(tool: str) -> int:
     with open(root / "calls.jsonl", "a") as log:
         log.write(json.dumps({"tool": tool, "args": args, "stdin": stdin}) + "\n")
     world = json.loads((root / "world.json").read_text())
+    # A failure a test asks for: {"fail": {"kind create cluster": {"stderr": …, "status": 1}}}.
+    for prefix, failure in world.get("fail", {}).items():
+        if [tool, *args][: len(prefix.split())] == prefix.split():
+            sys.stderr.write(failure["stderr"])
+            return int(failure.get("status", 1))
     if tool == "kind":
         code = _kind(args, world, root)
     elif tool == "docker":

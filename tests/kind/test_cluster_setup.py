@@ -15,7 +15,7 @@ from devmesh.errors import DevmeshError, MissingDependency, UserInputError
 from devmesh.runtime.kind.cluster import ClusterSetup
 from devmesh.runtime.kind.kind_config import effective_kind_config
 from devmesh.runtime.kind.layout import ISTIO_VERSION, release_line
-from devmesh.runtime.kind.tools import Tools
+from devmesh.runtime.kind.tools import ToolFailed, Tools
 from tests.conftest import ProjectFactory
 from tests.kind.conftest import KIND_YAML, Events
 from tests.kind.fake_cluster import FakeCluster
@@ -48,6 +48,8 @@ def test_first_up_creates_every_part_in_order(project: Project, world: FakeWorld
         ["docker", "run", "-d", "--restart=always", "-p", "127.0.0.1:5001:5000", "--network", "bridge",
          "--name", "devmesh-registry", "--label", "app.kubernetes.io/managed-by=devmesh", "registry:2"],
         ["kind", "get", "clusters"],
+        ["docker", "info", "--format", "{{.CgroupVersion}}"],
+        ["kind", "version"],
         ["kind", "create", "cluster", "--name", "devmesh", "--config", written],
         ["kind", "get", "nodes", "--name", "devmesh"],
         ["docker", "exec", "devmesh-control-plane", "cat", f"{HOSTS}/hosts.toml"],
@@ -238,3 +240,67 @@ def test_cluster_status_cli_exit_code(project: Project, world: FakeWorld, monkey
     assert done.value.code == 1
     report = json.loads(capsys.readouterr().out)
     assert report["parts"][0]["name"] == "kind cluster" and not report["healthy"]
+
+
+OUTPUTS = Path(__file__).parent / "outputs"
+
+
+@pytest.mark.parametrize(("output", "message", "hint"), [
+    ("kind-create-caps-refused.txt",
+     "the Docker engine cannot start privileged containers, which kind's nodes are",
+     "Docker engine of 23.0 or newer"),
+    ("kind-create-port-in-use.txt",
+     "127.0.0.1:8080 is in use, so kind cannot publish the gateway there",
+     "routing.gateway_port"),
+    ("kind-create-pull-refused.txt",
+     "kind could not pull its node image devmesh/none:v1.34.0: Command Output: Error response "
+     "from daemon: Get \"https://registry-1.docker.io/v2/\"",
+     "(nodes[].image)"),
+])
+def test_a_failed_kind_create_says_what_happened(project: Project, world: FakeWorld, output: str,
+                                                 message: str, hint: str) -> None:
+    state = world.load()
+    # The recorded run's gateway port was 8080; the project's is another.
+    port = f"127.0.0.1:{project.routing.gateway_port}"
+    stderr = (OUTPUTS / output).read_text().replace("127.0.0.1:8080", port)
+    state["fail"] = {"kind create cluster": {"stderr": stderr, "status": 1}}
+    world.save(state)
+    with pytest.raises(DevmeshError) as caught:
+        setup_for(project, world).up()
+    assert not isinstance(caught.value, ToolFailed)
+    assert message.replace("127.0.0.1:8080", port) in str(caught.value)
+    assert hint in (caught.value.hint or "")
+
+
+def test_an_unknown_kind_failure_keeps_kinds_own_lines(project: Project, world: FakeWorld) -> None:
+    state = world.load()
+    state["fail"] = {"kind create cluster": {"stderr": "ERROR: something new\n", "status": 1}}
+    world.save(state)
+    with pytest.raises(ToolFailed, match="something new"):
+        setup_for(project, world).up()
+
+
+@pytest.mark.parametrize(("image", "refused"), [
+    (None, False),                       # the fake kind is 0.30: its default is Kubernetes 1.34
+    ("kindest/node:v1.34.0", False),
+    ("kindest/node:v1.35.0@sha256:" + "a" * 64, True),
+    ("devmesh/kind-node:v1.37.1", True),
+])
+def test_a_node_image_that_refuses_cgroup_v1_is_refused_before_kind_runs(
+        make_project: ProjectFactory, world: FakeWorld, tmp_path: Path, image: str | None,
+        refused: bool) -> None:
+    state = world.load()
+    state["cgroup_version"] = "1"
+    world.save(state)
+    node = f"    image: {image}\n" if image else ""
+    cluster_yaml = f"kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n  - role: control-plane\n{node}"
+    project = load_project(make_project(KIND_YAML, extra={"kind-config/cluster.yaml": cluster_yaml})
+                           / "devmesh.yaml")
+    if not refused:
+        setup_for(project, world).up()
+        return
+    with pytest.raises(UserInputError, match="whose kubelet refuses the cgroup v1") as caught:
+        setup_for(project, world).up()
+    assert caught.value.exit_code == 2
+    assert "kind-config/cluster.yaml" in str(caught.value)
+    assert not [c for c in world.calls() if c[:3] == ["kind", "create", "cluster"]]

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.docker_env import devmesh, get, run_git, scaffold_shop, wait_for
+from tests import docker_env
+from tests.docker_env import get, run_git, scaffold_shop, wait_for
 
 pytestmark = [
     pytest.mark.e2e_kind,
@@ -34,6 +36,21 @@ TIMEOUT = 900
 # for machines that pull no image (`eval "$(.ci/kind-cluster env)"` sets this); without it the
 # projects use devmesh's own.
 KIND_CONFIG = os.environ.get("DEVMESH_E2E_KIND_CONFIG")
+# A directory with kind, kubectl and istioctl (.ci/kind-cluster's), put first on PATH for the
+# devmesh these tests run and for nothing else: with kind on PATH, runtime "auto" picks kind,
+# which the rest of the suite must not.
+KIND_TOOLS = os.environ.get("DEVMESH_E2E_KIND_TOOLS")
+# The local registry's image (DEVMESH_REGISTRY_IMAGE) for the devmesh these tests run.
+REGISTRY_IMAGE = os.environ.get("DEVMESH_E2E_REGISTRY_IMAGE")
+
+
+def devmesh(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {}
+    if KIND_TOOLS:
+        env["PATH"] = f"{KIND_TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"
+    if REGISTRY_IMAGE:
+        env["DEVMESH_REGISTRY_IMAGE"] = REGISTRY_IMAGE
+    return docker_env.devmesh(cwd, *args, env=env, timeout=timeout)
 
 
 def _kind_project(dest: Path) -> tuple[Path, str]:

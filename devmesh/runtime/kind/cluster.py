@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -26,6 +27,7 @@ from devmesh.errors import DevmeshError, MissingDependency, UserInputError
 from devmesh.events import Sink, Step, discard
 from devmesh.plan.k8s import MANAGED_BY
 from devmesh.runtime.kind.cluster_view import ClusterView
+from devmesh.runtime.kind.diagnose import cgroup_v1_refusal, kind_create_failure
 from devmesh.runtime.kind.errors import KubeconfigError
 from devmesh.runtime.kind.kind_config import effective_kind_config
 from devmesh.runtime.kind.layout import (
@@ -38,7 +40,7 @@ from devmesh.runtime.kind.layout import (
     REGISTRY_IMAGE_ENV,
     release_line,
 )
-from devmesh.runtime.kind.tools import INSTALL_HINTS
+from devmesh.runtime.kind.tools import INSTALL_HINTS, ToolFailed
 
 
 def _bundled(name: str) -> Path:
@@ -142,14 +144,31 @@ class ClusterSetup(ClusterView):
             return
         text, source = self._config_source()
         config = effective_kind_config(text, self.project.routing.gateway_port, source)
+        self._refuse_cgroup_v1(config, source)
         folder = state_dir() / "kind"
         folder.mkdir(parents=True, exist_ok=True)
         written = folder / f"{self.name}.yaml"
         written.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         sink(Step(f"creating kind cluster {self.name} from {source} (about a minute)", changed=False))
-        self.tools.run("kind", "create", "cluster", "--name", self.name, "--config", str(written))
+        try:
+            self.tools.run("kind", "create", "cluster", "--name", self.name, "--config", str(written))
+        except ToolFailed as exc:
+            known = kind_create_failure(exc.output, node=f"{self.name}-control-plane",
+                                        gateway_port=self.project.routing.gateway_port, source=source)
+            raise (known or exc) from None
         did(f"created kind cluster {self.name} (context {self.context}; gateway on "
             f"127.0.0.1:{self.project.routing.gateway_port})")
+
+    def _refuse_cgroup_v1(self, config: dict[str, Any], source: str) -> None:
+        """A node image whose kubelet refuses the Docker host's cgroup v1 is refused here, before
+        kind spends minutes on it."""
+        cgroup = self.tools.run("docker", "info", "--format", "{{.CgroupVersion}}").stdout
+        images = [node.get("image") for node in config.get("nodes") or ()]
+        kind_version = "" if all(images) else self.tools.run("kind", "version").stdout
+        refusal = cgroup_v1_refusal(cgroup_version=cgroup, images=images, kind_version=kind_version,
+                                    source=source)
+        if refusal is not None:
+            raise refusal
 
     def _ensure_node_hosts(self, node: str, did: Callable[[str], None],
                            already: Callable[[str], None]) -> None:

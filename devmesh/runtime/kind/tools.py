@@ -19,7 +19,12 @@ INSTALL_HINTS = {
 
 
 class ToolFailed(DevmeshError):
-    """kind, docker or istioctl exited with an error."""
+    """kind, docker or istioctl exited with an error; ``output`` is all it wrote to stderr
+    (stdout when stderr was empty)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, output: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.output = output
 
 
 class Tools:
@@ -44,6 +49,8 @@ class Tools:
         except subprocess.TimeoutExpired:
             raise ToolFailed(f"'{tool} {' '.join(args)}' did not finish within {timeout:g} s") from None
         if check and done.returncode != 0:
-            tail = "\n  ".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-            raise ToolFailed(f"'{tool} {' '.join(args)}' failed with status {done.returncode}:\n  {tail}")
+            output = done.stderr or done.stdout
+            tail = "\n  ".join(output.strip().splitlines()[-15:])
+            raise ToolFailed(f"'{tool} {' '.join(args)}' failed with status {done.returncode}:\n  {tail}",
+                             output=output)
         return done
