@@ -256,6 +256,10 @@ OUTPUTS = Path(__file__).parent / "outputs"
      "kind could not pull its node image devmesh/none:v1.34.0: Command Output: Error response "
      "from daemon: Get \"https://registry-1.docker.io/v2/\"",
      "(nodes[].image)"),
+    ("kind-create-kubeadm-failed.txt",
+     "kubeadm could not start Kubernetes on node devmesh-control-plane: error execution phase "
+     "wait-control-plane: failed while waiting for the control plane to start",
+     "docker exec devmesh-control-plane journalctl -u kubelet"),
 ])
 def test_a_failed_kind_create_says_what_happened(project: Project, world: FakeWorld, output: str,
                                                  message: str, hint: str) -> None:
@@ -304,3 +308,22 @@ def test_a_node_image_that_refuses_cgroup_v1_is_refused_before_kind_runs(
     assert caught.value.exit_code == 2
     assert "kind-config/cluster.yaml" in str(caught.value)
     assert not [c for c in world.calls() if c[:3] == ["kind", "create", "cluster"]]
+
+
+def test_istio_that_does_not_become_ready_says_which_workload_and_why(project: Project,
+                                                                     world: FakeWorld) -> None:
+    state = world.load()
+    state["fail"] = {"istioctl install": {
+        "stderr": (OUTPUTS / "istioctl-install-not-ready.txt").read_text(), "status": 1}}
+    world.save(state)
+    with pytest.raises(DevmeshError) as caught:
+        setup_for(project, world).up()
+    message = str(caught.value)
+    assert not isinstance(caught.value, ToolFailed)
+    assert message.startswith("Istio did not become ready within 40s: Deployment/istio-system/istiod: "
+                              "container failed to start: ErrImagePull: failed to pull and unpack "
+                              'image "devmesh.local/missing/pilot:1.31-dev"')
+    assert message.endswith("; Deployment/istio-system/istio-ingressgateway: container failed to "
+                            "start: ContainerCreating:")
+    assert message.count("istiod") == 1 and "\n" not in message
+    assert "cannot pull Istio's images" in (caught.value.hint or "")

@@ -27,7 +27,7 @@ from devmesh.errors import DevmeshError, MissingDependency, UserInputError
 from devmesh.events import Sink, Step, discard
 from devmesh.plan.k8s import MANAGED_BY
 from devmesh.runtime.kind.cluster_view import ClusterView
-from devmesh.runtime.kind.diagnose import cgroup_v1_refusal, kind_create_failure
+from devmesh.runtime.kind.diagnose import cgroup_v1_refusal, istio_install_failure, kind_create_failure
 from devmesh.runtime.kind.errors import KubeconfigError
 from devmesh.runtime.kind.kind_config import effective_kind_config
 from devmesh.runtime.kind.layout import (
@@ -227,7 +227,10 @@ class ClusterSetup(ClusterView):
         config = self._istio_config()
         sink(Step(f"installing Istio {client_version} ({why}); this takes a minute or two",
                   changed=False))
-        self.tools.run("istioctl", "install", "-y", "--context", self.context, "-f", str(config))
+        try:
+            self.tools.run("istioctl", "install", "-y", "--context", self.context, "-f", str(config))
+        except ToolFailed as exc:
+            raise (istio_install_failure(exc.output, config=str(config)) or exc) from None
         did(f"installed Istio {client_version} with {config.name} (ingress gateway on NodePort "
             f"{GATEWAY_NODE_PORT})")
 

@@ -51,8 +51,11 @@ def kind_create_failure(output: str, *, node: str, gateway_port: int, source: st
             hint=f"on a machine that cannot reach the registry, load the image first (docker load) "
                  f"or name one that is here in {source} (nodes[].image)")
     if _KUBEADM in output:
+        # kubeadm's own verdict; the lines after it are its advice on finding the container.
+        phase = re.search(r"error execution phase [^\n]*", output)
         return DevmeshError(
-            f"kubeadm could not start Kubernetes on node {node}: {_last_line(output)}",
+            f"kubeadm could not start Kubernetes on node {node}: "
+            f"{phase.group(0) if phase else _last_line(output)}",
             hint="a node too slow or short of memory, or a kubelet that refuses this host, ends so; "
                  f"'kind create cluster --retain --config <file>' keeps the node to read "
                  f"'docker exec {node} journalctl -u kubelet'")
@@ -98,3 +101,31 @@ def cgroup_v1_refusal(*, cgroup_version: str, images: list[str | None], kind_ver
                 hint="pin a Kubernetes 1.34 node image there (nodes[].image), or move the host to "
                      "cgroup v2")
     return None
+
+
+_NOT_READY = re.compile(r"resources not ready after (\S+?):")
+_WAITING = re.compile(r"^\s+(\w+/[\w.-]+/[\w.-]+) \((.*)\)", re.M)
+_PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
+
+
+def istio_install_failure(output: str, *, config: str) -> DevmeshError | None:
+    """The user's error for an ``istioctl install`` whose workloads did not become ready
+    (``output``: its stderr, which names each one and why), or None for another failure."""
+    match = _NOT_READY.search(output)
+    if match is None:
+        return None
+    # "  Deployment/istio-system/istiod (container failed to start: ErrImagePull: …)", once in
+    # the progress and again in the final error; the progress's last one runs on into "Error:".
+    waiting: list[str] = []
+    for found in _WAITING.finditer(output):
+        line = f"{found.group(1)}: {found.group(2).strip()}"
+        if line not in waiting:
+            waiting.append(line)
+    what = "; ".join(waiting) or "istioctl names none"
+    if any(reason in line for line in waiting for reason in _PULL_REASONS):
+        hint = ("the node cannot pull Istio's images: give it a registry it can reach, or load the "
+                f"images into the node (kind load docker-image) and name them with hub and tag in {config}")
+    else:
+        hint = ("'kubectl -n istio-system describe pods' says why; on a slow or busy machine, run "
+                "'devmesh cluster up' again: it picks up where this stopped")
+    return DevmeshError(f"Istio did not become ready within {match.group(1)}: {what}", hint=hint)
