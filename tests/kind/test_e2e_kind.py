@@ -61,13 +61,25 @@ KIND_TOOLS = os.environ.get("DEVMESH_E2E_KIND_TOOLS")
 REGISTRY_IMAGE = os.environ.get("DEVMESH_E2E_REGISTRY_IMAGE")
 
 
-def devmesh(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+# One kubeconfig for the whole module, as a user has one (each test gets its own HOME): the
+# cluster fixture's `cluster up` writes the context into it.
+KUBECONFIG: list[Path] = []
+
+
+def tool_env() -> dict[str, str]:
+    """What the devmesh (and kubectl) these tests run get on top of the test's environment."""
     env = {}
+    if KUBECONFIG:
+        env["KUBECONFIG"] = str(KUBECONFIG[0])
     if KIND_TOOLS:
         env["PATH"] = f"{KIND_TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"
     if REGISTRY_IMAGE:
         env["DEVMESH_REGISTRY_IMAGE"] = REGISTRY_IMAGE
-    return docker_env.devmesh(cwd, *args, env=env, timeout=timeout)
+    return env
+
+
+def devmesh(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return docker_env.devmesh(cwd, *args, env=tool_env(), timeout=timeout)
 
 
 def _kind_project(dest: Path) -> tuple[Path, str]:
@@ -92,7 +104,8 @@ def app_objects(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    KUBECONFIG.append(tmp_path_factory.mktemp("kube") / "config")
     root, _ = _kind_project(tmp_path_factory.mktemp("cluster") / "shop")
     done = devmesh(root, "cluster", "up", timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
@@ -100,7 +113,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert again.returncode == 0 and "nothing to change" in again.stdout, again.stderr
     status = devmesh(root, "cluster", "status", "--json")
     assert status.returncode == 0, status.stdout
-    return root
+    yield root
+    KUBECONFIG.clear()
 
 
 @pytest.fixture
@@ -385,9 +399,7 @@ def test_live_sync_reaches_the_real_pod_through_exec(shop: tuple[Path, str, int]
     assert devmesh(root, "up", "--detach", timeout=TIMEOUT).returncode == 0
     host = f"synced.{app}.localhost"
     wait_for(port, host, lambda b: b.get("api", {}).get("version") == "before-sync", timeout=120)
-    env = {**os.environ, "DEVMESH_ENVOY_IMAGE": docker_env.ENVOY_IMAGE}
-    if KIND_TOOLS:
-        env["PATH"] = f"{KIND_TOOLS}{os.pathsep}{env.get('PATH', '')}"
+    env = {**os.environ, "DEVMESH_ENVOY_IMAGE": docker_env.ENVOY_IMAGE, **tool_env()}
     proc = subprocess.Popen([sys.executable, "-m", "devmesh", "sync"], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     err: queue.Queue[str] = queue.Queue()
@@ -409,8 +421,8 @@ def test_live_sync_reaches_the_real_pod_through_exec(shop: tuple[Path, str, int]
         proc.wait(timeout=30)
     assert proc.returncode == 0, seen
     restarts = subprocess.run(
-        [os.path.join(KIND_TOOLS or "", "kubectl") if KIND_TOOLS else "kubectl", "--context",
+        ["kubectl", "--context",
          "kind-devmesh", "get", "pods", "-A", "-l", "devmesh.dev/service=api,devmesh.dev/env=synced",
          "-o", "jsonpath={.items[*].status.containerStatuses[*].restartCount}"],
-        capture_output=True, text=True, check=True).stdout.split()
+        capture_output=True, text=True, check=True, env=env).stdout.split()
     assert restarts and set(restarts) == {"0"}, restarts
