@@ -129,11 +129,16 @@ def _change_api(root: Path, version: str) -> None:
     app_py.write_text(app_py.read_text().replace('"SHOP_VERSION", "v1"', f'"SHOP_VERSION", "{version}"'))
 
 
+def _api_branch(root: Path, branch: str, version: str) -> None:
+    """A new branch whose one commit gives api another version."""
+    run_git(root, "checkout", "-q", "-b", branch)
+    _change_api(root, version)
+    run_git(root, "commit", "-qam", f"api {version}")
+
+
 def test_branch_preview_routes_changed_service_and_falls_back(shop: tuple[Path, str, int]) -> None:
     root, app, port = shop
-    run_git(root, "checkout", "-q", "-b", "feature/cheaper-stock")
-    _change_api(root, "v2")
-    run_git(root, "commit", "-qam", "api v2")
+    _api_branch(root, "feature/cheaper-stock", "v2")
     first = devmesh(root, "up", "--detach", timeout=TIMEOUT)
     assert first.returncode == 0, first.stderr
     env = next(line.split()[1] for line in first.stdout.splitlines() if line.startswith("environment "))
@@ -163,9 +168,7 @@ def test_branch_preview_routes_changed_service_and_falls_back(shop: tuple[Path, 
 @full_suite
 def test_two_branches_share_the_baseline(shop: tuple[Path, str, int]) -> None:
     root, app, port = shop
-    run_git(root, "checkout", "-q", "-b", "one")
-    _change_api(root, "one")
-    run_git(root, "commit", "-qam", "api one")
+    _api_branch(root, "one", "one")
     assert devmesh(root, "up", "-d", timeout=TIMEOUT).returncode == 0
     run_git(root, "checkout", "-q", "main")
     run_git(root, "checkout", "-q", "-b", "two")
@@ -218,9 +221,7 @@ def test_build_failure_names_the_step_and_starts_nothing(shop: tuple[Path, str, 
 @full_suite
 def test_down_by_env_name_after_the_branch_is_gone(shop: tuple[Path, str, int]) -> None:
     root, _, _ = shop
-    run_git(root, "checkout", "-q", "-b", "short-lived")
-    _change_api(root, "gone")
-    run_git(root, "commit", "-qam", "api gone")
+    _api_branch(root, "short-lived", "gone")
     assert devmesh(root, "up", "-d", timeout=TIMEOUT).returncode == 0
     run_git(root, "checkout", "-q", "main")
     run_git(root, "branch", "-qD", "short-lived")
@@ -377,9 +378,7 @@ def test_the_kind_cluster_as_an_existing_context_gets_nothing_installed(cluster:
     assert "nothing to change" in done.stdout or "cluster ready" in done.stdout, done.stdout
     assert "Istio 1.31" in done.stderr and "is installed" in done.stderr, done.stderr
     assert "created" not in done.stderr and "installed Istio" not in done.stderr
-    run_git(root, "checkout", "-q", "-b", "ctx")
-    _change_api(root, "ctx")
-    run_git(root, "commit", "-qam", "api ctx")
+    _api_branch(root, "ctx", "ctx")
     try:
         up = devmesh(root, "up", "--detach", "--context", "kind-devmesh", timeout=TIMEOUT)
         assert up.returncode == 0, up.stderr
@@ -393,9 +392,7 @@ def test_the_kind_cluster_as_an_existing_context_gets_nothing_installed(cluster:
 @full_suite
 def test_live_sync_reaches_the_real_pod_through_exec(shop: tuple[Path, str, int]) -> None:
     root, app, port = shop
-    run_git(root, "checkout", "-q", "-b", "synced")
-    _change_api(root, "before-sync")
-    run_git(root, "commit", "-qam", "api before-sync")
+    _api_branch(root, "synced", "before-sync")
     assert devmesh(root, "up", "--detach", timeout=TIMEOUT).returncode == 0
     host = f"synced.{app}.localhost"
     wait_for(port, host, lambda b: b.get("api", {}).get("version") == "before-sync", timeout=120)
