@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests import docker_env
-from tests.docker_env import get, run_git, scaffold_shop, wait_for
+from tests.docker_env import get, remove_images, run_git, scaffold_shop, wait_for
 from tests.sync.test_sync_docker import _expect, _read_lines
 
 MODE = os.environ.get("DEVMESH_E2E_KIND")
@@ -122,6 +122,7 @@ def shop(cluster: Path, tmp_path: Path) -> Iterator[tuple[Path, str, int]]:
     root, app = _kind_project(tmp_path / "shop")
     yield root, app, GATEWAY_PORT
     devmesh(root, "down", "--baseline", timeout=TIMEOUT)
+    remove_images(app)
 
 
 def _change_api(root: Path, version: str) -> None:
@@ -278,6 +279,7 @@ def feat(cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     wait_for(GATEWAY_PORT, f"{app}.localhost", lambda b: "api" in b, timeout=120)
     yield root, app
     devmesh(root, "down", "--baseline", timeout=TIMEOUT)
+    remove_images(app)
 
 
 def _cli(root: Path, *args: str) -> str:
@@ -386,6 +388,7 @@ def test_the_kind_cluster_as_an_existing_context_gets_nothing_installed(cluster:
         assert body["api"]["version"] == "ctx" and body["api"]["stock"]["env"] == "baseline"
     finally:
         assert devmesh(root, "down", "--baseline", "--context", "kind-devmesh", timeout=TIMEOUT).returncode == 0
+        remove_images(app)
     assert json.loads(devmesh(cluster, "cluster", "status", "--json").stdout)["healthy"]
 
 
