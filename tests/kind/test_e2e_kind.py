@@ -13,12 +13,9 @@ import http.client
 import json
 import os
 import re
-import queue
 import shutil
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,7 +26,7 @@ import pytest
 
 from tests import docker_env
 from tests.docker_env import get, remove_images, run_git, scaffold_shop, wait_for
-from tests.sync.test_sync_docker import _expect, _read_lines
+from tests.sync.test_sync_docker import _expect, start_sync
 
 MODE = os.environ.get("DEVMESH_E2E_KIND")
 pytestmark = [
@@ -400,12 +397,8 @@ def test_live_sync_reaches_the_real_pod_through_exec(shop: tuple[Path, str, int]
     host = f"synced.{app}.localhost"
     wait_for(port, host, lambda b: b.get("api", {}).get("version") == "before-sync", timeout=120)
     env = {**os.environ, "DEVMESH_ENVOY_IMAGE": docker_env.ENVOY_IMAGE, **tool_env()}
-    proc = subprocess.Popen([sys.executable, "-m", "devmesh", "sync"], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err: queue.Queue[str] = queue.Queue()
+    proc, err = start_sync(root, env)
     seen: list[str] = []
-    assert proc.stderr is not None
-    threading.Thread(target=_read_lines, args=(proc.stderr, err), daemon=True).start()
     try:
         _expect(err, "syncing environment synced", seen)
         time.sleep(1.0)

@@ -187,6 +187,16 @@ def _read_lines(stream: Any, into: queue.Queue[str]) -> None:
         into.put(line.rstrip("\n"))
 
 
+def start_sync(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+    """`devmesh sync` in ``root``, as a user runs it; its stderr's lines arrive in the queue."""
+    proc = subprocess.Popen([sys.executable, "-m", "devmesh", "sync"], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err: queue.Queue[str] = queue.Queue()
+    assert proc.stderr is not None
+    threading.Thread(target=_read_lines, args=(proc.stderr, err), daemon=True).start()
+    return proc, err
+
+
 def _expect(lines: queue.Queue[str], text: str, seen: list[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -231,13 +241,8 @@ def test_sync_command(preview: tuple[Path, str, int, str]) -> None:
     elsewhere = devmesh(root, "sync", "--branch", "main")
     assert elsewhere.returncode == 2 and "baseline branch" in elsewhere.stderr
     edit_prices(root, 0.7)  # while nothing syncs: the container no longer matches the sources
-    env_vars = {**os.environ, "DEVMESH_ENVOY_IMAGE": ENVOY_IMAGE}
-    proc = subprocess.Popen([sys.executable, "-m", "devmesh", "sync"], cwd=root, env=env_vars,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err: queue.Queue[str] = queue.Queue()
+    proc, err = start_sync(root, {**os.environ, "DEVMESH_ENVOY_IMAGE": ENVOY_IMAGE})
     seen: list[str] = []
-    assert proc.stderr is not None
-    threading.Thread(target=_read_lines, args=(proc.stderr, err), daemon=True).start()
     try:
         _expect(err, f"syncing environment {env}", seen)
         assert any("api: . → /app; rebuild on requirements.txt, pyproject.toml, Dockerfile; "
