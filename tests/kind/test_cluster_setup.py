@@ -327,3 +327,19 @@ def test_istio_that_does_not_become_ready_says_which_workload_and_why(project: P
                             "start: ContainerCreating:")
     assert message.count("istiod") == 1 and "\n" not in message
     assert "cannot pull Istio's images" in (caught.value.hint or "")
+
+
+def test_kinds_own_default_image_on_cgroup_v1_is_refused_from_kind_0_31() -> None:
+    from devmesh.runtime.kind.diagnose import cgroup_v1_refusal
+
+    refused = cgroup_v1_refusal(cgroup_version="1\n", images=[None], source="cluster.yaml",
+                                kind_version="kind v0.33.0 go1.26.8 linux/amd64")
+    assert refused is not None and str(refused) == (
+        "cluster.yaml: no node image is named, and kind 0.33's default is Kubernetes 1.35 or "
+        "newer, whose kubelet refuses the cgroup v1 this Docker host runs")
+    assert refused.hint == ("pin a Kubernetes 1.34 node image there (nodes[].image: "
+                            "kindest/node:v1.34.0 or another 1.34 one), or move the host to cgroup v2")
+    assert cgroup_v1_refusal(cgroup_version="1", images=[None], source="cluster.yaml",
+                             kind_version="kind v0.30.0 go1.24.6 linux/amd64") is None
+    assert cgroup_v1_refusal(cgroup_version="2", images=[None], source="cluster.yaml",
+                             kind_version="kind v0.33.0 go1.26.8 linux/amd64") is None

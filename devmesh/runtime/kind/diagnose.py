@@ -85,21 +85,19 @@ def cgroup_v1_refusal(*, cgroup_version: str, images: list[str | None], kind_ver
     for image in images:
         if image is None:
             minor = kind_minor(kind_version)
-            if minor is not None and minor >= FIRST_KIND_MINOR_DEFAULTING_TO_1_35:
-                return UserInputError(
-                    f"{source}: no node image is named, and kind 0.{minor}'s default is "
-                    f"Kubernetes 1.{FIRST_MINOR_WITHOUT_CGROUP_V1} or newer, whose kubelet refuses "
-                    "the cgroup v1 this Docker host runs",
-                    hint="pin a Kubernetes 1.34 node image there (nodes[].image: kindest/node:v1.34.0 "
-                         "or another 1.34 one), or move the host to cgroup v2")
-            continue
-        minor = kubernetes_minor(image)
-        if minor is not None and minor >= FIRST_MINOR_WITHOUT_CGROUP_V1:
-            return UserInputError(
-                f"{source}: node image {image} is Kubernetes 1.{minor}, whose kubelet refuses the "
-                "cgroup v1 this Docker host runs",
-                hint="pin a Kubernetes 1.34 node image there (nodes[].image), or move the host to "
-                     "cgroup v2")
+            if minor is None or minor < FIRST_KIND_MINOR_DEFAULTING_TO_1_35:
+                continue
+            what = (f"no node image is named, and kind 0.{minor}'s default is Kubernetes "
+                    f"1.{FIRST_MINOR_WITHOUT_CGROUP_V1} or newer")
+            pin = "nodes[].image: kindest/node:v1.34.0 or another 1.34 one"
+        else:
+            minor = kubernetes_minor(image)
+            if minor is None or minor < FIRST_MINOR_WITHOUT_CGROUP_V1:
+                continue
+            what, pin = f"node image {image} is Kubernetes 1.{minor}", "nodes[].image"
+        return UserInputError(
+            f"{source}: {what}, whose kubelet refuses the cgroup v1 this Docker host runs",
+            hint=f"pin a Kubernetes 1.34 node image there ({pin}), or move the host to cgroup v2")
     return None
 
 
