@@ -4,6 +4,7 @@ the fake API server state those tools share with the in-process client."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import re
 from pathlib import Path
 
@@ -29,6 +30,7 @@ LOOKS = [
     INSPECT_REGISTRY,
     ["kind", "get", "clusters"],
     ["kind", "get", "nodes", "--name", "devmesh"],
+    ["docker", "inspect", "--type", "container", "devmesh-control-plane"],
     ["docker", "exec", "devmesh-control-plane", "cat", f"{HOSTS}/hosts.toml"],
     INSPECT_REGISTRY,
 ]
@@ -52,6 +54,7 @@ def test_first_up_creates_every_part_in_order(project: Project, world: FakeWorld
         ["kind", "version"],
         ["kind", "create", "cluster", "--name", "devmesh", "--config", written],
         ["kind", "get", "nodes", "--name", "devmesh"],
+        ["docker", "inspect", "--type", "container", "devmesh-control-plane"],
         ["docker", "exec", "devmesh-control-plane", "cat", f"{HOSTS}/hosts.toml"],
         ["docker", "exec", "devmesh-control-plane", "mkdir", "-p", HOSTS],
         ["docker", "exec", "-i", "devmesh-control-plane", "cp", "/dev/stdin", f"{HOSTS}/hosts.toml"],
@@ -343,3 +346,108 @@ def test_kinds_own_default_image_on_cgroup_v1_is_refused_from_kind_0_31() -> Non
                              kind_version="kind v0.30.0 go1.24.6 linux/amd64") is None
     assert cgroup_v1_refusal(cgroup_version="2", images=[None], source="cluster.yaml",
                              kind_version="kind v0.33.0 go1.26.8 linux/amd64") is None
+
+
+class Ticks:
+    """``clock`` and ``pause`` for ClusterSetup's waits: each pause moves the clock on and
+    runs what the test wants to happen meanwhile."""
+
+    def __init__(self, *on_pause: Callable[[], None]) -> None:
+        self.now = 0.0
+        self.on_pause = list(on_pause)
+        self.pauses = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def pause(self, seconds: float) -> None:
+        self.now += seconds
+        self.pauses += 1
+        if self.on_pause:
+            self.on_pause.pop(0)()
+
+
+def waiting_setup(project: Project, world: FakeWorld, ticks: Ticks, timeout: float = 5) -> ClusterSetup:
+    setup = setup_for(project, world)
+    setup.clock, setup.pause, setup.ready_timeout = ticks.clock, ticks.pause, timeout  # type: ignore[method-assign]
+    return setup
+
+
+def restart_gateway(world: FakeWorld, fate: str) -> None:
+    """The gateway's pod replaced by one of ``fate`` (as after a node restart)."""
+    fake = world.client("kind-devmesh")
+    fake.fate = lambda pod: fate if pod["metadata"]["name"].startswith("istio-ingressgateway") else "ready"
+    gateway = fake.get("apps/v1", "Deployment", "istio-ingressgateway", "istio-system")
+    gateway["spec"]["template"]["metadata"]["annotations"] = {"restarted": str(len(fate))}
+    fake.update(gateway, manager="kube-controller-manager")
+
+
+def test_a_stopped_node_is_started_and_its_api_server_awaited(project: Project, world: FakeWorld,
+                                                              events: Events) -> None:
+    setup_for(project, world).up()
+    state = world.load()
+    state["containers"]["devmesh-control-plane"]["running"] = False
+    world.save(state)
+    fake = world.client("kind-devmesh")
+    fake.reachable = False
+    ticks = Ticks(lambda: None, lambda: setattr(fake, "reachable", True))
+    world.forget_calls()
+    actions = waiting_setup(project, world, ticks).up(sink=events)
+    assert actions == ["started node devmesh-control-plane (it was stopped)"]
+    assert ["docker", "start", "devmesh-control-plane"] in world.calls()
+    assert ticks.pauses == 2
+    assert "waiting for the API server of kind-devmesh to answer" in events.messages()
+
+
+def test_a_node_whose_api_server_never_answers_says_so(project: Project, world: FakeWorld) -> None:
+    setup_for(project, world).up()
+    state = world.load()
+    state["containers"]["devmesh-control-plane"]["running"] = False
+    world.save(state)
+    world.client("kind-devmesh").reachable = False
+    with pytest.raises(DevmeshError) as caught:
+        waiting_setup(project, world, Ticks(), timeout=3).up()
+    assert str(caught.value) == ("kind cluster devmesh: the API server does not answer 3 s after its "
+                                 "node(s) started: connection refused")
+    assert "docker logs devmesh-control-plane" in (caught.value.hint or "")
+
+
+def test_an_ingress_gateway_not_ready_yet_is_awaited(project: Project, world: FakeWorld,
+                                                     events: Events) -> None:
+    setup_for(project, world).up()
+    restart_gateway(world, "pending")
+    ticks = Ticks(lambda: None, lambda: restart_gateway(world, "ready"))
+    actions = waiting_setup(project, world, ticks).up(sink=events)
+    assert actions == []
+    waiting = [m for m in events.messages() if m.startswith("waiting for istio-system/")]
+    assert len(waiting) == 1
+    assert re.fullmatch(r"waiting for istio-system/istio-ingressgateway: Progressing — 0/1 available; "
+                        r"pod istio-ingressgateway-\S+: istio-proxy ContainerCreating", waiting[0]), waiting
+    assert events.messages()[-1] == "istio-system/istio-ingressgateway is ready"
+    assert ticks.pauses == 2
+
+
+def test_an_ingress_gateway_that_stays_unready_fails_with_its_last_lines(project: Project,
+                                                                        world: FakeWorld) -> None:
+    setup_for(project, world).up()
+    restart_gateway(world, "pending")
+    world.client("kind-devmesh").add_logs("app=istio-ingressgateway", "istio-proxy",
+                                          "warn Envoy proxy is NOT ready: config not received from XDS server")
+    with pytest.raises(DevmeshError) as caught:
+        waiting_setup(project, world, Ticks(), timeout=4).up()
+    message = str(caught.value)
+    assert re.match(r"Istio's istio-ingressgateway is not ready after 4 s: Progressing — 0/1 available; "
+                    r"pod istio-ingressgateway-\S+: istio-proxy ContainerCreating; last log lines:\n", message), message
+    assert message.endswith("\n  warn Envoy proxy is NOT ready: config not received from XDS server")
+    assert "describe deployment istio-ingressgateway" in (caught.value.hint or "")
+
+
+def test_an_ingress_gateway_that_cannot_start_fails_at_once(project: Project, world: FakeWorld) -> None:
+    setup_for(project, world).up()
+    restart_gateway(world, "crash")
+    ticks = Ticks()
+    with pytest.raises(DevmeshError) as caught:
+        waiting_setup(project, world, ticks).up()
+    assert str(caught.value).startswith("Istio's istio-ingressgateway cannot start: CrashLoopBackOff: "
+                                        "the container keeps exiting (last exit status 1)")
+    assert ticks.pauses == 0

@@ -11,6 +11,7 @@ import pytest
 from devmesh.config import Project
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend, Environment
+from devmesh.runtime.kind.rollout import assess
 from devmesh.runtime.kind.runtime import KindRuntime, RolloutFailed
 from tests.kind.conftest import Events, FakePublisher
 from tests.kind.fake_cluster import FakeCluster
@@ -273,3 +274,19 @@ def test_the_app_found_by_labels_alone_lists_logs_and_goes_down(project: Project
     assert "Deployment api-one" in last and "Deployment web-baseline" in last
     assert last[-1] == "Namespace devmesh-shop"
     assert fake.list("apps/v1", "Deployment") == [] and deleted(fake.get("v1", "Namespace", NS))
+
+
+def test_a_pod_that_restarted_says_how_often_and_why() -> None:
+    deployment = {"metadata": {"name": "gw", "generation": 1},
+                  "spec": {"replicas": 1},
+                  "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1}}
+    pod = {"metadata": {"name": "gw-1"},
+           "status": {"phase": "Running", "containerStatuses": [{
+               "name": "istio-proxy", "ready": False, "restartCount": 2,
+               "state": {"running": {}},
+               "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}}
+    assert assess(deployment, [pod]).describe() == (
+        "Progressing — 0/1 available; pod gw-1: istio-proxy not ready yet "
+        "(restarted 2 times; last exit status 137, OOMKilled)")
+    pod["status"]["containerStatuses"][0].update(restartCount=0, lastState={})
+    assert assess(deployment, [pod]).describe() == "Progressing — 0/1 available; pod gw-1: istio-proxy not ready yet"

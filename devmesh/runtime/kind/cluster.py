@@ -15,6 +15,7 @@ creates nothing cluster-wide, except Istio when asked to (``--install-istio``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,13 @@ from devmesh.events import Sink, Step, discard
 from devmesh.plan.k8s import MANAGED_BY
 from devmesh.runtime.kind.cluster_view import ClusterView
 from devmesh.runtime.kind.diagnose import cgroup_v1_refusal, istio_install_failure, kind_create_failure
-from devmesh.runtime.kind.errors import KubeconfigError
+from devmesh.runtime.kind.errors import ClusterError, ClusterUnreachable, KubeconfigError
 from devmesh.runtime.kind.kind_config import effective_kind_config
 from devmesh.runtime.kind.layout import (
     DEFAULT_REGISTRY_IMAGE,
     GATEWAY_NODE_PORT,
+    INGRESS_NAME,
+    ISTIO_NAMESPACE,
     ISTIO_VERSION,
     KIND_NETWORK,
     LOCAL_REGISTRY_HOSTING,
@@ -40,6 +43,8 @@ from devmesh.runtime.kind.layout import (
     REGISTRY_IMAGE_ENV,
     release_line,
 )
+from devmesh.runtime.kind.protocol import last_log_lines
+from devmesh.runtime.kind.rollout import Rollout
 from devmesh.runtime.kind.tools import INSTALL_HINTS, ToolFailed
 
 
@@ -52,8 +57,23 @@ def _bundled(name: str) -> Path:
     raise DevmeshError(f"devmesh's kind-config/{name} is missing from this installation")
 
 
+# Istio's Deployments and the container of each that must be ready.
+ISTIO_PARTS = (("istiod", "discovery"), (INGRESS_NAME, "istio-proxy"))
+# How long ``up`` waits for a restarted node's API server and for Istio to be ready.
+READY_TIMEOUT = 300.0
+LOG_LINES = 10
+
+
 class ClusterSetup(ClusterView):
-    """The cluster a project's kind runtime uses, brought up and down (see ``ClusterView``)."""
+    """The cluster a project's kind runtime uses, brought up and down (see ``ClusterView``).
+
+    ``ready_timeout``, ``pause`` and ``clock`` bound and pace the waits for a restarted node
+    and for Istio's readiness (tests make them instant).
+    """
+
+    ready_timeout = READY_TIMEOUT
+    pause: Callable[[float], None] = staticmethod(time.sleep)
+    clock: Callable[[], float] = staticmethod(time.monotonic)
 
     def _registry_port(self) -> int:
         host, _, port = self.registry.rpartition(":")
@@ -81,7 +101,9 @@ class ClusterSetup(ClusterView):
             port = self._registry_port()
             self._ensure_registry(port, did, already)
             self._ensure_kind_cluster(did, already, sink)
-            for node in self.kind_nodes():
+            nodes = self.kind_nodes()
+            self._start_stopped_nodes(nodes, did, sink)
+            for node in nodes:
                 self._ensure_node_hosts(node, did, already)
             self._ensure_registry_network(did, already)
             self._ensure_registry_configmap(did, already)
@@ -159,6 +181,31 @@ class ClusterSetup(ClusterView):
         did(f"created kind cluster {self.name} (context {self.context}; gateway on "
             f"127.0.0.1:{self.project.routing.gateway_port})")
 
+    def _start_stopped_nodes(self, nodes: list[str], did: Callable[[str], None], sink: Sink) -> None:
+        """Nodes Docker stopped (a reboot, a Docker restart) are started, and their API server
+        awaited: kind does not start them again by itself."""
+        stopped = [n for n in nodes
+                   if not ((self.inspect(n) or {}).get("State") or {}).get("Running")]
+        if not stopped:
+            return
+        for node in stopped:
+            self.tools.run("docker", "start", node)
+            did(f"started node {node} (it was stopped)")
+        sink(Step(f"waiting for the API server of {self.context} to answer", changed=False))
+        deadline = self.clock() + self.ready_timeout
+        while True:
+            try:
+                self.client().server_version()
+                return
+            except ClusterUnreachable as exc:
+                if self.clock() > deadline:
+                    raise ClusterUnreachable(
+                        f"kind cluster {self.name}: the API server does not answer "
+                        f"{self.ready_timeout:.0f} s after its node(s) started: {exc.why or exc}",
+                        hint=f"'docker logs {stopped[0]}' shows why; 'devmesh cluster down' "
+                             "then 'devmesh cluster up' makes the cluster afresh") from None
+            self.pause(1.0)
+
     def _refuse_cgroup_v1(self, config: dict[str, Any], source: str) -> None:
         """A node image whose kubelet refuses the Docker host's cgroup v1 is refused here, before
         kind spends minutes on it."""
@@ -214,6 +261,7 @@ class ClusterSetup(ClusterView):
         problem = self.ingress_problem() if found is not None else None
         if found is not None and release_line(found) == ISTIO_VERSION and problem is None:
             already(f"Istio {found} is installed with its ingress gateway")
+            self._wait_istio_ready(sink)
             return
         client_version = self._istioctl_version()
         if release_line(client_version) != ISTIO_VERSION:
@@ -233,6 +281,56 @@ class ClusterSetup(ClusterView):
             raise (istio_install_failure(exc.output, config=str(config)) or exc) from None
         did(f"installed Istio {client_version} with {config.name} (ingress gateway on NodePort "
             f"{GATEWAY_NODE_PORT})")
+        self._wait_istio_ready(sink)
+
+    def _wait_istio_ready(self, sink: Sink) -> None:
+        """Wait until istiod and the ingress gateway are ready (pods restart after a node
+        restart; a gateway waits for istiod); fail at once when a pod cannot start."""
+        deadline = self.clock() + self.ready_timeout
+        pending = dict(ISTIO_PARTS)
+        last: dict[str, Rollout] = {}
+        while True:
+            for name, container in list(pending.items()):
+                rollout = self.client().rollout_status(ISTIO_NAMESPACE, name)
+                if rollout.done:
+                    del pending[name]
+                    if name in last:
+                        sink(Step(f"{ISTIO_NAMESPACE}/{name} is ready", changed=False))
+                    continue
+                if rollout.failed:
+                    raise self._istio_not_ready(name, container, rollout, "cannot start")
+                if name not in last:
+                    sink(Step(f"waiting for {ISTIO_NAMESPACE}/{name}: {rollout.describe()}",
+                              changed=False))
+                last[name] = rollout
+            if not pending:
+                return
+            if self.clock() > deadline:
+                name, container = next(iter(pending.items()))
+                raise self._istio_not_ready(name, container, last[name],
+                                            f"is not ready after {self.ready_timeout:.0f} s")
+            self.pause(1.0)
+
+    def _pod_of(self, deployment: str) -> str:
+        """The name of one live pod of an Istio Deployment, or "" when it has none."""
+        found = self.client().get("apps/v1", "Deployment", deployment, ISTIO_NAMESPACE) or {}
+        labels = ((found.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if not labels:
+            return ""
+        pods = self.client().list("v1", "Pod", namespace=ISTIO_NAMESPACE,
+                                  selector=",".join(f"{k}={v}" for k, v in sorted(labels.items())))
+        live = sorted(str(p["metadata"]["name"]) for p in pods if not p["metadata"].get("deletionTimestamp"))
+        return live[0] if live else ""
+
+    def _istio_not_ready(self, name: str, container: str, rollout: Rollout, what: str) -> ClusterError:
+        pod = rollout.pod or self._pod_of(name)
+        lines = last_log_lines(self.client(), ISTIO_NAMESPACE, pod, rollout.container or container,
+                               LOG_LINES) if pod else []
+        shown = "; last log lines:\n  " + "\n  ".join(lines) if lines else ""
+        return ClusterError(
+            f"Istio's {name} {what}: {rollout.describe()}{shown}",
+            hint=f"'kubectl --context {self.context} -n {ISTIO_NAMESPACE} describe deployment {name}' "
+                 "shows its pods' events; 'devmesh cluster status' shows each part")
 
     # --- down ----------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 ``KubeClient`` (devmesh.runtime.kind.kube) implements it over HTTP; tests use a faithful
 in-memory fake of the same protocol. Objects are plain dicts (``Obj``), exactly as the API
-serves them. ``rollout_from`` is rollout status on top of get and list, shared by every client.
+serves them. ``rollout_from`` is rollout status on top of get and list, and ``last_log_lines``
+what a container printed last, both shared by every client.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from devmesh.runtime.kind.errors import ClusterError
 from devmesh.runtime.kind.rollout import Rollout, assess
 
 Obj = dict[str, Any]
@@ -78,3 +80,18 @@ def rollout_from(client: ClusterClient, namespace: str, name: str) -> Rollout:
     selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
     pods = client.list("v1", "Pod", namespace=namespace, selector=selector) if selector else []
     return assess(deployment, pods)
+
+
+def last_log_lines(client: ClusterClient, namespace: str, pod: str, container: str,
+                   tail: int) -> list[str]:
+    """The last ``tail`` lines a container printed: its previous (crashed) run's, else its
+    current run's; empty when the cluster has none or refuses."""
+    for previous in (True, False):
+        try:
+            lines = list(client.pod_logs(namespace, pod, container=container, previous=previous,
+                                         tail=tail, timestamps=False))
+        except ClusterError:
+            continue
+        if lines:
+            return lines
+    return []

@@ -77,15 +77,29 @@ def _pod_problem(pod: Obj) -> Rollout | None:
     return None
 
 
+def _restarts(cs: Obj) -> str:
+    """`` (restarted 3 times; last exit status 137, OOMKilled)``, or nothing for a first run."""
+    count = _int(cs.get("restartCount"))
+    if not count:
+        return ""
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    text = f" (restarted {count} time{'s' if count > 1 else ''}"
+    if isinstance(last.get("exitCode"), int):
+        text += f"; last exit status {last['exitCode']}"
+        if last.get("reason"):
+            text += f", {last['reason']}"
+    return text + ")"
+
+
 def _pod_progress(pod: Obj) -> str:
     name = pod.get("metadata", {}).get("name", "")
     status = pod.get("status") or {}
     for cs in status.get("containerStatuses") or ():
         waiting = (cs.get("state") or {}).get("waiting") or {}
         if waiting.get("reason"):
-            return f"pod {name}: {cs.get('name')} {waiting['reason']}"
+            return f"pod {name}: {cs.get('name')} {waiting['reason']}{_restarts(cs)}"
         if not cs.get("ready"):
-            return f"pod {name}: {cs.get('name')} not ready yet"
+            return f"pod {name}: {cs.get('name')} not ready yet{_restarts(cs)}"
     return f"pod {name}: {status.get('phase', 'Pending')}"
 
 

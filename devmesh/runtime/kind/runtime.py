@@ -44,7 +44,7 @@ from devmesh.runtime.kind.cluster import ClusterSetup
 from devmesh.runtime.kind.errors import ClusterError, ClusterUnreachable
 from devmesh.runtime.kind.layout import kind_context
 from devmesh.runtime.kind.progress import UpProgress
-from devmesh.runtime.kind.protocol import ClusterClient, Obj
+from devmesh.runtime.kind.protocol import ClusterClient, Obj, last_log_lines
 from devmesh.runtime.kind.publish import DockerPublisher, ImagePublisher
 from devmesh.runtime.kind.rollout import Rollout
 from devmesh.runtime.kind.sync import KubeExec, KubeTransport
@@ -240,16 +240,7 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
         return RolloutFailed(f"{what} cannot start: {rollout.describe()}", hint=hints.get(rollout.reason))
 
     def _last_lines(self, pod: str, container: str) -> list[str]:
-        for previous in (True, False):  # the crashed run's output, else whatever there is
-            try:
-                lines = list(self.cluster.pod_logs(self.namespace, pod, container=container,
-                                                   previous=previous, tail=LOG_LINES_ON_CRASH,
-                                                   timestamps=False))
-            except ClusterError:
-                continue
-            if lines:
-                return lines
-        return []
+        return last_log_lines(self.cluster, self.namespace, pod, container, LOG_LINES_ON_CRASH)
 
     # --- release strategies ----------------------------------------------------------------
 
