@@ -14,13 +14,16 @@ import os
 import re
 import shutil
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from devmesh.config import CONFIG_NAME, load_text
-from devmesh.errors import MissingDependency, UserInputError
 from devmesh.config.presets import presets_root
+from devmesh.dockerfile import read_image
+from devmesh.errors import MissingDependency, UserInputError
+from devmesh.dockerfile.infer import Inference, infer
 
 if TYPE_CHECKING:
     import git
@@ -164,9 +167,11 @@ class ServiceGuess:
     port: int
     port_source: str  # why this port: "EXPOSE" or "no EXPOSE: a guess"
     preset: str  # python-web, node-web or container
-    preset_reason: str  # the file that decided the preset, or what was missing
-    workdir: str | None = None
+    preset_reason: str  # what the Dockerfile runs, or the file that decided
     entry: bool = False
+    entry_reason: str = ""
+    sync: tuple[str, ...] = ()  # the rules read from the Dockerfile, as "src → dest (file:line)"
+    notes: tuple[str, ...] = ()  # what of the Dockerfile devmesh does not sync, and why
 
 
 def dns_label(text: str, max_len: int) -> str:
@@ -194,68 +199,28 @@ def find_dockerfiles(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: (len(p.relative_to(root).parts), p.relative_to(root).as_posix()))
 
 
-def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
-    try:
-        text = dockerfile.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    out: list[tuple[str, str]] = []
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line, pending = pending + line, ""
-        word, _, rest = line.partition(" ")
-        out.append((word.upper(), rest.strip()))
-    return out
-
-
-def _final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The instructions of the last build stage: what the running container gets."""
-    starts = [i for i, (word, _) in enumerate(instructions) if word == "FROM"]
-    return instructions[starts[-1]:] if starts else instructions
-
-
 def exposed_port(dockerfile: Path) -> int | None:
-    """The first literal port of the final stage's EXPOSE, if any."""
-    for word, args in _final_stage(_instructions(dockerfile)):
-        if word != "EXPOSE":
-            continue
-        for item in args.split():
-            number = item.split("/")[0]
-            if number.isdigit() and 1 <= int(number) <= 65535:
-                return int(number)
-    return None
+    """The first port of the final stage's EXPOSE, if any."""
+    exposed = read_image(dockerfile, dockerfile.parent).stage.exposed
+    return exposed[0] if exposed else None
 
 
-def _workdir(dockerfile: Path) -> str | None:
-    """The final stage's last WORKDIR when it is a plain absolute path (no variables)."""
-    found = None
-    for word, args in _final_stage(_instructions(dockerfile)):
-        if word == "WORKDIR":
-            path = args.strip().strip('"')
-            found = path if path.startswith("/") and "$" not in path else None
-    return found
-
-
-def _preset_for(folder: Path) -> tuple[str, str]:
+def _preset_for(folder: Path, inference: Inference) -> tuple[str, str]:
+    if inference.preset != "container" or inference.language == "compiled":
+        return inference.preset, inference.language_reason
     for marker in ("requirements.txt", "pyproject.toml"):
         if (folder / marker).is_file():
             return "python-web", marker
     if (folder / "package.json").is_file():
         return "node-web", "package.json"
-    return "container", "no requirements.txt, pyproject.toml or package.json"
+    return "container", f"{inference.language_reason}; no requirements.txt, pyproject.toml or package.json"
 
 
 def scan(root: Path) -> list[ServiceGuess]:
     """One ServiceGuess per Dockerfile folder under ``root``, with the entry chosen."""
     root = root.resolve()
     guesses: list[ServiceGuess] = []
+    folders: dict[str, Path] = {}
     taken: set[str] = set()
     for folder in find_dockerfiles(root):
         rel = folder.relative_to(root)
@@ -265,8 +230,11 @@ def scan(root: Path) -> list[ServiceGuess]:
             suffix = f"-{n}"
             name, n = base[: _SERVICE_MAX - len(suffix)].rstrip("-") + suffix, n + 1
         taken.add(name)
-        port = exposed_port(folder / "Dockerfile")
-        preset, reason = _preset_for(folder)
+        shown = (rel / "Dockerfile").as_posix()
+        image = read_image(folder / "Dockerfile", folder, shown=shown)
+        inference = infer(image, folder)
+        port = image.stage.exposed[0] if image.stage.exposed else None
+        preset, reason = _preset_for(folder, inference)
         guesses.append(ServiceGuess(
             name=name,
             context=rel.as_posix() if rel.parts else ".",
@@ -274,12 +242,90 @@ def scan(root: Path) -> list[ServiceGuess]:
             port_source="EXPOSE" if port else "no EXPOSE: a guess",
             preset=preset,
             preset_reason=reason,
-            workdir=_workdir(folder / "Dockerfile") if preset != "container" else None,
+            sync=tuple(f"{r.src} → {r.dest} ({shown}:{r.line})" for r in inference.rules)
+            if preset != "container" else (),
+            notes=inference.notes if preset != "container" else (),
         ))
+        folders[name] = folder
     if not guesses:
         return []
-    entry = next((g.name for key in ENTRY_NAMES for g in guesses if g.name == key), guesses[0].name)
-    return [replace(g, entry=g.name == entry) for g in guesses]
+    entry, why = choose_entry([g.name for g in guesses], folders, {g.name: g.port for g in guesses})
+    return [replace(g, entry=g.name == entry, entry_reason=why if g.name == entry else "") for g in guesses]
+
+
+# --- which service is the entry ----------------------------------------------------------
+
+# Ports a service that faces people usually listens on.
+ENTRY_PORTS = (80, 8080, 3000, 443)
+_SOURCE_LIMIT = 512 * 1024  # bytes of one file read for mentions
+_SERVICE_BUDGET = 8 * 1024 * 1024  # bytes read per service
+
+
+def _mention(name: str) -> re.Pattern[str]:
+    """How one service's sources name another: its address (``api:8000``, ``//api``) or an
+    environment variable for it (``API_URL``, ``API_HOST`` …)."""
+    host = re.escape(name)
+    var = re.escape(name.upper().replace("-", "_"))
+    return re.compile(rf"(?<![\w.-]){host}:\d{{2,5}}\b|//{host}(?![\w-])|"
+                      rf"\b{var}_(URL|HOST|ADDR|ADDRESS|ENDPOINT|SERVICE_HOST|SERVICE)\b")
+
+
+def _source_texts(folder: Path) -> Iterator[str]:
+    budget = _SERVICE_BUDGET
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS
+                         and not (Path(here) / d / "pyvenv.cfg").exists())
+        for file in sorted(files):
+            path = Path(here) / file
+            try:
+                if path.is_symlink() or path.stat().st_size > _SOURCE_LIMIT:
+                    continue
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if b"\0" in data[:1024]:
+                continue  # a binary file
+            budget -= len(data)
+            if budget < 0:
+                return
+            yield data.decode("utf-8", errors="replace")
+
+
+def calls(names: list[str], folders: dict[str, Path]) -> dict[str, set[str]]:
+    """For each service, the other services its sources name."""
+    patterns = {n: _mention(n) for n in names}
+    found: dict[str, set[str]] = {n: set() for n in names}
+    for name in names:
+        others = [o for o in names if o != name]
+        for text in _source_texts(folders[name]):
+            for other in others:
+                if other not in found[name] and patterns[other].search(text):
+                    found[name].add(other)
+            if len(found[name]) == len(others):
+                break
+    return found
+
+
+def choose_entry(names: list[str], folders: dict[str, Path], ports: dict[str, int]) -> tuple[str, str]:
+    """The service behind the preview URL, and why: the one no other service calls and which
+    calls others; else a conventional name, else a conventional port, else the first."""
+    if len(names) == 1:
+        return names[0], "the only service"
+    graph = calls(names, folders)
+    called = {callee for callees in graph.values() for callee in callees}
+    fronts = [n for n in names if n not in called and graph[n]]
+    if len(fronts) == 1:
+        front = fronts[0]
+        return front, f"no other service calls it, and it calls {', '.join(sorted(graph[front]))}"
+    pool = fronts or names
+    for key in ENTRY_NAMES:
+        if key in pool:
+            return key, f"named {key}" + (" (no single service calls the others)" if not fronts else "")
+    for port in ENTRY_PORTS:
+        match = [n for n in pool if ports[n] == port]
+        if match:
+            return match[0], f"listens on port {port}"
+    return pool[0], "the first found (no service calls another)" if not fronts else "the first of those no one calls"
 
 
 def _quote(text: str) -> str:
@@ -310,15 +356,17 @@ def render_config(app: str, guesses: list[ServiceGuess]) -> str:
     for g in guesses:
         dockerfile = PurePosixPath(g.context) / "Dockerfile" if g.context != "." else PurePosixPath("Dockerfile")
         lines.append(f"  # {dockerfile}: port {g.port} ({g.port_source}), preset {g.preset} ({g.preset_reason})")
+        if g.preset != "container":
+            synced = "; ".join(g.sync) or "nothing (every change rebuilds)"
+            lines.append(f"  # synced, as its COPY places them: {synced}")
+            lines += [f"  # {note}" for note in g.notes]
         lines.append(f"  {_quote(g.name)}:")
         lines.append(f"    context: {_quote(g.context)}")
         lines.append(f"    preset: {g.preset}")
         if g.entry:
-            lines.append("    entry: true  # the service behind the preview URL")
+            lines.append(f"    entry: true  # the service behind the preview URL: {g.entry_reason}")
         lines.append("    values:")
         lines.append(f"      port: {g.port}")
-        if g.workdir and g.workdir != "/app":
-            lines.append(f"      workdir: {_quote(g.workdir)}  # WORKDIR in the Dockerfile")
     lines += [
         "",
         "# Requests carrying this header reach a branch's services; everything else reaches the",

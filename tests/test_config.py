@@ -105,7 +105,7 @@ EXPECTED: dict[str, str] = {
         "devmesh.yaml:7: services.api.values.prot: preset 'python-web' declares no variable "
         "'prot'; did you mean 'port'? it declares: consecutive_5xx, ejection_time, "
         "max_connections, max_pending_requests, max_requests, port, retries, retry_on, "
-        "timeout, workdir",
+        "timeout",
     "31-manifests-without-repo.yaml":
         "devmesh.yaml:2: manifests.repo: required field is missing; expected the manifest "
         "repository's URL or path",
@@ -332,7 +332,7 @@ def test_defaults(project_dir: Path) -> None:
     assert project.manifests is None
     api = project.services["api"]
     assert api.dockerfile == "Dockerfile"
-    assert api.sync == [] and api.rebuild_on == [] and api.env == {}
+    assert api.sync is None and api.rebuild_on == [] and api.env == {}
     assert project.root == project_dir.resolve()
     assert project.path == project_dir.resolve() / "devmesh.yaml"
     assert project.context_dir("api") == project_dir.resolve() / "services" / "api"
@@ -357,23 +357,40 @@ def test_entry_among_several(project_dir: Path) -> None:
     assert project.services["api"].entry is False
 
 
-def test_preset_fills_port_sync_and_rebuild(project_dir: Path) -> None:
+def test_preset_fills_port_and_rebuild_and_leaves_sync_to_the_dockerfile(project_dir: Path) -> None:
     project = load_project(_write(project_dir, "app: shop\nservices:\n  api:\n    context: services/api\n    preset: python-web\n"))
     api = project.services["api"]
     assert api.port == 8000
-    assert [(r.src, r.dest) for r in api.sync] == [(".", "/app")]
+    assert api.sync is None  # read from the Dockerfile's COPY when syncing
     assert "requirements.txt" in api.rebuild_on
+
+
+def test_the_container_preset_syncs_nothing(project_dir: Path) -> None:
+    project = load_project(_write(project_dir, "app: shop\nservices:\n  api:\n    context: services/api\n    preset: container\n"))
+    assert project.services["api"].sync == []
+
+
+def test_the_retired_workdir_variable_says_what_replaced_it(project_dir: Path) -> None:
+    text = ("app: shop\nservices:\n  api:\n    context: services/api\n    preset: python-web\n"
+            "    values:\n      workdir: /srv/api\n")
+    with pytest.raises(ConfigErrors) as caught:
+        load_project(_write(project_dir, text))
+    assert str(caught.value) == (
+        "devmesh.yaml:7: services.api.values.workdir: presets no longer take 'workdir': devmesh "
+        "reads where the sources go from the Dockerfile's COPY; remove it, or write the rule "
+        "yourself (sync: [{src: ., dest: DIR}])")
 
 
 def test_preset_values_and_own_fields(project_dir: Path) -> None:
     text = (
         "app: shop\nservices:\n  api:\n    context: services/api\n    preset: python-web\n"
-        "    values:\n      port: 9000\n      workdir: /srv/api\n"
+        "    values:\n      port: 9000\n"
+        "    sync: [{src: ., dest: /srv/api}]\n"
         "    rebuild_on: [poetry.lock]\n"
     )
     api = load_project(_write(project_dir, text)).services["api"]
     assert api.port == 9000  # a whole ${port} keeps the integer type
-    assert [(r.src, r.dest) for r in api.sync] == [(".", "/srv/api")]
+    assert [(r.src, r.dest) for r in api.sync or ()] == [(".", "/srv/api")]
     assert api.rebuild_on == ["poetry.lock"]  # the service's own field wins
 
 

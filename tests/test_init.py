@@ -133,7 +133,7 @@ def _repo(root: Path, files: dict[str, str]) -> Path:
 
 def test_scan_finds_dockerfiles_ports_and_presets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _repo(tmp_path / "Acme_Shop", {
-        "services/api/Dockerfile": "FROM python:3.12\nWORKDIR /srv\nEXPOSE 9000/tcp\n",
+        "services/api/Dockerfile": "FROM python:3.12\nWORKDIR /srv\nCOPY . .\nEXPOSE 9000/tcp\n",
         "services/api/requirements.txt": "",
         "services/worker/Dockerfile": "FROM alpine\n",
         "services/worker/pyproject.toml": "[project]\nname='w'\n",
@@ -159,7 +159,10 @@ def test_scan_finds_dockerfiles_ports_and_presets(tmp_path: Path, capsys: pytest
     presets = {name: svc.preset for name, svc in project.services.items()}
     assert presets == {"api": "python-web", "frontend": "node-web", "tools": "container", "worker": "python-web"}
     assert project.entry_service == "frontend"
-    assert project.services["api"].sync[0].dest == "/srv"  # WORKDIR decides where sources sync
+    assert project.services["api"].sync is None  # read from the Dockerfile when syncing
+
+    text = (root / "devmesh.yaml").read_text()
+    assert "  # synced, as its COPY places them: . → /srv (services/api/Dockerfile:3)" in text
 
     text = (root / "devmesh.yaml").read_text()
     assert "# services/api/Dockerfile: port 9000 (EXPOSE), preset python-web (requirements.txt)" in text
@@ -267,3 +270,62 @@ def test_init_manifests_records_the_repo_and_keeps_comments(tmp_path: Path) -> N
     assert load_project(target / "devmesh.yaml").manifests.repo == "../shop-manifests"  # type: ignore[union-attr]
     again = runner.invoke(cli, ["init", str(target), "--manifests", "../shop-manifests"])
     assert again.exit_code == 0 and "already set" in again.output
+
+
+# --- reading the Dockerfiles: presets, sync, the entry ------------------------------------------
+
+PLAIN = "FROM python:3.12-slim\nCOPY {file} /srv/{file}\nEXPOSE {port}\nCMD [\"python3\", \"/srv/{file}\"]\n"
+
+
+def test_plain_servers_get_the_python_preset_their_copies_and_the_caller_as_entry(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _repo(tmp_path / "plain", {
+        # alphabetically first, but called by the others: not the entry
+        "accounts/Dockerfile": PLAIN.format(file="accounts.py", port=8001),
+        "accounts/accounts.py": "print('accounts')\n",
+        "catalog/Dockerfile": PLAIN.format(file="catalog.py", port=8002),
+        "catalog/catalog.py": "ACCOUNTS = os.environ.get('ACCOUNTS_URL', 'http://accounts:8001')\n",
+        "storefront/Dockerfile": PLAIN.format(file="shop.py", port=8000),
+        "storefront/shop.py": "CATALOG = 'http://catalog:8002/items'\nACCOUNTS = 'http://accounts:8001'\n"
+                              "# the /api/catalog page (a path, not an address)\n",
+    })
+    code, out, err = run(capsys, "init", str(root))
+    assert code == 0, err
+    project = load_project(root / "devmesh.yaml")
+    assert project.entry_service == "storefront"
+    assert {n: s.preset for n, s in project.services.items()} == {
+        "accounts": "python-web", "catalog": "python-web", "storefront": "python-web"}
+    assert all(s.sync is None for s in project.services.values())
+    assert "entry: no other service calls it, and it calls accounts, catalog" in out
+    assert "preset: the command runs python3 (python3 /srv/shop.py)" in out
+    assert "sync: shop.py → /srv/shop.py (storefront/Dockerfile:2)" in out
+    text = (root / "devmesh.yaml").read_text()
+    assert "entry: true  # the service behind the preview URL: no other service calls it" in text
+
+
+def test_without_calls_the_entry_falls_back_to_names_then_ports(tmp_path: Path) -> None:
+    write_files(tmp_path, {"a/Dockerfile": "FROM x\nEXPOSE 9000\n", "b/Dockerfile": "FROM x\nEXPOSE 80\n",
+                           "web/Dockerfile": "FROM x\nEXPOSE 7000\n"})
+    entry = next(g for g in scan(tmp_path) if g.entry)
+    assert (entry.name, entry.entry_reason) == ("web", "named web (no single service calls the others)")
+    (tmp_path / "web/Dockerfile").unlink()
+    (tmp_path / "web").rmdir()
+    entry = next(g for g in scan(tmp_path) if g.entry)
+    assert (entry.name, entry.entry_reason) == ("b", "listens on port 80")
+
+
+def test_a_compiled_service_gets_the_container_preset(tmp_path: Path) -> None:
+    write_files(tmp_path, {"svc/Dockerfile": (
+        "FROM golang AS build\nCOPY . /src\nRUN go build -o /bin/svc /src\n"
+        "FROM debian\nCOPY --from=build /bin/svc /bin/svc\nENTRYPOINT [\"/bin/svc\"]\n"), "svc/main.go": ""})
+    (guess,) = scan(tmp_path)
+    assert (guess.preset, guess.preset_reason) == ("container", "the command runs /bin/svc, built in another stage")
+
+
+def test_a_dockerfile_init_cannot_read_stops_it_writing_anything(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    root = _repo(tmp_path / "broken", {"api/Dockerfile": "FROM x\nCOPY . /app\n", "web/Dockerfile": "FROM x\nWORKDIR \"/app\n"})
+    code, _, err = run(capsys, "init", str(root))
+    assert code == 2
+    assert err.splitlines()[0] == "error: web/Dockerfile:2: unmatched \" in '\"/app'"
+    assert not (root / "devmesh.yaml").exists()

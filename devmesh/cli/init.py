@@ -70,6 +70,13 @@ def _scan(directory: Path, force: bool) -> None:
     for svc in result.services:
         entry = "  (entry)" if svc.entry else ""
         click.echo(f"  {svc.name:<{names}}  {svc.context:<{contexts}}  port {svc.port:<5}  {svc.preset}{entry}")
+        click.echo(f"      port: {svc.port_source}; preset: {svc.preset_reason}")
+        if svc.entry:
+            click.echo(f"      entry: {svc.entry_reason}")
+        if svc.preset != "container":
+            click.echo(f"      sync: {'; '.join(svc.sync) or 'nothing: every change rebuilds'}")
+        for note in svc.notes:
+            click.echo(f"      note: {note}")
     click.echo(f"\nCheck the guesses in {CONFIG_NAME} (ports, presets, which service is the entry).")
     click.echo("Each service must copy the routing header x-devmesh-env from incoming requests "
                "onto its outbound calls.")

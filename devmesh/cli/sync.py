@@ -25,13 +25,24 @@ if TYPE_CHECKING:
 @click.command()
 @click.option("--branch", "-b", help="Branch whose environment to sync (default: the checked-out one; it must be checked out).")
 @click.option("--runtime", type=click.Choice(["auto", "docker", "kind"]), help="Override devmesh.yaml's runtime.")
+@click.option("--explain", "explain_paths", multiple=True, metavar="PATH",
+              help="Say where a change to PATH would go, or why it would rebuild; sync nothing. Repeatable.")
 @pass_state
-def sync(state: State, branch: str | None, runtime: str | None) -> None:
+def sync(state: State, branch: str | None, runtime: str | None, explain_paths: tuple[str, ...]) -> None:
     """Watch the forked services' sources and sync each saved change into their containers."""
     from devmesh.app.live import open_live_sync
     from devmesh.sync.live import describe_rules
 
     project = state.project()
+    if explain_paths:
+        from devmesh.sync.explain import explain
+        from devmesh.workspace import current_branch
+
+        label = current_branch(project, branch).label
+        for path in explain_paths:
+            for line in explain(project, path, label):
+                click.echo(line)
+        return
     printer = EventPrinter()
     live = open_live_sync(project, branch, runtime=runtime, sink=printer)
     for line in describe_rules(project, [e.service for e in live.engines]):

@@ -69,7 +69,7 @@ def _iter_semantic_errors(project: Project, lines: Mapping[Loc, int]) -> Iterato
             yield (*base, "port") if (*base, "port") in lines else base, (
                 "no container port: set 'port' or use a preset that gives one"
             )
-        for i, rule in enumerate(svc.sync):
+        for i, rule in enumerate(svc.sync or ()):
             if not (context / rule.src).exists():
                 yield (*base, "sync", i, "src"), (
                     f"sync source {rule.src!r} does not exist in build context {svc.context!r}"

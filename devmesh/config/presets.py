@@ -185,6 +185,13 @@ def _quoted(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+# Variables presets no longer declare, and what replaced them.
+RETIRED = {
+    "workdir": "presets no longer take 'workdir': devmesh reads where the sources go from the "
+               "Dockerfile's COPY; remove it, or write the rule yourself (sync: [{src: ., dest: DIR}])",
+}
+
+
 def apply_presets(data: dict[str, Any], project_root: Path) -> tuple[dict[str, Any], list[tuple[Loc, str]]]:
     """Fill each service's fields from its preset. Returns the new data and any errors."""
     services = data.get("services")
@@ -213,6 +220,9 @@ def apply_presets(data: dict[str, Any], project_root: Path) -> tuple[dict[str, A
             continue  # the model reports the wrong type
         unknown = [k for k in values if k not in preset.variables]
         for k in unknown:
+            if k in RETIRED:
+                errors.append((("services", key, "values", str(k)), RETIRED[str(k)]))
+                continue
             declared = ", ".join(sorted(preset.variables)) or "none"
             close = difflib.get_close_matches(str(k), sorted(preset.variables), n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}? " if close else ""

@@ -58,7 +58,8 @@ class Service(StrictModel):
     values: dict[str, Scalar] = Field(default_factory=dict)
     env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     build_args: dict[BuildArgName, EnvValue] = Field(default_factory=dict)
-    sync: list[SyncRule] = Field(default_factory=list)
+    # None: read from the Dockerfile's COPY/ADD (devmesh.dockerfile.infer); [] for none at all.
+    sync: list[SyncRule] | None = None
     rebuild_on: list[Pattern] = Field(default_factory=list)
     # After a sync; None: the preset's, else restart (see devmesh.sync.reload).
     reload: Reload = None

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from devmesh.errors import DevmeshError
-from devmesh.events import Sink, Step, discard
+from devmesh.events import Sink, Step, Warning, discard
 from devmesh.sync.archive import Archive, build_archive
 from devmesh.sync.changes import ChangeSet, SyncPlan, plan_sync
 from devmesh.sync.events import FailedResult, SyncDone, SyncFailed, SyncRefused
@@ -156,7 +156,10 @@ class ServiceSync:
             return self._fail(plan, started, f"rebuild failed: {exc}")
         self.pending.clear()
         if self.refresh is not None:
-            self.sources = self.refresh()  # .dockerignore or the rules may have changed
+            try:
+                self.sources = self.refresh()  # .dockerignore, the Dockerfile or the rules may have changed
+            except DevmeshError as exc:
+                self.sink(Warning(f"{self.service}: keeping the sync rules it had: {exc}"))
         ms = (time.monotonic() - started) * 1000
         done = SyncDone(f"{self.service}: rebuilt and redeployed in {ms / 1000:.1f} s",
                         service=self.service, env=self.env, result="rebuilt", ms=ms,

@@ -147,11 +147,13 @@ def describe_rules(project: Project, services: Sequence[str]) -> list[str]:
     """One line per service: what goes where, what rebuilds, and the reload action."""
     lines = []
     for name in services:
-        svc = project.services[name]
-        rules = ", ".join(f"{r.src} → {r.dest}" for r in svc.sync) or "no sync rules (every change rebuilds)"
-        rebuild = ", ".join(svc.rebuild_on) or "-"
+        src = ServiceSources.of(project, name)
+        rules = ", ".join(f"{r.src or '.'} → {r.dest}" for r in src.rules) or "no sync rules (every change rebuilds)"
+        if src.inference is not None:
+            rules += f" (from {src.inference.dockerfile})"
+        rebuild = ", ".join(p.text for p in src.rebuild_on) or "-"
         lines.append(f"{name}: {rules}; rebuild on {rebuild}; after a sync: "
-                     f"{describe(reload_action(svc.reload))}")
+                     f"{describe(reload_action(src.reload))}")
     return lines
 
 

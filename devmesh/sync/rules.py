@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
+from devmesh.dockerfile import read_image
 from devmesh.dockerignore import IGNORE_FILE, IgnoreRules, Pattern, clean_path
 from devmesh.errors import UserInputError
+from devmesh.dockerfile.infer import Inference, infer
 
 if TYPE_CHECKING:
     from devmesh.config import Project, ReloadAction
@@ -79,6 +81,7 @@ class Rule:
     src: str
     dest: PurePosixPath
     is_file: bool = False
+    origin: str = ""  # where the rule was written: devmesh.yaml's field, or the Dockerfile's line
 
     def covers(self, rel: str) -> bool:
         if not self.src:
@@ -96,6 +99,19 @@ class Rule:
         if not inside(path, self.dest):  # cannot happen for a clean path; checked all the same
             raise UnsafePath(f"{path} lies outside {self.dest}")
         return path
+
+
+def infer_service(project: Project, service: str, root: Path | None = None) -> Inference:
+    """What the Dockerfile of ``service`` (in the checkout at ``root``) says about syncing it."""
+    svc = project.services[service]
+    base = (root if root is not None else project.root).resolve()
+    context = (base / svc.context).resolve()
+    path = (context / svc.dockerfile).resolve()
+    try:
+        shown = path.relative_to(base).as_posix()
+    except ValueError:
+        shown = str(path)
+    return infer(read_image(path, context, build_args=svc.build_args, shown=shown), context)
 
 
 def _compile_patterns(patterns: Iterable[str], service: str) -> tuple[Pattern, ...]:
@@ -128,6 +144,7 @@ class ServiceSources:
     ignore: IgnoreRules
     dockerfile: str | None  # relative to the context; None when it lies outside
     reload: ReloadAction | None = None
+    inference: Inference | None = None  # when the rules were read from the Dockerfile
     _venvs: dict[str, bool] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -136,12 +153,20 @@ class ServiceSources:
         svc = project.services[service]
         base = (root if root is not None else project.root).resolve()
         context = (base / svc.context).resolve()
+        inference = None
+        rebuild_on = list(svc.rebuild_on)
+        given = [(r.src, r.dest, f"devmesh.yaml services.{service}.sync[{i}]")
+                 for i, r in enumerate(svc.sync or ())]
+        if svc.sync is None:
+            inference = infer_service(project, service, base)
+            given = [(r.src, r.dest, f"{inference.dockerfile}:{r.line}") for r in inference.rules]
+            rebuild_on += [r.pattern for r in inference.rebuild_on if r.pattern not in rebuild_on]
         rules = []
-        for rule in svc.sync:
-            src = clean_path(rule.src)
+        for src_text, dest, origin in given:
+            src = clean_path(src_text)
             src = "" if src == "." else src
-            rules.append(Rule(src, PurePosixPath(os.path.normpath(rule.dest)),
-                              (context / src).is_file() if src else False))
+            rules.append(Rule(src, PurePosixPath(os.path.normpath(dest)),
+                              (context / src).is_file() if src else False, origin))
         try:
             dockerfile: str | None = (context / svc.dockerfile).resolve().relative_to(context).as_posix()
         except ValueError:
@@ -149,8 +174,8 @@ class ServiceSources:
         ignore = IgnoreRules.read(context, source=(Path(svc.context) / IGNORE_FILE).as_posix())
         # Most specific first, so a rule for a sub-folder wins over one for the whole context.
         rules.sort(key=lambda r: -len(r.src.split("/")) if r.src else 0)
-        return cls(service, context, tuple(rules), _compile_patterns(svc.rebuild_on, service),
-                   ignore, dockerfile, svc.reload)
+        return cls(service, context, tuple(rules), _compile_patterns(rebuild_on, service),
+                   ignore, dockerfile, svc.reload, inference)
 
     # --- paths ------------------------------------------------------------------------------
 
@@ -205,6 +230,33 @@ class ServiceSources:
         if _matches(self.rebuild_on, rel):
             return "matches rebuild_on"
         return "no sync rule covers it"
+
+    def explain_rebuild(self, rel: str) -> str:
+        """``rebuild_reason`` with where the trigger comes from."""
+        reason = self.rebuild_reason(rel)
+        if reason != "matches rebuild_on":
+            if reason == "no sync rule covers it" and self.inference is not None and self.inference.notes:
+                return f"{reason} ({'; '.join(self.inference.notes)})"
+            return reason
+        pattern = next(p for p in self.rebuild_on if _matches((p,), rel))
+        found = next((r for r in self.inference.rebuild_on if r.pattern == pattern.text), None) \
+            if self.inference is not None else None
+        if found is not None:
+            return (f"the RUN at {self.inference.dockerfile}:{found.run_line} may install from it "  # type: ignore[union-attr]
+                    f"(copied at line {found.line})")
+        return f"matches rebuild_on {pattern.text!r}"
+
+    def ignore_reason(self, rel: str) -> str:
+        """Why a change to ``rel`` is ignored (``ignored(rel)`` is true)."""
+        parts = rel.split("/")
+        folder = next((p for p in parts if p in IGNORED_DIRS), None)
+        if folder is not None:
+            return f"{folder}/ is never synced"
+        if _IGNORED_FILE.search(parts[-1]):
+            return "an editor's or interpreter's own file"
+        if self.ignore.excludes(rel):
+            return f"{self.ignore.source} leaves it out of the image"
+        return "it lies in a virtualenv"
 
     # --- the local file system --------------------------------------------------------------
 
