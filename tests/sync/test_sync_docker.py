@@ -129,6 +129,11 @@ def test_edit_delete_and_dependency_change(preview: tuple[Path, str, int, str]) 
         assert body["api"]["env"] == env and body["api"]["stock"]["env"] == "baseline"
         after = api_container(app, env)
         assert after.id == before.id and after.labels["devmesh.dev/image"] == before.labels["devmesh.dev/image"]
+        # Reloaded in place by devmesh's supervisor: the container itself never restarted.
+        assert after.attrs["Config"]["Entrypoint"] == ["/bin/sh", "/.devmesh/supervise"]
+        assert after.attrs["Config"]["Cmd"] == ["python3", "app.py"]
+        assert after.attrs["State"]["StartedAt"] == before.attrs["State"]["StartedAt"]
+        assert after.attrs["RestartCount"] == 0
 
         # A new file arrives; deleting it removes it in the container.
         (root / "services/api/notes").mkdir()
@@ -245,8 +250,8 @@ def test_sync_command(preview: tuple[Path, str, int, str]) -> None:
     seen: list[str] = []
     try:
         _expect(err, f"syncing environment {env}", seen)
-        assert any("api: . → /app; rebuild on requirements.txt, pyproject.toml, Dockerfile; "
-                   "after a sync: sent SIGHUP" in line for line in seen), seen
+        assert any("api: . → /app (from services/api/Dockerfile); rebuild on requirements.txt, "
+                   "pyproject.toml, Dockerfile; after a sync: sent SIGHUP" in line for line in seen), seen
         assert any("api: the running container was built from other sources" in line for line in seen)
         time.sleep(1.0)
         edit_prices(root, 0.77)
@@ -274,3 +279,73 @@ def test_sync_refuses_what_it_cannot_sync(tmp_path: Path, monkeypatch: pytest.Mo
     assert other.returncode == 2
     assert "branch elsewhere is not checked out: live sync copies your working tree" in other.stderr
     assert "Traceback" not in other.stderr + not_running.stderr
+
+
+def test_code_that_crashes_after_a_reload_keeps_the_container_until_the_next_sync(
+        preview: tuple[Path, str, int, str]) -> None:
+    root, app, port, env = preview
+    host = f"{env}.{app}.localhost"
+    config = root / "devmesh.yaml"
+    config.write_text(re.sub(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n", r"\1    reload: restart\n",
+                             config.read_text(), count=1))
+    events = Events()
+    live = open_live_sync(load_project(config), runtime="docker", sink=events)
+    before = api_container(app, env)
+    live.start()
+    try:
+        assert live.wait_ready(10)
+        app_py = root / "services/api/app.py"
+        good = app_py.read_text()
+        app_py.write_text("def broken(:\n" + good)
+        events.next(SyncDone)
+        deadline = time.monotonic() + 30
+        while b"waiting for the next sync" not in before.logs() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        logs = before.logs().decode(errors="replace")
+        assert "SyntaxError" in logs
+        assert "devmesh: python3 exited with status 1; waiting for the next sync to run it again" in logs
+        before.reload()
+        assert before.status == "running"  # the container stays, so the next sync reaches it
+        app_py.write_text(good.replace('PRICES = {"apple": 0.5', 'PRICES = {"apple": 0.55'))
+        events.next(SyncDone)
+        wait_for(port, host, lambda b: b["api"].get("prices", {}).get("apple") == 0.55)
+        assert api_container(app, env).id == before.id
+    finally:
+        live.stop()
+
+
+def test_an_image_without_a_shell_is_restarted_on_a_reload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEVMESH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("DEVMESH_ENVOY_IMAGE", ENVOY_IMAGE)
+    root, app, port = scaffold_shop(tmp_path / "shop")
+    try:
+        config = root / "devmesh.yaml"
+        config.write_text(re.sub(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n", r"\1    reload: restart\n",
+                                 config.read_text().replace("routing:\n", "runtime: docker\nrouting:\n", 1), count=1))
+        run_git(root, "commit", "-qam", "docker runtime")
+        run_git(root, "checkout", "-q", "-b", "noshell")
+        with (root / "services/api/Dockerfile").open("a") as f:
+            f.write('RUN ["/bin/rm", "/bin/sh"]\n')  # exec form: there is no shell left to run it
+        run_git(root, "commit", "-qam", "api without a shell")
+        up = devmesh(root, "up", "--detach")
+        assert up.returncode == 0, up.stderr
+        assert "its image has no /bin/sh, so a reload after a sync restarts the container" in up.stderr
+        env = next(line.split()[1] for line in up.stdout.splitlines() if line.startswith("environment "))
+        before = api_container(app, env)
+        assert "devmesh.dev/supervised" not in before.labels
+        assert before.attrs["Config"]["Entrypoint"] is None
+        events = Events()
+        live = open_live_sync(load_project(config), runtime="docker", sink=events)
+        live.start()
+        try:
+            assert live.wait_ready(10)
+            edit_prices(root, 0.91)
+            assert events.next(SyncDone).reload == "restart"
+            wait_for(port, f"{env}.{app}.localhost", lambda b: b["api"].get("prices", {}).get("apple") == 0.91)
+            after = api_container(app, env)
+            assert after.id == before.id and after.attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]
+        finally:
+            live.stop()
+    finally:
+        cleanup(app)
+        remove_images(app)

@@ -25,6 +25,7 @@ from devmesh.runtime.docker.app import BRANCH_LABEL, IMAGE_LABEL, READY_TIMEOUT,
 from devmesh.runtime.docker.envoy import EnvoyMesh
 from devmesh.runtime.docker.sync import DockerTransport
 from devmesh.runtime.shared import Describe, ProjectRuntime
+from devmesh.sync.supervisor import SCRIPT, SHELL, SUPERVISED_LABEL, supervised_command, supervisor_archive
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -114,7 +115,23 @@ class DockerRuntime(EnvoyMesh, ProjectRuntime["Container"]):
     def _service_spec(self, backend: Backend, image: str, plan: RoutePlan) -> dict[str, Any]:
         svc = self.project.services[backend.service]
         env = service_env(svc.env, backend, plan.header)
-        return {"image": image, "env": env, "port": self.project.port_of(backend.service)}
+        return {"image": image, "env": env, "port": self.project.port_of(backend.service),
+                "supervisor": hashlib.sha256(SCRIPT.encode()).hexdigest()[:12]}
+
+    def _image_command(self, image: str) -> list[str]:
+        """The image's ENTRYPOINT followed by its CMD, as the engine stores them."""
+        config = self.client.api.inspect_image(image).get("Config") or {}  # type: ignore[no-untyped-call]
+        return [*(config.get("Entrypoint") or ()), *(config.get("Cmd") or ())]
+
+    def _install_supervisor(self, container_id: str) -> bool:
+        """Put the supervisor into a created container; False when its image has no /bin/sh."""
+        api = self.client.api
+        try:
+            api.get_archive(container_id, SHELL)
+        except docker.errors.NotFound:
+            return False
+        api.put_archive(container_id, "/", supervisor_archive())
+        return True
 
     def _ensure_service(self, backend: Backend, image: str, plan: RoutePlan, act: Any, *,
                         branch: str | None, commit: str) -> None:
@@ -140,15 +157,30 @@ class DockerRuntime(EnvoyMesh, ProjectRuntime["Container"]):
         networking = api.create_networking_config(
             {self.network_name: api.create_endpoint_config(aliases=[backend_alias(backend)])}  # type: ignore[arg-type]
         )
-        created = api.create_container(
-            image=image,
-            name=name,
-            labels=labels,
-            environment=spec["env"],
-            host_config=api.create_host_config(network_mode=self.network_name),
-            networking_config=networking,
-        )
-        api.start(created["Id"])
+
+        def create(command: list[str]) -> str:
+            entrypoint, args = supervised_command(command) if command else (None, None)
+            return str(api.create_container(
+                image=image,
+                name=name,
+                labels=labels | ({SUPERVISED_LABEL: "1"} if command else {}),
+                environment=spec["env"],
+                host_config=api.create_host_config(network_mode=self.network_name),
+                networking_config=networking,
+                entrypoint=entrypoint,
+                command=args,
+            )["Id"])
+
+        # Under devmesh's supervisor a reload runs the command again in this container
+        # (devmesh.sync.supervisor); an image without a shell is restarted instead.
+        command = self._image_command(image)
+        created = create(command)
+        if command and not self._install_supervisor(created):
+            api.remove_container(created, force=True)
+            created = create([])
+            act(f"{name}: its image has no {SHELL}, so a reload after a sync restarts the container",
+                service=backend.service, env=backend.env)
+        api.start(created)
         act(f"started {name} ({image})", service=backend.service, env=backend.env)
 
 

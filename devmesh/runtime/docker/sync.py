@@ -8,6 +8,7 @@ nothing inside the container; deletions run the guarded delete script through ex
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -18,6 +19,7 @@ from docker.utils.socket import frames_iter
 
 from devmesh.sync.archive import Archive
 from devmesh.sync.changes import Deletion
+from devmesh.sync.supervisor import RELOAD_SIGNAL, SUPERVISED_LABEL, reload_token_archive
 from devmesh.sync.transport import ExecResult, ExecTransport, Target, TargetGone, TransportError
 
 if TYPE_CHECKING:
@@ -75,8 +77,16 @@ class DockerExec:
         return ExecResult(int(code) if code is not None else -1, output.decode(errors="replace"))
 
     def restart(self, target: Target) -> None:
+        """Run the service's command again: in place under devmesh's supervisor (the container
+        stays), else by restarting the container."""
+        api = self.client.api
         try:
-            self.client.api.restart(target.id, timeout=self.stop_timeout)
+            labels = (api.inspect_container(target.id).get("Config") or {}).get("Labels") or {}
+            if labels.get(SUPERVISED_LABEL):
+                api.put_archive(target.id, "/", reload_token_archive(str(time.time_ns())))
+                api.kill(target.id, signal=RELOAD_SIGNAL)
+            else:
+                api.restart(target.id, timeout=self.stop_timeout)
         except ENGINE_ERRORS as exc:
             raise _translate(exc, target) from exc
 

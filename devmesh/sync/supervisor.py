@@ -1,0 +1,141 @@
+"""The supervisor devmesh places in a service's container so that a reload runs the service's
+command again in the same container: its network, its place in the mesh, its mounts and the
+files synced into it stay; nothing is restarted but the process.
+
+It is a POSIX shell script (dash, bash and busybox run it), started as the container's
+command with the image's own command as its arguments:
+
+- it runs the command as its child and waits;
+- a reload (devmesh writes a new token to ``/.devmesh/reload``, then sends ``SIGHUP``): the
+  child gets ``SIGTERM`` and up to ``DEVMESH_RELOAD_GRACE`` seconds (default 5) to finish
+  what it is doing and exit, then ``SIGKILL``; the command is started again; several reloads
+  while one is under way make one;
+- any other ``SIGHUP``, and ``SIGUSR1``, ``SIGUSR2``, ``SIGQUIT``, ``SIGWINCH``, go to the
+  child (``reload: {signal: …}`` keeps working for apps that reload themselves);
+- ``SIGTERM``/``SIGINT`` (the container is stopped): the same stop, then the supervisor exits;
+- the first run exiting by itself ends the container with its status (so a service that
+  cannot start is reported as one); a run after a reload that exits is reported on the
+  container's output and the container stays, waiting for the next reload — a sync that fixes
+  the code brings it back.
+
+The child's standard input is /dev/null (POSIX: an asynchronous command's, without job
+control).
+
+Images without ``/bin/sh`` run their command directly and are restarted on a reload.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+SUPERVISOR_DIR = "/.devmesh"
+SUPERVISOR_PATH = f"{SUPERVISOR_DIR}/supervise"
+RELOAD_TOKEN = f"{SUPERVISOR_DIR}/reload"
+SHELL = "/bin/sh"
+RELOAD_SIGNAL = "HUP"
+SUPERVISED_LABEL = "devmesh.dev/supervised"
+
+SCRIPT = r"""# devmesh supervisor: see devmesh/sync/supervisor.py in devmesh
+grace=${DEVMESH_RELOAD_GRACE:-5}
+reload=
+stop=
+runs=0
+seen=
+child=
+# A SIGHUP is devmesh's reload when the token file holds a new token; any other SIGHUP, and
+# the signals an app may handle itself, go to the child.
+hup() {
+  token=
+  read -r token < /.devmesh/reload 2>/dev/null
+  if [ -n "$token" ] && [ "$token" != "$seen" ]; then
+    seen=$token
+    reload=1
+  else
+    [ -n "$child" ] && kill -HUP "$child" 2>/dev/null
+  fi
+}
+trap hup HUP
+trap '[ -n "$child" ] && kill -USR1 "$child" 2>/dev/null' USR1
+trap '[ -n "$child" ] && kill -USR2 "$child" 2>/dev/null' USR2
+trap '[ -n "$child" ] && kill -QUIT "$child" 2>/dev/null' QUIT
+trap '[ -n "$child" ] && kill -WINCH "$child" 2>/dev/null' WINCH
+trap 'stop=143' TERM
+trap 'stop=130' INT
+
+start() {
+  "$@" &
+  child=$!
+  runs=$((runs + 1))
+}
+
+# The child gets SIGTERM, then SIGKILL after the grace period; wait until it is gone (a
+# trapped signal interrupts wait: wait again).
+halt() {
+  kill -TERM "$child" 2>/dev/null
+  (sleep "$grace"; kill -KILL "$child" 2>/dev/null) &
+  timer=$!
+  while :; do
+    wait "$child"
+    kill -0 "$child" 2>/dev/null || break
+  done
+  kill "$timer" 2>/dev/null
+}
+
+start "$@"
+# The flags are looked at between pauses that any trapped signal cuts short, so a signal is
+# never missed, however it falls.
+while :; do
+  if [ -n "$stop" ]; then
+    halt
+    exit "$stop"
+  fi
+  if [ -n "$reload" ]; then
+    reload=
+    [ -n "$child" ] && halt
+    start "$@"
+    continue
+  fi
+  if [ -n "$child" ] && ! kill -0 "$child" 2>/dev/null; then
+    wait "$child"
+    status=$?
+    child=
+    [ "$runs" -eq 1 ] && exit "$status"
+    echo "devmesh: $1 exited with status $status; waiting for the next sync to run it again" >&2
+  fi
+  sleep 1 &
+  wait $!
+done
+"""
+
+
+def supervisor_archive() -> bytes:
+    """A tar holding the supervisor at SUPERVISOR_PATH (mode 0755, owned by root), for the
+    engine's archive API at ``/``."""
+    data = SCRIPT.encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        folder = tarfile.TarInfo(SUPERVISOR_DIR.lstrip("/"))
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        script = tarfile.TarInfo(SUPERVISOR_PATH.lstrip("/"))
+        script.size, script.mode = len(data), 0o755
+        tar.addfile(script, io.BytesIO(data))
+    return out.getvalue()
+
+
+def reload_token_archive(token: str) -> bytes:
+    """A tar writing ``token`` to RELOAD_TOKEN, for the engine's archive API at ``/``."""
+    data = f"{token}\n".encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        member = tarfile.TarInfo(RELOAD_TOKEN.lstrip("/"))
+        member.size, member.mode = len(data), 0o644
+        tar.addfile(member, io.BytesIO(data))
+    return out.getvalue()
+
+
+def supervised_command(command: list[str]) -> tuple[list[str], list[str]]:
+    """The entrypoint and command that run ``command`` (the image's ENTRYPOINT + CMD) under
+    the supervisor."""
+    return [SHELL, SUPERVISOR_PATH], list(command)
