@@ -7,8 +7,9 @@ from .ci/build-images), forks ``api`` on a branch and starts live sync in this p
 edit rewrites ``api``'s price table in ``services/api/app.py`` with a new value, then polls the
 preview URL (web → api → stock through Envoy) until the answer carries that value.
 
-Two reload actions are timed: ``restart`` (the python-web preset's default: the container is
-restarted) and ``{signal: HUP}`` for an app that re-executes itself on SIGHUP (the benchmark's
+Two reload actions are timed: ``restart`` (the python-web preset's default: devmesh's
+supervisor runs the command again in the same container, with no help from the app) and
+``{signal: HUP}`` for an app that re-executes itself on SIGHUP (the benchmark's
 copy of ``api`` gets that handler), which keeps the container and its network up. The poller
 gives up on a request after 100 ms and asks again: a request that arrives while a container
 restarts waits for Envoy's connect timeout instead (reported separately, as the in-flight
@@ -119,7 +120,8 @@ class _Collector:
 
 
 def _stall(port: int, host: str, app: str, env: str) -> float:
-    """How long a request waits that arrives while api's container restarts."""
+    """How long a request waits that arrives while api's container restarts (what a reload
+    does for an image without a shell)."""
     import docker
 
     client = docker.from_env()
@@ -321,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         median = statistics.median(figures["write → new answer"])
         print(f"  live sync ({label}) is {rebuild_median / median:.1f}× faster than a rebuild "
               f"(median {median * 1000:.0f} ms against {rebuild_median * 1000:.0f} ms)")
-    print(f"  a request in flight while the container restarts waits "
+    print(f"  a request arriving while a container restarts (images without a shell) waits "
           f"{statistics.median(stalls) * 1000:.0f} ms (Envoy's connect timeout, then a retry)")
     print("\ntransports (one 240-byte file, no reload):")
     for name, values in transports.items():

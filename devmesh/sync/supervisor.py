@@ -6,12 +6,11 @@ It is a POSIX shell script (dash, bash and busybox run it), started as the conta
 command with the image's own command as its arguments:
 
 - it runs the command as its child and waits;
-- a reload (devmesh writes a new token to ``/.devmesh/reload``, then sends ``SIGHUP``): the
-  child gets ``SIGTERM`` and up to ``DEVMESH_RELOAD_GRACE`` seconds (default 5) to finish
-  what it is doing and exit, then ``SIGKILL``; the command is started again; several reloads
-  while one is under way make one;
-- any other ``SIGHUP``, and ``SIGUSR1``, ``SIGUSR2``, ``SIGQUIT``, ``SIGWINCH``, go to the
-  child (``reload: {signal: …}`` keeps working for apps that reload themselves);
+- a reload (signal 37, a real-time signal apps leave alone): the child gets ``SIGTERM`` and up
+  to ``DEVMESH_RELOAD_GRACE`` seconds (default 5) to exit, then ``SIGKILL``; the command is
+  started again; several reloads while one is under way make one;
+- ``SIGHUP``, ``SIGUSR1``, ``SIGUSR2``, ``SIGQUIT`` and ``SIGWINCH`` go to the child
+  (``reload: {signal: …}`` keeps working for apps that reload themselves);
 - ``SIGTERM``/``SIGINT`` (the container is stopped): the same stop, then the supervisor exits;
 - the first run exiting by itself ends the container with its status (so a service that
   cannot start is reported as one); a run after a reload that exits is reported on the
@@ -31,9 +30,12 @@ import tarfile
 
 SUPERVISOR_DIR = "/.devmesh"
 SUPERVISOR_PATH = f"{SUPERVISOR_DIR}/supervise"
-RELOAD_TOKEN = f"{SUPERVISOR_DIR}/reload"
 SHELL = "/bin/sh"
-RELOAD_SIGNAL = "HUP"
+# A real-time signal (SIGRTMIN+3 under glibc), by number: dash, bash and busybox trap it.
+RELOAD_SIGNAL = 37
+# Seconds a reload waits for requests in flight to be answered (docker runtime: Envoy's count
+# for the container), and then for the old process to exit after SIGTERM.
+RELOAD_GRACE = 5.0
 SUPERVISED_LABEL = "devmesh.dev/supervised"
 
 SCRIPT = r"""# devmesh supervisor: see devmesh/sync/supervisor.py in devmesh
@@ -41,21 +43,11 @@ grace=${DEVMESH_RELOAD_GRACE:-5}
 reload=
 stop=
 runs=0
-seen=
 child=
-# A SIGHUP is devmesh's reload when the token file holds a new token; any other SIGHUP, and
-# the signals an app may handle itself, go to the child.
-hup() {
-  token=
-  read -r token < /.devmesh/reload 2>/dev/null
-  if [ -n "$token" ] && [ "$token" != "$seen" ]; then
-    seen=$token
-    reload=1
-  else
-    [ -n "$child" ] && kill -HUP "$child" 2>/dev/null
-  fi
-}
-trap hup HUP
+# Signal 37 (a real-time signal, which apps leave alone) is devmesh's reload; SIGHUP and the
+# other signals an app may handle itself go to the child.
+trap 'reload=1' 37
+trap '[ -n "$child" ] && kill -HUP "$child" 2>/dev/null' HUP
 trap '[ -n "$child" ] && kill -USR1 "$child" 2>/dev/null' USR1
 trap '[ -n "$child" ] && kill -USR2 "$child" 2>/dev/null' USR2
 trap '[ -n "$child" ] && kill -QUIT "$child" 2>/dev/null' QUIT
@@ -121,17 +113,6 @@ def supervisor_archive() -> bytes:
         script = tarfile.TarInfo(SUPERVISOR_PATH.lstrip("/"))
         script.size, script.mode = len(data), 0o755
         tar.addfile(script, io.BytesIO(data))
-    return out.getvalue()
-
-
-def reload_token_archive(token: str) -> bytes:
-    """A tar writing ``token`` to RELOAD_TOKEN, for the engine's archive API at ``/``."""
-    data = f"{token}\n".encode()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        member = tarfile.TarInfo(RELOAD_TOKEN.lstrip("/"))
-        member.size, member.mode = len(data), 0o644
-        tar.addfile(member, io.BytesIO(data))
     return out.getvalue()
 
 

@@ -349,3 +349,39 @@ def test_an_image_without_a_shell_is_restarted_on_a_reload(tmp_path: Path, monke
     finally:
         cleanup(app)
         remove_images(app)
+
+
+def test_a_request_in_flight_during_a_reload_is_answered(preview: tuple[Path, str, int, str]) -> None:
+    from tests.docker_env import get
+
+    root, app, port, env = preview
+    host = f"{env}.{app}.localhost"
+    config = root / "devmesh.yaml"
+    config.write_text(re.sub(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n", r"\1    reload: restart\n",
+                             config.read_text(), count=1))
+    events = Events()
+    live = open_live_sync(load_project(config), runtime="docker", sink=events)
+    live.start()
+    try:
+        assert live.wait_ready(10)
+        # api answers slowly, and it stops at once on SIGTERM (the starter's handler exits), so
+        # only waiting for its answer before the reload keeps the request from being cut off.
+        app_py = root / "services/api/app.py"
+        app_py.write_text(app_py.read_text().replace("import json\n", "import json\nimport time\n", 1).replace(
+            "        route = self.headers.get(HEADER)\n",
+            "        route = self.headers.get(HEADER)\n        time.sleep(1.5)\n", 1))
+        events.next(SyncDone)
+        wait_for(port, host, lambda b: b["api"].get("prices", {}).get("apple") == 0.5, timeout=30)
+        answers: list[tuple[int, dict[str, Any]]] = []
+        slow = threading.Thread(target=lambda: answers.append(get(port, host)[:2]))
+        slow.start()
+        time.sleep(0.5)  # the request is inside api now
+        edit_prices(root, 0.66)
+        done = events.next(SyncDone)
+        slow.join(timeout=30)
+        status, body = answers[0]
+        assert status == 200 and body["api"].get("prices", {}).get("apple") == 0.5, body
+        assert done.reload == "restart"
+        wait_for(port, host, lambda b: b["api"].get("prices", {}).get("apple") == 0.66, timeout=30)
+    finally:
+        live.stop()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
@@ -143,6 +145,19 @@ class EnvoyMesh(DockerApp):
             if bindings:
                 return f"http://127.0.0.1:{bindings[0]['HostPort']}"
         return None
+
+    def active_requests(self, url: str, cluster: str) -> int | None:
+        """Requests Envoy (admin at ``url``) has sent to ``cluster`` that are not answered yet;
+        None when the admin does not answer or knows no such cluster."""
+        query = urllib.parse.urlencode({"format": "json",
+                                        "filter": f"^cluster\\.{re.escape(cluster)}\\.upstream_rq_active$"})
+        try:
+            with urllib.request.urlopen(f"{url}/stats?{query}", timeout=2) as resp:
+                stats = json.loads(resp.read().decode()).get("stats") or []
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+        values = [s.get("value") for s in stats if isinstance(s, dict)]
+        return int(values[0]) if values and isinstance(values[0], int) else None
 
     def cluster_health(self) -> dict[str, bool]:
         """Envoy's view of each backend: healthy or not (empty when Envoy is not reachable)."""

@@ -19,7 +19,10 @@ from docker.utils.socket import frames_iter
 
 from devmesh.sync.archive import Archive
 from devmesh.sync.changes import Deletion
-from devmesh.sync.supervisor import RELOAD_SIGNAL, SUPERVISED_LABEL, reload_token_archive
+from devmesh.plan.envoy import cluster_name
+from devmesh.plan.routing import Backend
+from devmesh.runtime.docker.envoy import EnvoyMesh
+from devmesh.sync.supervisor import RELOAD_GRACE, RELOAD_SIGNAL, SUPERVISED_LABEL
 from devmesh.sync.transport import ExecResult, ExecTransport, Target, TargetGone, TransportError
 
 if TYPE_CHECKING:
@@ -52,10 +55,13 @@ class DockerExec:
         self.client = client
         self.runtime = runtime
         self.stop_timeout = stop_timeout
+        self._supervised: set[str] = set()  # containers running devmesh's supervisor
+        self._admin: str | None = None  # Envoy's admin URL, once found
 
     def targets(self, env: str, service: str) -> list[Target]:
-        return [Target(str(c.id), str(c.name), service, env, c.status)
-                for c in self.runtime.service_containers(env, service)]
+        found = self.runtime.service_containers(env, service)
+        self._supervised |= {str(c.id) for c in found if c.labels.get(SUPERVISED_LABEL)}
+        return [Target(str(c.id), str(c.name), service, env, c.status) for c in found]
 
     def exec(self, target: Target, argv: Sequence[str], stdin: IO[bytes] | None = None) -> ExecResult:
         api = self.client.api
@@ -81,14 +87,32 @@ class DockerExec:
         stays), else by restarting the container."""
         api = self.client.api
         try:
-            labels = (api.inspect_container(target.id).get("Config") or {}).get("Labels") or {}
-            if labels.get(SUPERVISED_LABEL):
-                api.put_archive(target.id, "/", reload_token_archive(str(time.time_ns())))
+            if target.id in self._supervised:
+                self._drain(target)
                 api.kill(target.id, signal=RELOAD_SIGNAL)
             else:
                 api.restart(target.id, timeout=self.stop_timeout)
         except ENGINE_ERRORS as exc:
             raise _translate(exc, target) from exc
+
+
+    def _drain(self, target: Target) -> None:
+        """Before a reload in place: wait (up to the grace period) until Envoy has an answer to
+        every request it sent to this container, so that none is cut off by the reload."""
+        if not isinstance(self.runtime, EnvoyMesh):
+            return
+        cluster = cluster_name(Backend(target.service, target.env))
+        url = self._admin
+        active = self.runtime.active_requests(url, cluster) if url else None
+        if url is None or active is None:  # not found yet, or Envoy was made again (another port)
+            url = self._admin = self.runtime.envoy_admin_url()
+            if url is None:
+                return
+            active = self.runtime.active_requests(url, cluster)
+        deadline = time.monotonic() + RELOAD_GRACE
+        while (active or 0) > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+            active = self.runtime.active_requests(url, cluster)
 
 
 class DockerTransport:
