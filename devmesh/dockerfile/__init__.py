@@ -102,7 +102,8 @@ class Stage:
     folders: frozenset[PurePosixPath] = frozenset({PurePosixPath("/")})
 
     def inherit(self, name: str | None, line: int) -> Stage:
-        return replace(self, name=name, line=line, args={})
+        """A stage ``FROM`` this one: what it had so far, its own ARGs not carried over."""
+        return replace(self, name=name, line=line, args={}, env=dict(self.env))
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,7 @@ class _Reader:
         for item in c.value:
             name, eq, default = item.partition("=")
             target = self.stages[-1].args if self.stages else self.global_args
-            scope = {**self.global_args, **(self.stages[-1].args if self.stages else {})}
+            scope = {**self.stages[-1].args, **self.stages[-1].env} if self.stages else self.global_args
             if name in self.build_args:
                 target[name] = self.build_args[name]
             elif eq:

@@ -122,6 +122,15 @@ def test_variables_are_expanded_as_the_builder_does(tmp_path: Path) -> None:
     assert image.stage.base == "python:3.12"
 
 
+def test_two_stages_from_one_base_do_not_share_what_they_set(tmp_path: Path) -> None:
+    got = inferred(tmp_path, (
+        "FROM python:3.12 AS base\nENV DIR=/app\n"
+        "FROM base AS other\nENV DIR=/elsewhere\n"
+        "FROM base\nARG SUB=src\nARG WHERE=${DIR}/${SUB}\nCOPY . ${WHERE}\nCMD [\"python3\", \"main.py\"]\n"),
+        {"main.py": ""})
+    assert rules(got) == [(".", "/app/src")]
+
+
 def test_a_stage_from_an_earlier_stage_keeps_its_copies(tmp_path: Path) -> None:
     got = inferred(tmp_path, (
         "FROM python:3.12 AS base\nWORKDIR /app\nCOPY . .\n"

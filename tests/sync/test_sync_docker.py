@@ -95,6 +95,12 @@ def preview(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[P
         remove_images(app)
 
 
+def with_restart(config: str) -> str:
+    """The devmesh.yaml text with api's reload set to ``restart`` (the starter re-executes itself
+    on SIGHUP; these tests need an app that does not)."""
+    return re.sub(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n", r"\1    reload: restart\n", config, count=1)
+
+
 def edit_prices(root: Path, apple: float) -> None:
     app_py = root / "services/api/app.py"
     text = app_py.read_text()
@@ -108,8 +114,7 @@ def test_edit_delete_and_dependency_change(preview: tuple[Path, str, int, str]) 
     host = f"{env}.{app}.localhost"
     # The starter's api re-executes itself on SIGHUP; here the container restart is exercised.
     config = root / "devmesh.yaml"
-    config.write_text(re.sub(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n", r"\1    reload: restart\n",
-                             config.read_text(), count=1))
+    config.write_text(with_restart(config.read_text()))
     project = load_project(config)
     assert project.services["api"].reload.action == "restart"
     events = Events()
@@ -286,8 +291,7 @@ def test_code_that_crashes_after_a_reload_keeps_the_container_until_the_next_syn
     root, app, port, env = preview
     host = f"{env}.{app}.localhost"
     config = root / "devmesh.yaml"
-    config.write_text(re.sub(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n", r"\1    reload: restart\n",
-                             config.read_text(), count=1))
+    config.write_text(with_restart(config.read_text()))
     events = Events()
     live = open_live_sync(load_project(config), runtime="docker", sink=events)
     before = api_container(app, env)
@@ -320,8 +324,7 @@ def test_an_image_without_a_shell_is_restarted_on_a_reload(tmp_path: Path, monke
     root, app, port = scaffold_shop(tmp_path / "shop")
     try:
         config = root / "devmesh.yaml"
-        config.write_text(re.sub(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n", r"\1    reload: restart\n",
-                                 config.read_text().replace("routing:\n", "runtime: docker\nrouting:\n", 1), count=1))
+        config.write_text(with_restart(config.read_text().replace("routing:\n", "runtime: docker\nrouting:\n", 1)))
         run_git(root, "commit", "-qam", "docker runtime")
         run_git(root, "checkout", "-q", "-b", "noshell")
         with (root / "services/api/Dockerfile").open("a") as f:
@@ -357,8 +360,7 @@ def test_a_request_in_flight_during_a_reload_is_answered(preview: tuple[Path, st
     root, app, port, env = preview
     host = f"{env}.{app}.localhost"
     config = root / "devmesh.yaml"
-    config.write_text(re.sub(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n", r"\1    reload: restart\n",
-                             config.read_text(), count=1))
+    config.write_text(with_restart(config.read_text()))
     events = Events()
     live = open_live_sync(load_project(config), runtime="docker", sink=events)
     live.start()
