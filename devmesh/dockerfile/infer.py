@@ -69,7 +69,6 @@ class Inference:
     notes: tuple[str, ...]
     language: str  # python, node, ruby, php, go, compiled, or unknown
     language_reason: str
-    command: tuple[str, ...]
     user: str | None
 
     @property
@@ -108,9 +107,8 @@ def language_of(image: Image) -> tuple[str, str]:
     for language, pattern in _LANGUAGES:
         if pattern.match(name):
             return language, f"the command runs {name} ({shown})"
-    from_other_stage = any(True for _ in image.stage.from_stages)
-    placed = {str(p.dest / PurePosixPath(p.src).name) if p.into else str(p.dest)
-              for p in image.stage.placements if p.src}
+    from_other_stage = bool(image.stage.from_stages)
+    placed = {str(p.target) for p in image.stage.placements if p.src}
     if prog.startswith("/") and prog not in placed and from_other_stage:
         return "compiled", f"the command runs {prog}, built in another stage"
     if from_other_stage and not image.stage.placements:
@@ -127,11 +125,12 @@ def infer(image: Image, context: Path) -> Inference:
     where = image.dockerfile
     for p in image.stage.placements:
         later = image.runs_after(p)
-        built = next((r for r in later if _BUILDS.search(r.command)), None)
+        built = next(((r, m) for r in later if (m := _BUILDS.search(r.command))), None)
         shown = p.src or "."
         if built is not None:
-            notes.append(f"{where}:{p.line}: {shown} is built by the RUN at line {built.line} "
-                         f"({_BUILDS.search(built.command)[0]}): a change to it rebuilds")  # type: ignore[index]
+            run, match = built
+            notes.append(f"{where}:{p.line}: {shown} is built by the RUN at line {run.line} "
+                         f"({match[0]}): a change to it rebuilds")
             continue
         name = PurePosixPath(p.src).name
         if later and name in DEPENDENCY_FILES:
@@ -153,4 +152,4 @@ def infer(image: Image, context: Path) -> Inference:
                      "rebuilds the image")
     language, reason = language_of(image)
     return Inference(where, tuple(rules), tuple(rebuild.values()), tuple(notes),
-                     language, reason, image.command, image.stage.user)
+                     language, reason, image.stage.user)

@@ -28,9 +28,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from devmesh.dockerfile import read_image
+from devmesh.dockerfile.infer import Inference, infer
 from devmesh.dockerignore import IGNORE_FILE, IgnoreRules, Pattern, clean_path
 from devmesh.errors import UserInputError
-from devmesh.dockerfile.infer import Inference, infer
 
 if TYPE_CHECKING:
     from devmesh.config import Project, ReloadAction

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,19 @@ class Events:
         raise AssertionError(f"no {kind.__name__} within {timeout} s: {[e.message for e in self.all]}")
 
 
+@contextmanager
+def syncing(project: Any) -> Iterator[tuple[Any, Events]]:
+    """Live sync of ``project`` on the docker runtime, started and watching; stopped after."""
+    events = Events()
+    live = open_live_sync(project, runtime="docker", sink=events)
+    live.start()
+    try:
+        assert live.wait_ready(10)
+        yield live, events
+    finally:
+        live.stop()
+
+
 @pytest.fixture
 def preview(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str, int, str]]:
     """The shop on branch 'live' with api forked and running: (root, app, port, env)."""
@@ -117,13 +131,9 @@ def test_edit_delete_and_dependency_change(preview: tuple[Path, str, int, str]) 
     config.write_text(with_restart(config.read_text()))
     project = load_project(config)
     assert project.services["api"].reload.action == "restart"
-    events = Events()
-    live = open_live_sync(project, runtime="docker", sink=events)
-    assert [e.service for e in live.engines] == ["api"]
     before = api_container(app, env)
-    live.start()
-    try:
-        assert live.wait_ready(10)
+    with syncing(project) as (live, events):
+        assert [e.service for e in live.engines] == ["api"]
 
         # Editing the handler changes the preview's answer, without a rebuild.
         edit_prices(root, 0.42)
@@ -165,18 +175,12 @@ def test_edit_delete_and_dependency_change(preview: tuple[Path, str, int, str]) 
         edit_prices(root, 0.43)
         events.next(SyncDone)
         wait_for(port, host, lambda b: b["api"].get("prices", {}).get("apple") == 0.43)
-    finally:
-        live.stop()
 
 
 def test_removed_container_is_reported_and_the_next_change_retries(preview: tuple[Path, str, int, str]) -> None:
     root, app, port, env = preview
     project = load_project(root / "devmesh.yaml")
-    events = Events()
-    live = open_live_sync(project, runtime="docker", sink=events)
-    live.start()
-    try:
-        assert live.wait_ready(10)
+    with syncing(project) as (live, events):
         api_container(app, env).remove(force=True)
         edit_prices(root, 0.5)
         deadline = time.monotonic() + 30
@@ -185,8 +189,6 @@ def test_removed_container_is_reported_and_the_next_change_retries(preview: tupl
         failed = next(e for e in events.all if isinstance(e, SyncFailed))
         assert failed.result == "gone" and "'devmesh up' starts it again" in failed.reason
         assert failed.paths == ("app.py",)
-    finally:
-        live.stop()
     up = devmesh(root, "up", "--detach")
     assert up.returncode == 0, up.stderr
     wait_for(port, f"{env}.{app}.localhost", lambda b: b["api"].get("prices", {}).get("apple") == 0.5)
@@ -292,12 +294,8 @@ def test_code_that_crashes_after_a_reload_keeps_the_container_until_the_next_syn
     host = f"{env}.{app}.localhost"
     config = root / "devmesh.yaml"
     config.write_text(with_restart(config.read_text()))
-    events = Events()
-    live = open_live_sync(load_project(config), runtime="docker", sink=events)
     before = api_container(app, env)
-    live.start()
-    try:
-        assert live.wait_ready(10)
+    with syncing(load_project(config)) as (live, events):
         app_py = root / "services/api/app.py"
         good = app_py.read_text()
         app_py.write_text("def broken(:\n" + good)
@@ -314,8 +312,6 @@ def test_code_that_crashes_after_a_reload_keeps_the_container_until_the_next_syn
         events.next(SyncDone)
         wait_for(port, host, lambda b: b["api"].get("prices", {}).get("apple") == 0.55)
         assert api_container(app, env).id == before.id
-    finally:
-        live.stop()
 
 
 def test_an_image_without_a_shell_is_restarted_on_a_reload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,18 +333,12 @@ def test_an_image_without_a_shell_is_restarted_on_a_reload(tmp_path: Path, monke
         before = api_container(app, env)
         assert "devmesh.dev/supervised" not in before.labels
         assert before.attrs["Config"]["Entrypoint"] is None
-        events = Events()
-        live = open_live_sync(load_project(config), runtime="docker", sink=events)
-        live.start()
-        try:
-            assert live.wait_ready(10)
+        with syncing(load_project(config)) as (live, events):
             edit_prices(root, 0.91)
             assert events.next(SyncDone).reload == "restart"
             wait_for(port, f"{env}.{app}.localhost", lambda b: b["api"].get("prices", {}).get("apple") == 0.91)
             after = api_container(app, env)
             assert after.id == before.id and after.attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]
-        finally:
-            live.stop()
     finally:
         cleanup(app)
         remove_images(app)
@@ -361,11 +351,7 @@ def test_a_request_in_flight_during_a_reload_is_answered(preview: tuple[Path, st
     host = f"{env}.{app}.localhost"
     config = root / "devmesh.yaml"
     config.write_text(with_restart(config.read_text()))
-    events = Events()
-    live = open_live_sync(load_project(config), runtime="docker", sink=events)
-    live.start()
-    try:
-        assert live.wait_ready(10)
+    with syncing(load_project(config)) as (live, events):
         # api answers slowly, and it stops at once on SIGTERM (the starter's handler exits), so
         # only waiting for its answer before the reload keeps the request from being cut off.
         app_py = root / "services/api/app.py"
@@ -385,5 +371,3 @@ def test_a_request_in_flight_during_a_reload_is_answered(preview: tuple[Path, st
         assert status == 200 and body["api"].get("prices", {}).get("apple") == 0.5, body
         assert done.reload == "restart"
         wait_for(port, host, lambda b: b["api"].get("prices", {}).get("apple") == 0.66, timeout=30)
-    finally:
-        live.stop()

@@ -17,11 +17,11 @@ import docker.errors
 import requests.exceptions
 from docker.utils.socket import frames_iter
 
-from devmesh.sync.archive import Archive
-from devmesh.sync.changes import Deletion
 from devmesh.plan.envoy import cluster_name
 from devmesh.plan.routing import Backend
 from devmesh.runtime.docker.envoy import EnvoyMesh
+from devmesh.sync.archive import Archive
+from devmesh.sync.changes import Deletion
 from devmesh.sync.supervisor import RELOAD_GRACE, RELOAD_SIGNAL, SUPERVISED_LABEL
 from devmesh.sync.transport import ExecResult, ExecTransport, Target, TargetGone, TransportError
 
@@ -94,7 +94,6 @@ class DockerExec:
                 api.restart(target.id, timeout=self.stop_timeout)
         except ENGINE_ERRORS as exc:
             raise _translate(exc, target) from exc
-
 
     def _drain(self, target: Target) -> None:
         """Before a reload in place: wait (up to the grace period) until Envoy has an answer to

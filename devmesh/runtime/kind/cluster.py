@@ -43,7 +43,7 @@ from devmesh.runtime.kind.layout import (
     REGISTRY_IMAGE_ENV,
     release_line,
 )
-from devmesh.runtime.kind.protocol import last_log_lines
+from devmesh.runtime.kind.protocol import last_log_lines, pods_of
 from devmesh.runtime.kind.rollout import Rollout
 from devmesh.runtime.kind.tools import INSTALL_HINTS, ToolFailed
 
@@ -314,11 +314,7 @@ class ClusterSetup(ClusterView):
     def _pod_of(self, deployment: str) -> str:
         """The name of one live pod of an Istio Deployment, or "" when it has none."""
         found = self.client().get("apps/v1", "Deployment", deployment, ISTIO_NAMESPACE) or {}
-        labels = ((found.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        if not labels:
-            return ""
-        pods = self.client().list("v1", "Pod", namespace=ISTIO_NAMESPACE,
-                                  selector=",".join(f"{k}={v}" for k, v in sorted(labels.items())))
+        pods = pods_of(self.client(), ISTIO_NAMESPACE, found)
         live = sorted(str(p["metadata"]["name"]) for p in pods if not p["metadata"].get("deletionTimestamp"))
         return live[0] if live else ""
 

@@ -76,10 +76,14 @@ def rollout_from(client: ClusterClient, namespace: str, name: str) -> Rollout:
     deployment = client.get("apps/v1", "Deployment", name, namespace)
     if deployment is None:
         return Rollout("failed", "NotFound", f"deployment {namespace}/{name} does not exist")
-    match = (deployment.get("spec") or {}).get("selector", {}).get("matchLabels") or {}
+    return assess(deployment, pods_of(client, namespace, deployment))
+
+
+def pods_of(client: ClusterClient, namespace: str, deployment: Obj) -> list[Obj]:
+    """The pods ``deployment``'s selector matches (none without a selector)."""
+    match = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
-    pods = client.list("v1", "Pod", namespace=namespace, selector=selector) if selector else []
-    return assess(deployment, pods)
+    return client.list("v1", "Pod", namespace=namespace, selector=selector) if selector else []
 
 
 def last_log_lines(client: ClusterClient, namespace: str, pod: str, container: str,
