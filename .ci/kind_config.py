@@ -1,11 +1,14 @@
 """Write the kind-config/ (cluster.yaml, istio.yaml) of .ci/kind-cluster's test projects:
 devmesh's own files (SOURCE) with what a machine that pulls nothing needs on top. Paths and
 names come from the environment .ci/kind-cluster sets: SOURCE, OUT, NODE_IMAGE, ETCD_TAG,
-COREDNS_TAG, ISTIO_HUB, ISTIO_TAG."""
+COREDNS_TAG, ISTIO_HUB, ISTIO_TAG.
+
+``kind_config.py corefile`` prints the Corefile the test cluster's CoreDNS runs instead."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,33 @@ def istio(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+# The cluster's own names only: no forward plugin, so no name is looked up off this machine.
+# A whole file rather than an edit of kubeadm's: it is valid however the current one came to be.
+COREFILE = """\
+.:53 {
+    errors
+    health {
+        lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    prometheus :9153
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+"""
+
+
 def main() -> None:
+    if sys.argv[1:] == ["corefile"]:
+        sys.stdout.write(COREFILE)
+        return
     source, out = Path(os.environ["SOURCE"]), Path(os.environ["OUT"])
     for name, change in (("cluster.yaml", cluster), ("istio.yaml", istio)):
         config = yaml.safe_load((source / name).read_text(encoding="utf-8"))

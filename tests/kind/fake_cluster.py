@@ -574,25 +574,29 @@ class FakeCluster:
         template = deployment["spec"]["template"]
         digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
         ns, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
-        pod_name = f"{name}-{digest}-{self._next():05x}"
-        pod: Obj = {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": pod_name, "namespace": ns,
-                         "labels": {**(template.get("metadata", {}).get("labels") or {}),
-                                    "pod-template-hash": digest},
-                         "ownerReferences": [{"kind": "ReplicaSet", "name": f"{name}-{digest}"}]},
-            "spec": copy.deepcopy(template.get("spec") or {}),
-        }
-        fate = self.fate(pod)
-        if fate not in FATES:
-            raise ValueError(f"unknown fate {fate!r}; one of {FATES}")
-        pod["status"] = self._pod_status(pod, fate)
-        self._state["objects"][self._key("v1", "Pod", ns, pod_name)] = pod
-        ready = 1 if fate == "ready" else 0
+        wanted = deployment["spec"].get("replicas", 1)
+        ready = 0
+        for _ in range(wanted):
+            pod_name = f"{name}-{digest}-{self._next():05x}"
+            pod: Obj = {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": pod_name, "namespace": ns,
+                             "labels": {**(template.get("metadata", {}).get("labels") or {}),
+                                        "pod-template-hash": digest},
+                             "ownerReferences": [{"kind": "ReplicaSet", "name": f"{name}-{digest}"}]},
+                "spec": copy.deepcopy(template.get("spec") or {}),
+            }
+            fate = self.fate(pod)
+            if fate not in FATES:
+                raise ValueError(f"unknown fate {fate!r}; one of {FATES}")
+            pod["status"] = self._pod_status(pod, fate)
+            self._state["objects"][self._key("v1", "Pod", ns, pod_name)] = pod
+            ready += fate == "ready"
         deployment["status"] = {
             "observedGeneration": deployment["metadata"]["generation"],
-            "replicas": 1, "updatedReplicas": 1, "readyReplicas": ready, "availableReplicas": ready,
-            **({} if ready else {"unavailableReplicas": 1}),
+            "replicas": wanted, "updatedReplicas": wanted, "readyReplicas": ready,
+            "availableReplicas": ready,
+            **({} if ready == wanted else {"unavailableReplicas": wanted - ready}),
         }
 
     def _pod_status(self, pod: Obj, fate: str) -> Obj:

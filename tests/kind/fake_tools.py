@@ -159,6 +159,15 @@ def _kind(args: list[str], world: dict[str, Any], root: Path) -> int:
         for ns in ("default", "kube-system", "kube-public"):
             cluster.update({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
                            manager="kube-apiserver")
+        # kubeadm's cluster DNS, which every kind cluster runs.
+        dns = {"k8s-app": "kube-dns"}
+        cluster.update({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "coredns", "namespace": "kube-system", "labels": dns},
+                        "spec": {"replicas": 2, "selector": {"matchLabels": dns},
+                                 "template": {"metadata": {"labels": dns},
+                                              "spec": {"containers": [{"name": "coredns",
+                                                                       "image": "registry.k8s.io/coredns/coredns:v1.12.1"}]}}}},
+                       manager="kubeadm")
         _out(f'Creating cluster "{name}" ...\n')
         return 0
     if args[:2] == ["export", "kubeconfig"]:

@@ -128,8 +128,9 @@ def test_status_shows_each_part(project: Project, world: FakeWorld) -> None:
     setup_for(project, world).up()
     parts = {p.name: p for p in setup_for(project, world).status()}
     assert list(parts) == ["kind cluster", "gateway port", "registry", "node registry config",
-                           "API server", "Istio", "ingress gateway", "registry ConfigMap"]
+                           "API server", "cluster DNS", "Istio", "ingress gateway", "registry ConfigMap"]
     assert all(p.healthy for p in parts.values()), parts
+    assert parts["cluster DNS"].detail == "kube-system/coredns: ready"
     assert parts["gateway port"].detail == "127.0.0.1:18080 → NodePort 30080 on devmesh-control-plane"
     state = world.load()
     state["containers"]["devmesh-registry"]["running"] = False
@@ -373,13 +374,14 @@ def waiting_setup(project: Project, world: FakeWorld, ticks: Ticks, timeout: flo
     return setup
 
 
-def restart_gateway(world: FakeWorld, fate: str) -> None:
-    """The gateway's pod replaced by one of ``fate`` (as after a node restart)."""
+def restart(world: FakeWorld, fate: str, name: str = "istio-ingressgateway",
+            namespace: str = "istio-system") -> None:
+    """A Deployment's pods replaced by ones of ``fate`` (as after a node restart)."""
     fake = world.client("kind-devmesh")
-    fake.fate = lambda pod: fate if pod["metadata"]["name"].startswith("istio-ingressgateway") else "ready"
-    gateway = fake.get("apps/v1", "Deployment", "istio-ingressgateway", "istio-system")
-    gateway["spec"]["template"]["metadata"]["annotations"] = {"restarted": str(len(fate))}
-    fake.update(gateway, manager="kube-controller-manager")
+    fake.fate = lambda pod: fate if pod["metadata"]["name"].startswith(name) else "ready"
+    found = fake.get("apps/v1", "Deployment", name, namespace)
+    found["spec"]["template"]["metadata"]["annotations"] = {"restarted": str(len(fate))}
+    fake.update(found, manager="kube-controller-manager")
 
 
 def test_a_stopped_node_is_started_and_its_api_server_awaited(project: Project, world: FakeWorld,
@@ -415,8 +417,8 @@ def test_a_node_whose_api_server_never_answers_says_so(project: Project, world: 
 def test_an_ingress_gateway_not_ready_yet_is_awaited(project: Project, world: FakeWorld,
                                                      events: Events) -> None:
     setup_for(project, world).up()
-    restart_gateway(world, "pending")
-    ticks = Ticks(lambda: None, lambda: restart_gateway(world, "ready"))
+    restart(world, "pending")
+    ticks = Ticks(lambda: None, lambda: restart(world, "ready"))
     actions = waiting_setup(project, world, ticks).up(sink=events)
     assert actions == []
     waiting = [m for m in events.messages() if m.startswith("waiting for istio-system/")]
@@ -430,13 +432,14 @@ def test_an_ingress_gateway_not_ready_yet_is_awaited(project: Project, world: Fa
 def test_an_ingress_gateway_that_stays_unready_fails_with_its_last_lines(project: Project,
                                                                         world: FakeWorld) -> None:
     setup_for(project, world).up()
-    restart_gateway(world, "pending")
+    restart(world, "pending")
     world.client("kind-devmesh").add_logs("app=istio-ingressgateway", "istio-proxy",
                                           "warn Envoy proxy is NOT ready: config not received from XDS server")
     with pytest.raises(DevmeshError) as caught:
         waiting_setup(project, world, Ticks(), timeout=4).up()
     message = str(caught.value)
-    assert re.match(r"Istio's istio-ingressgateway is not ready after 4 s: Progressing — 0/1 available; "
+    assert re.match(r"Istio's ingress gateway \(istio-system/istio-ingressgateway\) is not ready "
+                    r"after 4 s: Progressing — 0/1 available; "
                     r"pod istio-ingressgateway-\S+: istio-proxy ContainerCreating; last log lines:\n", message), message
     assert message.endswith("\n  warn Envoy proxy is NOT ready: config not received from XDS server")
     assert "describe deployment istio-ingressgateway" in (caught.value.hint or "")
@@ -444,10 +447,36 @@ def test_an_ingress_gateway_that_stays_unready_fails_with_its_last_lines(project
 
 def test_an_ingress_gateway_that_cannot_start_fails_at_once(project: Project, world: FakeWorld) -> None:
     setup_for(project, world).up()
-    restart_gateway(world, "crash")
+    restart(world, "crash")
     ticks = Ticks()
     with pytest.raises(DevmeshError) as caught:
         waiting_setup(project, world, ticks).up()
-    assert str(caught.value).startswith("Istio's istio-ingressgateway cannot start: CrashLoopBackOff: "
-                                        "the container keeps exiting (last exit status 1)")
+    assert str(caught.value).startswith("Istio's ingress gateway (istio-system/istio-ingressgateway) "
+                                        "cannot start: CrashLoopBackOff: the container keeps exiting "
+                                        "(last exit status 1)")
     assert ticks.pauses == 0
+
+
+def test_a_cluster_dns_that_cannot_start_fails_before_istio_with_its_last_lines(
+        project: Project, world: FakeWorld) -> None:
+    # A Corefile CoreDNS cannot parse: running pods keep their old one (its reload plugin), so
+    # this shows after the next node restart, as every Istio pod failing to find istiod.
+    setup_for(project, world).up()
+    restart(world, "crash", name="coredns", namespace="kube-system")
+    world.client("kind-devmesh").add_logs(
+        "k8s-app=kube-dns", "coredns",
+        "/etc/coredns/Corefile:13 - Error during parsing: Unknown directive 'max_concurrent'")
+    world.forget_calls()
+    with pytest.raises(DevmeshError) as caught:
+        waiting_setup(project, world, Ticks()).up()
+    assert str(caught.value) == (
+        "the cluster DNS (kube-system/coredns) cannot start: CrashLoopBackOff: the container keeps "
+        "exiting (last exit status 1) — back-off 40s restarting failed container=coredns; "
+        "last log lines:\n  /etc/coredns/Corefile:13 - Error during parsing: Unknown directive 'max_concurrent'")
+    dns = {p.name: p for p in setup_for(project, world).status()}["cluster DNS"]
+    assert not dns.healthy
+    assert dns.detail.startswith("kube-system/coredns: CrashLoopBackOff: the container keeps exiting")
+    assert caught.value.hint == ("'kubectl --context kind-devmesh -n kube-system get configmap "
+                                 "coredns -o yaml' shows its Corefile; 'devmesh cluster status' "
+                                 "shows each part")
+    assert not [c for c in world.calls() if c[:1] == ["istioctl"]]

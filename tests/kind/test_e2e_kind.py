@@ -363,7 +363,8 @@ def test_cluster_status_reports_each_part_of_the_real_cluster(cluster: Path) -> 
     parts = {p["name"]: p for p in status["parts"]}
     assert status["context"] == "kind-devmesh" and status["healthy"]
     assert set(parts) == {"kind cluster", "registry", "node registry config", "gateway port",
-                          "API server", "Istio", "ingress gateway", "registry ConfigMap"}, parts
+                          "API server", "cluster DNS", "Istio", "ingress gateway",
+                          "registry ConfigMap"}, parts
     assert all(p["healthy"] for p in parts.values()), parts
     assert "Kubernetes v1.3" in parts["API server"]["detail"]
     assert f"127.0.0.1:{GATEWAY_PORT}" in parts["gateway port"]["detail"]

@@ -16,7 +16,8 @@ creates nothing cluster-wide, except Istio when asked to (``--install-istio``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from devmesh.runtime.kind.errors import ClusterError, ClusterUnreachable, Kubeco
 from devmesh.runtime.kind.kind_config import effective_kind_config
 from devmesh.runtime.kind.layout import (
     DEFAULT_REGISTRY_IMAGE,
+    DNS_NAME,
+    DNS_NAMESPACE,
     GATEWAY_NODE_PORT,
     INGRESS_NAME,
     ISTIO_NAMESPACE,
@@ -57,9 +60,28 @@ def _bundled(name: str) -> Path:
     raise DevmeshError(f"devmesh's kind-config/{name} is missing from this installation")
 
 
+
+
+@dataclass(frozen=True)
+class Awaited:
+    """A Deployment ``up`` waits for: the container that must be ready, what people call it,
+    and where to look when it is not."""
+
+    namespace: str
+    name: str
+    container: str
+    what: str
+    look: str = "describe deployment {name}' shows its pods' events"
+
+
+# kind's cluster DNS: the gateway and every sidecar find istiod by name, so a CoreDNS that
+# cannot start (a Corefile it cannot parse) keeps Istio from ever being ready.
+CLUSTER_DNS = Awaited(DNS_NAMESPACE, DNS_NAME, "coredns", "the cluster DNS",
+                      "get configmap coredns -o yaml' shows its Corefile")
 # Istio's Deployments and the container of each that must be ready.
-ISTIO_PARTS = (("istiod", "discovery"), (INGRESS_NAME, "istio-proxy"))
-# How long ``up`` waits for a restarted node's API server and for Istio to be ready.
+ISTIO_PARTS = (Awaited(ISTIO_NAMESPACE, "istiod", "discovery", "Istio's control plane"),
+               Awaited(ISTIO_NAMESPACE, INGRESS_NAME, "istio-proxy", "Istio's ingress gateway"))
+# How long ``up`` waits for a restarted node's API server and for each awaited part.
 READY_TIMEOUT = 300.0
 LOG_LINES = 10
 
@@ -107,6 +129,7 @@ class ClusterSetup(ClusterView):
                 self._ensure_node_hosts(node, did, already)
             self._ensure_registry_network(did, already)
             self._ensure_registry_configmap(did, already)
+            self._wait_ready((CLUSTER_DNS,), sink)
             self._ensure_istio(did, already, sink)
         else:
             version = self.client().server_version()
@@ -261,7 +284,7 @@ class ClusterSetup(ClusterView):
         problem = self.ingress_problem() if found is not None else None
         if found is not None and release_line(found) == ISTIO_VERSION and problem is None:
             already(f"Istio {found} is installed with its ingress gateway")
-            self._wait_istio_ready(sink)
+            self._wait_ready(ISTIO_PARTS, sink)
             return
         client_version = self._istioctl_version()
         if release_line(client_version) != ISTIO_VERSION:
@@ -281,52 +304,51 @@ class ClusterSetup(ClusterView):
             raise (istio_install_failure(exc.output, config=str(config)) or exc) from None
         did(f"installed Istio {client_version} with {config.name} (ingress gateway on NodePort "
             f"{GATEWAY_NODE_PORT})")
-        self._wait_istio_ready(sink)
+        self._wait_ready(ISTIO_PARTS, sink)
 
-    def _wait_istio_ready(self, sink: Sink) -> None:
-        """Wait until istiod and the ingress gateway are ready (pods restart after a node
-        restart; a gateway waits for istiod); fail at once when a pod cannot start."""
+    def _wait_ready(self, parts: Sequence[Awaited], sink: Sink) -> None:
+        """Wait until every part is rolled out (pods restart after a node restart; a gateway
+        waits for istiod, and both for the cluster DNS); fail at once when a pod cannot start."""
         deadline = self.clock() + self.ready_timeout
-        pending = dict(ISTIO_PARTS)
-        last: dict[str, Rollout] = {}
+        pending = list(parts)
+        last: dict[Awaited, Rollout] = {}
         while True:
-            for name, container in list(pending.items()):
-                rollout = self.client().rollout_status(ISTIO_NAMESPACE, name)
+            for part in list(pending):
+                rollout = self.client().rollout_status(part.namespace, part.name)
                 if rollout.done:
-                    del pending[name]
-                    if name in last:
-                        sink(Step(f"{ISTIO_NAMESPACE}/{name} is ready", changed=False))
+                    pending.remove(part)
+                    if part in last:
+                        sink(Step(f"{part.namespace}/{part.name} is ready", changed=False))
                     continue
                 if rollout.failed:
-                    raise self._istio_not_ready(name, container, rollout, "cannot start")
-                if name not in last:
-                    sink(Step(f"waiting for {ISTIO_NAMESPACE}/{name}: {rollout.describe()}",
+                    raise self._not_ready(part, rollout, "cannot start")
+                if part not in last:
+                    sink(Step(f"waiting for {part.namespace}/{part.name}: {rollout.describe()}",
                               changed=False))
-                last[name] = rollout
+                last[part] = rollout
             if not pending:
                 return
             if self.clock() > deadline:
-                name, container = next(iter(pending.items()))
-                raise self._istio_not_ready(name, container, last[name],
-                                            f"is not ready after {self.ready_timeout:.0f} s")
+                raise self._not_ready(pending[0], last[pending[0]],
+                                      f"is not ready after {self.ready_timeout:.0f} s")
             self.pause(1.0)
 
-    def _pod_of(self, deployment: str) -> str:
-        """The name of one live pod of an Istio Deployment, or "" when it has none."""
-        found = self.client().get("apps/v1", "Deployment", deployment, ISTIO_NAMESPACE) or {}
-        pods = pods_of(self.client(), ISTIO_NAMESPACE, found)
+    def _pod_of(self, part: Awaited) -> str:
+        """The name of one live pod of an awaited Deployment, or "" when it has none."""
+        found = self.client().get("apps/v1", "Deployment", part.name, part.namespace) or {}
+        pods = pods_of(self.client(), part.namespace, found)
         live = sorted(str(p["metadata"]["name"]) for p in pods if not p["metadata"].get("deletionTimestamp"))
         return live[0] if live else ""
 
-    def _istio_not_ready(self, name: str, container: str, rollout: Rollout, what: str) -> ClusterError:
-        pod = rollout.pod or self._pod_of(name)
-        lines = last_log_lines(self.client(), ISTIO_NAMESPACE, pod, rollout.container or container,
+    def _not_ready(self, part: Awaited, rollout: Rollout, what: str) -> ClusterError:
+        pod = rollout.pod or self._pod_of(part)
+        lines = last_log_lines(self.client(), part.namespace, pod, rollout.container or part.container,
                                LOG_LINES) if pod else []
         shown = "; last log lines:\n  " + "\n  ".join(lines) if lines else ""
         return ClusterError(
-            f"Istio's {name} {what}: {rollout.describe()}{shown}",
-            hint=f"'kubectl --context {self.context} -n {ISTIO_NAMESPACE} describe deployment {name}' "
-                 "shows its pods' events; 'devmesh cluster status' shows each part")
+            f"{part.what} ({part.namespace}/{part.name}) {what}: {rollout.describe()}{shown}",
+            hint=f"'kubectl --context {self.context} -n {part.namespace} "
+                 f"{part.look.format(name=part.name)}; 'devmesh cluster status' shows each part")
 
     # --- down ----------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from devmesh.runtime.kind.errors import ClusterError
 from devmesh.runtime.kind.kubeconfig import open_client
 from devmesh.runtime.kind.layout import (
     CERTS_DIR,
+    DNS_NAME,
+    DNS_NAMESPACE,
     GATEWAY_NODE_PORT,
     INGRESS_NAME,
     ISTIO_NAMESPACE,
@@ -163,6 +165,8 @@ class ClusterView:
         parts.append(api)
         if not api.healthy:
             return parts
+        if self.uses_kind:
+            parts.append(self._dns_part())
         parts += self._istio_parts()
         if self.uses_kind:
             parts.append(self._configmap_part())
@@ -224,6 +228,10 @@ class ClusterView:
         except ClusterError as exc:
             return Part("API server", False, f"context {self.context}: {exc}")
         return Part("API server", True, f"context {self.context}: Kubernetes {version}")
+
+    def _dns_part(self) -> Part:
+        rollout = self.client().rollout_status(DNS_NAMESPACE, DNS_NAME)
+        return Part("cluster DNS", rollout.done, f"{DNS_NAMESPACE}/{DNS_NAME}: {rollout.describe()}")
 
     def _istio_parts(self) -> list[Part]:
         found = self.istio_version()

@@ -12,6 +12,9 @@ import re
 ISTIO_VERSION = "1.31"
 ISTIO_NAMESPACE = "istio-system"
 INGRESS_NAME = "istio-ingressgateway"
+# kind's cluster DNS (kubeadm's CoreDNS): sidecars and the gateway find istiod by its name.
+DNS_NAMESPACE = "kube-system"
+DNS_NAME = "coredns"
 GATEWAY_NODE_PORT = 30080
 REGISTRY_CONTAINER_PORT = 5000
 KIND_NETWORK = "kind"
