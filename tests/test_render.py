@@ -223,3 +223,70 @@ def test_a_rolling_preset_of_another_kind_is_one_line(make_project: ProjectFacto
     assert done.value.code == 2
     assert "strategy preset 'rolling' is a mirror preset, not a rolling one" in err
     assert "Traceback" not in err
+
+
+def _supervised_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_the_branch_runs_under_the_supervisor_with_the_dockerfiles_command(
+        make_project: ProjectFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project()
+    (root / "services/api/Dockerfile").write_text(
+        'FROM debian:bookworm-slim\nCOPY . /app\nWORKDIR /app\n'
+        'ENTRYPOINT ["python3", "-u"]\nCMD ["app.py"]\n')
+    git(root, "commit", "-qam", "api: its own command")
+    _change_api(root)
+    objects = _render(root, capsys)
+    for obj in objects:
+        validate(obj)
+    env = _env_of(objects)
+    [configmap] = _by(objects, "ConfigMap").values()
+    assert configmap["metadata"]["name"] == "devmesh-supervisor"
+    assert configmap["data"]["supervise"].startswith("# devmesh supervisor")
+    assert [o["kind"] for o in objects][:2] == ["Namespace", "ConfigMap"]
+    deployments = _by(objects, "Deployment")
+    container = _supervised_container(deployments[f"api-{env}"])
+    assert container["command"] == ["/bin/sh", "/.devmesh/supervise"]
+    assert container["args"] == ["python3", "-u", "app.py"]
+    assert deployments[f"api-{env}"]["spec"]["template"]["metadata"]["labels"]["devmesh.dev/supervised"] == "1"
+    # the shared baseline is never synced: it runs as built
+    assert "command" not in _supervised_container(deployments["api-baseline"])
+
+
+def test_a_command_the_dockerfile_does_not_settle_is_said_in_a_comment(
+        make_project: ProjectFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project()
+    (root / "services/api/Dockerfile").write_text('FROM node:22\nCOPY . /app\nCMD ["node", "app.js"]\n')
+    git(root, "commit", "-qam", "api: node")
+    _change_api(root)
+    with pytest.raises(SystemExit):
+        main(["-c", str(root / "devmesh.yaml"), "render"])
+        raise SystemExit(0)
+    out = capsys.readouterr().out
+    env = _env_of([d for d in yaml.safe_load_all(out) if d])
+    # a base image's ENTRYPOINT (node's docker-entrypoint.sh) would run before CMD
+    assert (f"# api ({env}) runs without devmesh's supervisor here: its Dockerfile names no "
+            "ENTRYPOINT, so its command depends on the base image: 'devmesh up' reads it from "
+            "the image it builds") in out.splitlines()
+    objects = [d for d in yaml.safe_load_all(out) if d]
+    assert "ConfigMap" not in {o["kind"] for o in objects}
+    template = _by(objects, "Deployment")[f"api-{env}"]["spec"]["template"]
+    assert "command" not in template["spec"]["containers"][0]
+
+
+def test_a_service_with_sync_off_runs_as_built(make_project: ProjectFactory,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_project()
+    config = yaml.safe_load((root / "devmesh.yaml").read_text())
+    config["services"]["api"]["sync"] = []
+    (root / "devmesh.yaml").write_text(yaml.safe_dump(config))
+    (root / "services/api/Dockerfile").write_text('FROM debian:bookworm-slim\nENTRYPOINT ["python3"]\n')
+    git(root, "commit", "-qam", "api: no sync")
+    _change_api(root)
+    objects = _render(root, capsys)
+    env = _env_of(objects)
+    template = _by(objects, "Deployment")[f"api-{env}"]["spec"]["template"]
+    assert "command" not in template["spec"]["containers"][0]
+    assert "annotations" not in template["metadata"]

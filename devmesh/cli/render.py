@@ -22,6 +22,7 @@ def render(state: State, branch: str | None, fork_all: bool) -> None:
     DestinationRules for the branch's environment and the baseline, as multi-document YAML."""
     from devmesh.environments import select
     from devmesh.plan.k8s import render_objects, to_yaml
+    from devmesh.plan.launch import dockerfile_launch
     from devmesh.plan.routing import plan_for_project
     from devmesh.plan.strategy import describe
 
@@ -38,7 +39,13 @@ def render(state: State, branch: str | None, fork_all: bool) -> None:
         click.echo(f"# {describe(strategy, project.routing.header)}")
     if not chosen.environment.is_baseline:
         click.echo(f"# preview: {plan.preview_url(chosen.environment.name)}")
-    click.echo(to_yaml(render_objects(project, plan)), nl=False)
+    # The branch's live-synced services run under devmesh's supervisor, with their image's
+    # command: read from the Dockerfile here, from the built image by `devmesh up`.
+    launches = {b: dockerfile_launch(project, b) for b in plan.backends}
+    for b, launch in launches.items():
+        if launch is not None and not launch.supervised:
+            click.echo(f"# {b.service} ({b.env}) runs without devmesh's supervisor here: {launch.why}")
+    click.echo(to_yaml(render_objects(project, plan, launch_for=launches.get)), nl=False)
 
 
 def _stored_strategies(project: Project) -> tuple[Strategy, ...]:

@@ -16,6 +16,18 @@ from typing import TYPE_CHECKING, Any
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend, Match, Resilience, RoutePlan, Rule
 from devmesh.plan.service_env import service_env
+from devmesh.plan.supervisor import (
+    SCRIPT,
+    SUPERVISED_LABEL,
+    SUPERVISOR_ANNOTATION,
+    SUPERVISOR_CONFIGMAP,
+    SUPERVISOR_DIR,
+    SUPERVISOR_KEY,
+    UNSUPERVISED_ANNOTATION,
+    Launch,
+    script_digest,
+    supervised_command,
+)
 from devmesh.config.presets import strategy_preset
 from devmesh.units import duration
 
@@ -30,6 +42,13 @@ FIELD_MANAGER = "devmesh"
 
 Obj = dict[str, Any]
 ImageFor = Callable[[Backend], str]
+# How each backend starts: None for one devmesh never live-syncs (the baseline's).
+LaunchFor = Callable[[Backend], "Launch | None"]
+SUPERVISOR_VOLUME = "devmesh-supervisor"
+# Istio's sidecar keeps few of Envoy's stats by default; a reload waits on the count of
+# requests in flight to the container (cluster.inbound|<port>||.upstream_rq_active).
+ISTIO_PROXY_CONFIG = "proxy.istio.io/config"
+SIDECAR_STATS = "proxyStatsMatcher:\n  inclusionSuffixes: [upstream_rq_active]\n"
 
 
 def namespace_for(app: str) -> str:
@@ -108,6 +127,31 @@ def _deployment(project: Project, plan: RoutePlan, backend: Backend, image: str,
             },
         },
     }
+
+
+def _supervise(deployment: Obj, launch: Launch) -> None:
+    """Run the Deployment's container under devmesh's supervisor (mounted from its ConfigMap),
+    or note on its pods why it runs without."""
+    template = deployment["spec"]["template"]
+    if not launch.supervised:
+        template["metadata"]["annotations"] = {UNSUPERVISED_ANNOTATION: launch.why}
+        return
+    container = template["spec"]["containers"][0]
+    container["command"], container["args"] = supervised_command(list(launch.command))
+    container["volumeMounts"] = [{"name": SUPERVISOR_VOLUME, "mountPath": SUPERVISOR_DIR,
+                                  "readOnly": True}]
+    template["spec"]["volumes"] = [{"name": SUPERVISOR_VOLUME, "configMap": {
+        "name": SUPERVISOR_CONFIGMAP, "defaultMode": 0o755}}]
+    template["metadata"]["labels"][SUPERVISED_LABEL] = "1"
+    template["metadata"]["annotations"] = {SUPERVISOR_ANNOTATION: script_digest(),
+                                           ISTIO_PROXY_CONFIG: SIDECAR_STATS}
+
+
+def _supervisor_configmap(plan: RoutePlan) -> Obj:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": _meta(SUPERVISOR_CONFIGMAP, namespace_for(plan.app),
+                              labels(plan.app, BASELINE_ENV)),
+            "data": {SUPERVISOR_KEY: SCRIPT}}
 
 
 def _service(plan: RoutePlan, service: str, port: int) -> Obj:
@@ -330,16 +374,29 @@ def rolling_settings(project: Project) -> Mapping[str, Any]:
     return strategy_preset(ROLLING_PRESET, "rolling", project.root).settings
 
 
-def render_objects(project: Project, plan: RoutePlan, image_for: ImageFor | None = None) -> list[Obj]:
+def render_objects(project: Project, plan: RoutePlan, image_for: ImageFor | None = None,
+                   launch_for: LaunchFor | None = None) -> list[Obj]:
     """Every object for the plan's baseline and environments, in apply order.
 
     Every Deployment's update strategy comes from the project's rolling preset
-    (``rolling_settings``).
+    (``rolling_settings``). ``launch_for`` says how each live-synced backend starts (under
+    devmesh's supervisor, whose ConfigMap comes first, or not and why); without it, none does.
     """
     image_for = image_for or default_image(project.cluster.registry, project.app)
     rolling = rolling_settings(project)
     objects: list[Obj] = [_namespace(plan)]
-    objects += [_deployment(project, plan, b, image_for(b), rolling) for b in plan.backends]
+    deployments = []
+    supervised = False
+    for b in plan.backends:
+        deployment = _deployment(project, plan, b, image_for(b), rolling)
+        launch = launch_for(b) if launch_for is not None else None
+        if launch is not None:
+            _supervise(deployment, launch)
+            supervised = supervised or launch.supervised
+        deployments.append(deployment)
+    if supervised:
+        objects.append(_supervisor_configmap(plan))
+    objects += deployments
     objects += [_service(plan, r.service, r.port) for r in plan.services]
     objects += [_destination_rule(plan, r.service) for r in plan.services]
     objects += [_virtual_service(plan, r.service) for r in plan.services]

@@ -165,7 +165,7 @@ def sync_engines(project: Project, env: str, forks: Sequence[str], transport: Tr
     if isinstance(transport, ReloadCheck):
         for src in sources:
             if src.rules:  # without rules every change rebuilds: no reload ever runs
-                transport.check_reload(src.service, reload_action(src.reload))
+                transport.check_reload(env, src.service, reload_action(src.reload))
     return [
         ServiceSync(src, env, transport, sink=sink, rebuild=rebuild,
                     refresh=functools.partial(ServiceSources.of, project, src.service))

@@ -80,8 +80,8 @@ class Transport(Protocol):
 class ReloadCheck(Protocol):
     """A transport that cannot carry out every reload action says so before a sync starts."""
 
-    def check_reload(self, service: str, action: ReloadAction) -> None:
-        """Raise UserInputError when ``action`` cannot work for ``service`` here."""
+    def check_reload(self, env: str, service: str, action: ReloadAction) -> None:
+        """Raise UserInputError when ``action`` cannot work for ``service`` in ``env`` here."""
         ...
 
 

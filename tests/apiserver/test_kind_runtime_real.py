@@ -18,6 +18,7 @@ from devmesh.config import Project, load_project
 from devmesh.events import Sink, discard
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend, Environment
+from devmesh.plan.supervisor import Launch
 from devmesh.runtime.kind.client import KubeClient
 from devmesh.runtime.kind.runtime import KindRuntime, RolloutFailed
 from tests.apiserver.conftest import ControlPlane
@@ -37,6 +38,10 @@ class NamingPublisher:
 
     def publish(self, local_ref: str, *, sink: Sink = discard) -> str:
         return self.images.get(local_ref, f"127.0.0.1:5001/{local_ref.split(':')[0]}@sha256:{'0' * 64}")
+
+    def launch(self, local_ref: str) -> Launch:
+        """As an image built FROM a Debian base with ``CMD ["python3", "app.py"]``."""
+        return Launch(("python3", "app.py"))
 
 
 def images(project: Project, *envs: Environment) -> dict[Backend, str]:

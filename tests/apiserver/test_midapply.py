@@ -30,9 +30,10 @@ from tests.conftest import THREE_SERVICES_YAML, ProjectFactory
 pytestmark = pytest.mark.apiserver
 
 ONE = Environment("one", ("api",), "feature/one")
-# What `up` of ONE applies to an empty cluster: the namespace, four Deployments, three
-# Services, three DestinationRules, the Gateway, five VirtualServices.
-OBJECTS = 17
+# What `up` of ONE applies to an empty cluster: the namespace, the supervisor's ConfigMap (the
+# branch's api is live-synced), four Deployments, three Services, three DestinationRules, the
+# Gateway, five VirtualServices.
+OBJECTS = 18
 
 
 def apiserver(*args: str) -> subprocess.CompletedProcess[str]:
@@ -113,7 +114,7 @@ def runtime(project: Project, plane: ControlPlane, client: KubeClient) -> KindRu
 
 def versions(client: KubeClient, ns: str, described: list[str]) -> dict[str, str]:
     """resourceVersion of each of ``described`` ("Kind name")."""
-    api = {"Namespace": "v1", "Service": "v1", "Deployment": "apps/v1"}
+    api = {"Namespace": "v1", "ConfigMap": "v1", "Service": "v1", "Deployment": "apps/v1"}
     out = {}
     for what in described:
         kind, name = what.split(" ", 1)
@@ -138,13 +139,13 @@ def test_the_server_stopped_after_four_objects_and_the_next_up_finishes(
     with pytest.raises(ClusterUnreachable) as caught:
         rt.up(ONE, images=images(project, ONE))
     first = list(client.applied)
-    assert first == [f"Namespace {ns}", "Deployment web-baseline", "Deployment api-baseline",
-                     "Deployment stock-baseline"]
+    assert first == [f"Namespace {ns}", "ConfigMap devmesh-supervisor", "Deployment web-baseline",
+                     "Deployment api-baseline"]
     server = plane.kubeconfig.read_text().split("server: ", 1)[1].split("\n", 1)[0]
     assert str(caught.value) == (
         f"the API server of context {plane.context!r} ({server}) stopped answering after 4 of {OBJECTS} "
-        f"objects (connection refused): created Namespace {ns}, Deployment web-baseline, "
-        "Deployment api-baseline and 1 more; not yet Deployment api-one and 12 more; "
+        f"objects (connection refused): created Namespace {ns}, ConfigMap devmesh-supervisor, "
+        "Deployment web-baseline and 1 more; not yet Deployment stock-baseline and 13 more; "
         "nothing was rolled back: run `devmesh up` again to finish")
     status = apiserver("status", "--name", plane.name)
     assert status.returncode == 3 and "stopped: kube-apiserver" in status.stdout
@@ -154,7 +155,7 @@ def test_the_server_stopped_after_four_objects_and_the_next_up_finishes(
     assert plane.kubeconfig.read_text() == kubeconfig  # the same server, certificates and data
     assert apiserver("status", "--name", plane.name).returncode == 0
     # What was applied before the stop, once its Deployments have settled, is not written again.
-    wait_ready(client, ns, ["web-baseline", "api-baseline", "stock-baseline"])
+    wait_ready(client, ns, ["web-baseline", "api-baseline"])
     before = versions(client, ns, first)
     client.before_apply, client.applied = lambda n: None, []
     result = rt.up(ONE, images=images(project, ONE))

@@ -10,6 +10,7 @@ import pytest
 
 from devmesh.config import Project, load_project
 from devmesh.events import Event, Sink, discard
+from devmesh.plan.supervisor import Launch
 from devmesh.runtime.kind.publish import remote_repository
 from tests.conftest import ProjectFactory
 from tests.kind.fake_cluster import FakeCluster
@@ -46,6 +47,10 @@ class FakePublisher:
         repository, _ = remote_repository(local_ref, self.registry)
         self.pushed.append(local_ref)
         return f"{repository}@sha256:{hashlib.sha256(local_ref.encode()).hexdigest()}"
+
+    def launch(self, local_ref: str) -> Launch:
+        """As an image built FROM a Debian base with ``CMD ["python3", "app.py"]``."""
+        return Launch(("python3", "app.py"))
 
 
 class Events(list[Event]):

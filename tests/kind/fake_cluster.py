@@ -250,6 +250,9 @@ class FakeCluster:
         self.version = version
         self.reachable = True
         self.fate: FateRule = lambda pod: "ready"
+        # Istio's injection webhook: pods in a namespace labelled istio-injection=enabled get
+        # an istio-proxy container (off unless a test wants the sidecar).
+        self.sidecars = False
         self.exit_codes: dict[str, int] = {}
         self.log_fixtures: list[LogFixture] = []
         self.exec_calls: list[ExecCall] = []
@@ -583,9 +586,12 @@ class FakeCluster:
                 "metadata": {"name": pod_name, "namespace": ns,
                              "labels": {**(template.get("metadata", {}).get("labels") or {}),
                                         "pod-template-hash": digest},
+                             "annotations": dict(template.get("metadata", {}).get("annotations") or {}),
                              "ownerReferences": [{"kind": "ReplicaSet", "name": f"{name}-{digest}"}]},
                 "spec": copy.deepcopy(template.get("spec") or {}),
             }
+            if self.sidecars and self._injected(ns):
+                pod["spec"]["containers"].append({"name": "istio-proxy", "image": "istio/proxyv2"})
             fate = self.fate(pod)
             if fate not in FATES:
                 raise ValueError(f"unknown fate {fate!r}; one of {FATES}")
@@ -598,6 +604,10 @@ class FakeCluster:
             "availableReplicas": ready,
             **({} if ready == wanted else {"unavailableReplicas": wanted - ready}),
         }
+
+    def _injected(self, namespace: str) -> bool:
+        found = self.get("v1", "Namespace", namespace) or {}
+        return bool((found.get("metadata", {}).get("labels") or {}).get("istio-injection") == "enabled")
 
     def _pod_status(self, pod: Obj, fate: str) -> Obj:
         containers = pod["spec"].get("containers") or []

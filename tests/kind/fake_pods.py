@@ -4,7 +4,10 @@ for ``FakeCluster`` keeping one in-memory file system per pod.
 - the sync command (the guarded delete script with a tar on stdin) removes the listed paths
   and extracts the tar, with the rules of ``tests.sync.container_model`` (a deletion through a
   symbolic link is refused with the script's status 3);
-- ``kill -s SIG 1`` records the signal sent to the pod's main process;
+- ``kill -s SIG 1`` records the signal sent to the pod's main process, and so does the shell's
+  ``kill -SIG 1`` (devmesh's supervisor reload);
+- the sidecar's ``pilot-agent request GET stats?…`` answers Envoy's count of requests in
+  flight to the container (``in_flight``: one count per query, the last one kept);
 - any other command is recorded and succeeds (or answers from ``replies``).
 
 A pod replaced by the Deployment controller has another name, so it starts with an empty file
@@ -13,7 +16,9 @@ system — as a new container starts from its image, without what was synced int
 
 from __future__ import annotations
 
+import re
 import tarfile
+import urllib.parse
 from dataclasses import dataclass, field
 
 from devmesh.runtime.kind.client import ExecResult
@@ -30,6 +35,8 @@ class PodFiles:
     signals: dict[str, list[str]] = field(default_factory=dict)
     commands: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
     replies: dict[tuple[str, ...], ExecResult] = field(default_factory=dict)
+    in_flight: dict[str, list[int]] = field(default_factory=dict)
+    ports: tuple[int, ...] = (8000,)  # the inbound ports the sidecar has clusters for
 
     def of(self, pod: str) -> ContainerFS:
         return self.fs.setdefault(pod, ContainerFS())
@@ -44,6 +51,21 @@ class PodFiles:
         if len(argv) == 4 and argv[:2] == ("kill", "-s") and argv[3] == "1":
             self.signals.setdefault(call.pod, []).append(argv[2])
             return ExecResult(0, b"", b"")
+        shell_kill = re.fullmatch(r"kill -(\w+) 1", argv[2]) if argv[:2] == ("/bin/sh", "-c") else None
+        if shell_kill:
+            self.signals.setdefault(call.pod, []).append(shell_kill[1])
+            return ExecResult(0, b"", b"")
+        if call.container == "istio-proxy" and argv[:3] == ("pilot-agent", "request", "GET"):
+            # Envoy's admin: /stats?filter=<regex over stat names>, one "name: value" a line.
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(argv[3]).query)
+            counts = self.in_flight.get(call.pod) or [0]
+            count = counts.pop(0) if len(counts) > 1 else counts[0]
+            # as Istio's sidecar names them (";" separates what its stats tags extract)
+            stats = {f"cluster.inbound|{port}||;.upstream_rq_active": count for port in self.ports}
+            stats["cluster.xds-grpc;.upstream_rq_active"] = 1
+            pattern = re.compile(query.get("filter", [""])[0])
+            line = "".join(f"{k}: {v}\n" for k, v in stats.items() if pattern.search(k))
+            return ExecResult(0, line.encode(), b"")
         return self.replies.get(argv, ExecResult(0, b"", b""))
 
     def _sync(self, pod: str, mode: str, pairs: tuple[str, ...], stdin: bytes | None) -> ExecResult:

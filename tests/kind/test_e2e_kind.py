@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from devmesh.runtime.kind.sync import active_requests
 from tests import docker_env
 from tests.docker_env import get, remove_images, run_git, scaffold_shop, wait_for
 from tests.sync.test_sync_docker import _expect, start_sync
@@ -420,3 +422,56 @@ def test_live_sync_reaches_the_real_pod_through_exec(shop: tuple[Path, str, int]
          "-o", "jsonpath={.items[*].status.containerStatuses[*].restartCount}"],
         capture_output=True, text=True, check=True, env=env).stdout.split()
     assert restarts and set(restarts) == {"0"}, restarts
+
+
+@full_suite
+def test_live_sync_restart_runs_the_command_again_in_the_same_real_pod(shop: tuple[Path, str, int]) -> None:
+    # The preset's reload (restart) instead of the starter's SIGHUP: devmesh's supervisor runs
+    # the command again inside the pod, after the sidecar has no request in flight to it.
+    root, app, port = shop
+    config = root / "devmesh.yaml"
+    text = config.read_text()
+    marker = "  api:\n    context: services/api\n    preset: python-web\n    reload: {signal: HUP}"
+    assert marker in text
+    config.write_text(text.replace(marker, marker.rsplit("\n", 1)[0]))
+    run_git(root, "commit", "-qam", "api: the preset's reload")
+    _api_branch(root, "restarted", "before-restart")
+    assert devmesh(root, "up", "--detach", timeout=TIMEOUT).returncode == 0
+    host = f"restarted.{app}.localhost"
+    wait_for(port, host, lambda b: b.get("api", {}).get("version") == "before-restart", timeout=120)
+    env = {**os.environ, "DEVMESH_ENVOY_IMAGE": docker_env.ENVOY_IMAGE, **tool_env()}
+    pods = ["kubectl", "--context", "kind-devmesh", "get", "pods", "-A",
+            "-l", "devmesh.dev/service=api,devmesh.dev/env=restarted", "-o"]
+    [pod] = subprocess.run([*pods, "jsonpath={.items[*].metadata.name}"], capture_output=True,
+                           text=True, check=True, env=env).stdout.split()
+    proc, err = start_sync(root, env)
+    seen: list[str] = []
+    try:
+        _expect(err, "syncing environment restarted", seen)
+        time.sleep(1.0)
+        app_py = root / "services/api/app.py"
+        app_py.write_text(app_py.read_text().replace('"SHOP_VERSION", "before-restart"',
+                                                     '"SHOP_VERSION", "after-restart"'))
+        _expect(err, "api: synced app.py", seen)
+        body = wait_for(port, host, lambda b: b.get("api", {}).get("version") == "after-restart", timeout=60)
+        assert body["api"]["env"] == "restarted"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, seen
+    # the same pod and container: no Kubernetes restart, the supervisor is its PID 1
+    after = subprocess.run([*pods, "jsonpath={.items[*].metadata.name} "
+                            "{.items[*].status.containerStatuses[?(@.name=='api')].restartCount}"],
+                           capture_output=True, text=True, check=True, env=env).stdout.split()
+    assert after == [pod, "0"], after
+    init = subprocess.run(["kubectl", "--context", "kind-devmesh", "-n", f"devmesh-{app}", "exec", pod,
+                           "-c", "api", "--", "cat", "/proc/1/cmdline"],
+                          capture_output=True, check=True, env=env).stdout.split(b"\0")
+    assert init[:4] == [b"/bin/sh", b"/.devmesh/supervise", b"python3", b"app.py"], init
+    # the sidecar answers the count a reload waits on, under the name devmesh reads
+    pattern = r"^cluster\.inbound\|8000\|\|;?\.upstream_rq_active$"
+    stats = subprocess.run(["kubectl", "--context", "kind-devmesh", "-n", f"devmesh-{app}", "exec", pod,
+                            "-c", "istio-proxy", "--", "pilot-agent", "request", "GET",
+                            f"stats?filter={urllib.parse.quote(pattern, safe='')}"],
+                           capture_output=True, text=True, check=True, env=env).stdout
+    assert active_requests(stats, 8000) == 0, stats

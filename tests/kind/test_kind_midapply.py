@@ -18,7 +18,7 @@ from tests.kind.test_kind_runtime import images
 NS = "devmesh-shop"
 ONE = Environment("one", ("api",), "one")
 # What `up` of ONE applies on an empty cluster, in its order.
-OBJECTS = 17
+OBJECTS = 18  # the supervisor's ConfigMap included (the branch's api is live-synced)
 
 
 class GoesAway(FakeCluster):
@@ -52,12 +52,12 @@ def test_the_server_stopping_after_four_objects_says_how_far_and_what_to_do(
     fake = GoesAway(stop_at=5)
     with pytest.raises(ClusterUnreachable) as caught:
         runtime(project, fake).up(ONE, images=images(project, ONE))
-    assert fake.applied == ["Namespace devmesh-shop", "Deployment web-baseline", "Deployment api-baseline",
-                            "Deployment stock-baseline"]
+    assert fake.applied == ["Namespace devmesh-shop", "ConfigMap devmesh-supervisor",
+                            "Deployment web-baseline", "Deployment api-baseline"]
     assert str(caught.value) == (
         f"the API server of context 'kind-devmesh' stopped answering after 4 of {OBJECTS} objects "
-        "(connection refused): created Namespace devmesh-shop, Deployment web-baseline, "
-        "Deployment api-baseline and 1 more; not yet Deployment api-one and 12 more; "
+        "(connection refused): created Namespace devmesh-shop, ConfigMap devmesh-supervisor, "
+        "Deployment web-baseline and 1 more; not yet Deployment stock-baseline and 13 more; "
         "nothing was rolled back: run `devmesh up` again to finish")
     # What the CLI prints for it: that line and the hint, no traceback; the exit status of an
     # unreachable cluster.
@@ -93,8 +93,8 @@ def test_objects_updated_and_left_alone_are_counted_too(project: Project) -> Non
         rt.up(ONE, images=newer)
     assert fake.applied == ["Deployment api-baseline"]
     assert str(caught.value) == (
-        f"the API server of context 'kind-devmesh' stopped answering after 4 of {OBJECTS} objects "
-        "(connection refused): updated Deployment api-baseline; 3 already up to date; "
+        f"the API server of context 'kind-devmesh' stopped answering after 5 of {OBJECTS} objects "
+        "(connection refused): updated Deployment api-baseline; 4 already up to date; "
         "not yet Deployment api-one and 12 more; nothing was rolled back: run `devmesh up` again to finish")
 
 
@@ -117,7 +117,7 @@ def test_the_server_stopping_while_removing_a_deployment_the_branch_reverted(pro
     assert str(caught.value) == (
         "the API server of context 'kind-devmesh' stopped answering while removing Deployment stock-one, "
         f"after all {OBJECTS} objects were applied (connection refused): updated DestinationRule stock, "
-        "VirtualService stock; 15 already up to date; nothing was rolled back: run `devmesh up` again to finish")
+        "VirtualService stock; 16 already up to date; nothing was rolled back: run `devmesh up` again to finish")
     fake.reachable = True
     rt.up(ONE, images=images(project, ONE))
     assert fake.get("apps/v1", "Deployment", "stock-one", NS) is None
@@ -129,7 +129,7 @@ def test_the_server_stopping_before_anything_was_applied(project: Project) -> No
         runtime(project, fake).up(ONE, images=images(project, ONE))
     assert str(caught.value) == (
         f"the API server of context 'kind-devmesh' stopped answering after 0 of {OBJECTS} objects "
-        "(connection refused): not yet Namespace devmesh-shop and 16 more; "
+        "(connection refused): not yet Namespace devmesh-shop and 17 more; "
         "nothing was changed: run `devmesh up` again to finish")
 
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import io
 import time
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from devmesh.config import Project, load_project
+from devmesh.config import Project, ReloadAction, load_project
 from devmesh.environments import Selection
 from devmesh.errors import UserInputError
 from devmesh.events import Event, Warning
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend, Environment
+from devmesh.plan.supervisor import RELOAD_GRACE, SCRIPT, SUPERVISOR_CONFIGMAP, Launch
 from devmesh.runtime.kind.client import ClusterError, open_client
 from devmesh.runtime.kind.runtime import KindRuntime
+from devmesh.runtime.kind.launch import NO_SHELL
 from devmesh.runtime.kind.sync import KubeExec, KubeTransport
 from devmesh.app.environments import UpOutcome
 from devmesh.sync.archive import build_archive
@@ -74,11 +78,12 @@ def pod_files(fake: FakeCluster) -> PodFiles:
     return files
 
 
-def up(project: Project, fake: FakeCluster, forks: tuple[str, ...] = ("api",)) -> tuple[KindRuntime, Environment]:
+def up(project: Project, fake: FakeCluster, forks: tuple[str, ...] = ("api",),
+       publisher: FakePublisher | None = None) -> tuple[KindRuntime, Environment]:
     env = Environment("one", forks, "one")
     images = {Backend(s, BASELINE_ENV): f"devmesh.local/shop/{s}:base" for s in project.services}
     images |= {Backend(s, "one"): f"devmesh.local/shop/{s}:one" for s in forks}
-    rt = KindRuntime(project, cluster=fake, publisher=FakePublisher(), timeout=5.0)
+    rt = KindRuntime(project, cluster=fake, publisher=publisher or FakePublisher(), timeout=5.0)
     rt.up(env, images=images)
     return rt, env
 
@@ -198,18 +203,108 @@ def test_an_environment_whose_pods_are_gone_is_reported(project: Project, fake: 
     assert isinstance(failed, SyncFailed) and failed.result == "gone" and "is terminating" in failed.reason
 
 
-def test_restart_is_refused_with_what_to_use_instead(project: Project, fake: FakeCluster) -> None:
+class NoShellPublisher(FakePublisher):
+    """Images FROM scratch or distroless: no /bin/sh for the supervisor."""
+
+    def launch(self, local_ref: str) -> Launch:
+        return Launch(why=NO_SHELL)
+
+
+def test_live_synced_pods_run_under_the_supervisor_and_the_baseline_as_built(
+        project: Project, fake: FakeCluster) -> None:
+    up(project, fake, ("api", "stock"))
+    script = fake.get("v1", "ConfigMap", SUPERVISOR_CONFIGMAP, NS)
+    assert script is not None and script["data"] == {"supervise": SCRIPT}
+    for name in ("api-one", "stock-one"):
+        template = fake.get("apps/v1", "Deployment", name, NS)["spec"]["template"]
+        [container] = template["spec"]["containers"]
+        assert (container["command"], container["args"]) == (["/bin/sh", "/.devmesh/supervise"],
+                                                             ["python3", "app.py"])
+        assert container["volumeMounts"] == [{"name": "devmesh-supervisor", "mountPath": "/.devmesh",
+                                              "readOnly": True}]
+        assert template["spec"]["volumes"] == [{"name": "devmesh-supervisor", "configMap": {
+            "name": SUPERVISOR_CONFIGMAP, "defaultMode": 0o755}}]
+        assert template["metadata"]["labels"]["devmesh.dev/supervised"] == "1"
+        # Istio's sidecar keeps the count a reload waits on only when asked to
+        assert template["metadata"]["annotations"]["proxy.istio.io/config"] == (
+            "proxyStatsMatcher:\n  inclusionSuffixes: [upstream_rq_active]\n")
+    for service in project.services:
+        [container] = fake.get("apps/v1", "Deployment", f"{service}-baseline", NS)["spec"]["template"]["spec"]["containers"]
+        assert "command" not in container and "args" not in container
+
+
+def test_restart_waits_for_the_requests_in_flight_then_signals_the_supervisor(
+        project: Project, fake: FakeCluster, pod_files: PodFiles) -> None:
+    fake.sidecars = True
     rt, _ = up(project, fake, ("stock",))
+    pod = pod_of(fake, "stock")
+    pod_files.in_flight[pod] = [2, 1, 0]
     transport = rt.sync_transport()
     [target] = transport.targets("one", "stock")
-    with pytest.raises(TransportError, match=r"restart.*fresh container.*signal: HUP"):
-        transport.restart(target)
-    from devmesh.config import ReloadAction
+    transport.check_reload("one", "stock", ReloadAction(action="restart"))
+    transport.restart(target)
+    stats = [c for c in pod_files.commands[pod] if c[:1] == ("pilot-agent",)]
+    assert len(stats) == 3
+    assert urllib.parse.unquote(stats[0][3]) == (
+        r"stats?filter=^cluster\.inbound\|8000\|\|;?\.upstream_rq_active$")
+    assert pod_files.commands[pod][-1] == ("/bin/sh", "-c", "kill -37 1")
+    assert pod_files.signals[pod] == ["37"]
+    assert [c.container for c in fake.exec_calls if c.pod == pod] == ["istio-proxy"] * 3 + ["stock"]
 
-    with pytest.raises(UserInputError, match="'reload: restart' cannot work on the kind runtime") as refused:
-        transport.check_reload("stock", ReloadAction(action="restart"))
+
+def test_restart_gives_up_waiting_after_the_grace_period(project: Project, fake: FakeCluster,
+                                                         pod_files: PodFiles) -> None:
+    fake.sidecars = True
+    rt, _ = up(project, fake, ("stock",))
+    pod = pod_of(fake, "stock")
+    pod_files.in_flight[pod] = [1]  # a request that never ends (a stream)
+    now = [0.0]
+    channel = KubeExec(fake, "shop", NS, clock=lambda: now[0],
+                       pause=lambda s: now.__setitem__(0, now[0] + s))
+    [target] = channel.targets("one", "stock")
+    channel.restart(target)
+    assert now[0] >= RELOAD_GRACE
+    assert pod_files.signals[pod] == ["37"]
+
+
+def test_restart_without_a_sidecar_signals_at_once(project: Project, fake: FakeCluster,
+                                                   pod_files: PodFiles) -> None:
+    rt, _ = up(project, fake, ("stock",))  # no istio-proxy container in the pod
+    pod = pod_of(fake, "stock")
+    asked: list[str] = []
+    exec_in = fake.exec
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs["container"])
+        return exec_in(*args, **kwargs)
+
+    fake.exec = counting  # type: ignore[method-assign]
+    transport = rt.sync_transport()
+    [target] = transport.targets("one", "stock")
+    transport.restart(target)
+    transport.restart(target)
+    assert pod_files.signals[pod] == ["37", "37"]
+    # the cluster refuses an exec into a container the pod lacks: asked once, not every reload
+    assert asked == ["istio-proxy", "stock", "stock"]
+
+
+def test_restart_is_refused_where_the_image_has_no_shell(project: Project, fake: FakeCluster) -> None:
+    rt, _ = up(project, fake, ("stock",), publisher=NoShellPublisher())
+    template = fake.get("apps/v1", "Deployment", "stock-one", NS)["spec"]["template"]
+    assert template["metadata"]["annotations"] == {"devmesh.dev/unsupervised": NO_SHELL}
+    assert "command" not in template["spec"]["containers"][0]
+    transport = rt.sync_transport()
+    [target] = transport.targets("one", "stock")
+    with pytest.raises(TransportError, match=r"restart.*no /bin/sh.*fresh container.*signal: HUP"):
+        transport.restart(target)
+    with pytest.raises(UserInputError) as refused:
+        transport.check_reload("one", "stock", ReloadAction(action="restart"))
+    assert str(refused.value) == (
+        "stock: 'reload: restart' cannot work here: its image has no /bin/sh to run devmesh's "
+        "supervisor, and a container restart on Kubernetes starts a fresh container from the "
+        "image, without the synced files")
     assert refused.value.hint is not None and "{signal: HUP}" in refused.value.hint
-    transport.check_reload("api", ReloadAction(action="signal", signal="SIGHUP"))
+    transport.check_reload("one", "stock", ReloadAction(action="signal", signal="SIGHUP"))
 
 
 def _outcome(project: Project, rt: KindRuntime, env: Environment) -> UpOutcome:
@@ -218,12 +313,14 @@ def _outcome(project: Project, rt: KindRuntime, env: Environment) -> UpOutcome:
                      **{Backend(s, env.name): f"devmesh.local/shop/{s}:one" for s in env.forks}}))
 
 
-def test_up_on_kind_does_not_sync_a_service_reloaded_by_restart(project: Project, fake: FakeCluster) -> None:
-    rt, env = up(project, fake, ("api", "stock"))
+def test_up_on_kind_does_not_sync_a_service_reloaded_by_restart_without_a_shell(
+        project: Project, fake: FakeCluster) -> None:
+    rt, env = up(project, fake, ("api", "stock"), publisher=NoShellPublisher())
     sink = Sink()
     assert live_sync_after_up(project, _outcome(project, rt, env), rt, sink=sink) is None
     [warning] = [e for e in sink if isinstance(e, Warning)]
-    assert warning.message.startswith("not syncing: stock: 'reload: restart' cannot work on the kind runtime")
+    assert warning.message.startswith("not syncing: stock: 'reload: restart' cannot work here: "
+                                      "its image has no /bin/sh")
     assert "{signal: HUP}" in warning.message
 
 

@@ -1,4 +1,4 @@
-"""devmesh's supervisor script (devmesh.sync.supervisor), run by the shells of this machine."""
+"""devmesh's supervisor script (devmesh.plan.supervisor), run by the shells of this machine."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devmesh.sync.supervisor import RELOAD_SIGNAL, SCRIPT
+from devmesh.plan.supervisor import RELOAD_SIGNAL, SCRIPT
 
 SHELLS = [s for s in ("dash", "bash", "busybox") if shutil.which(s)]
 # A child that says who it is, and notes the signals an app may handle itself.

@@ -25,7 +25,7 @@ from devmesh.runtime.docker.app import BRANCH_LABEL, IMAGE_LABEL, READY_TIMEOUT,
 from devmesh.runtime.docker.envoy import EnvoyMesh
 from devmesh.runtime.docker.sync import DockerTransport
 from devmesh.runtime.shared import Describe, ProjectRuntime
-from devmesh.sync.supervisor import SCRIPT, SHELL, SUPERVISED_LABEL, supervised_command, supervisor_archive
+from devmesh.plan.supervisor import SHELL, SUPERVISED_LABEL, script_digest, supervised_command, supervisor_archive
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -116,7 +116,7 @@ class DockerRuntime(EnvoyMesh, ProjectRuntime["Container"]):
         svc = self.project.services[backend.service]
         env = service_env(svc.env, backend, plan.header)
         return {"image": image, "env": env, "port": self.project.port_of(backend.service),
-                "supervisor": hashlib.sha256(SCRIPT.encode()).hexdigest()[:12]}
+                "supervisor": script_digest()}
 
     def _image_command(self, image: str) -> list[str]:
         """The image's ENTRYPOINT followed by its CMD, as the engine stores them."""
@@ -172,7 +172,7 @@ class DockerRuntime(EnvoyMesh, ProjectRuntime["Container"]):
             )["Id"])
 
         # Under devmesh's supervisor a reload runs the command again in this container
-        # (devmesh.sync.supervisor); an image without a shell is restarted instead.
+        # (devmesh.plan.supervisor); an image without a shell is restarted instead.
         command = self._image_command(image)
         created = create(command)
         if command and not self._install_supervisor(created):

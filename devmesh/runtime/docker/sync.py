@@ -22,7 +22,7 @@ from devmesh.plan.routing import Backend
 from devmesh.runtime.docker.envoy import EnvoyMesh
 from devmesh.sync.archive import Archive
 from devmesh.sync.changes import Deletion
-from devmesh.sync.supervisor import RELOAD_GRACE, RELOAD_SIGNAL, SUPERVISED_LABEL
+from devmesh.plan.supervisor import RELOAD_GRACE, RELOAD_SIGNAL, SUPERVISED_LABEL
 from devmesh.sync.transport import ExecResult, ExecTransport, Target, TargetGone, TransportError
 
 if TYPE_CHECKING:

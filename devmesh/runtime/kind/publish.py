@@ -16,6 +16,8 @@ from devmesh.gitops.publish import push_image
 if TYPE_CHECKING:
     import docker
 
+    from devmesh.plan.supervisor import Launch
+
 UNREACHABLE_HINT = ("is the registry running? 'devmesh cluster status' checks it, "
                     "'devmesh cluster up' starts it")
 
@@ -25,6 +27,10 @@ class ImagePublisher(Protocol):
 
     def publish(self, local_ref: str, *, sink: Sink = discard) -> str:
         """The digest-pinned reference (``registry/app/service@sha256:…``) of ``local_ref``."""
+        ...
+
+    def launch(self, local_ref: str) -> Launch:
+        """How a container of ``local_ref`` starts under devmesh's supervisor, or why not."""
         ...
 
 
@@ -56,3 +62,8 @@ class DockerPublisher:
         sink(Step(f"pushed {service}: {pinned} ({layers})", service=service, changed=pushed.sent > 0))
         self._done[local_ref] = pinned
         return pinned
+
+    def launch(self, local_ref: str) -> Launch:
+        from devmesh.runtime.kind.launch import image_launch
+
+        return image_launch(self.client, local_ref)

@@ -42,6 +42,7 @@ from devmesh.runtime.kind.app import (
 )
 from devmesh.runtime.kind.cluster import ClusterSetup
 from devmesh.runtime.kind.errors import ClusterError, ClusterUnreachable
+from devmesh.runtime.kind.launch import ImageLaunches
 from devmesh.runtime.kind.layout import kind_context
 from devmesh.runtime.kind.progress import UpProgress
 from devmesh.runtime.kind.protocol import ClusterClient, Obj, last_log_lines
@@ -128,8 +129,9 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
         def image_for(b: Backend) -> str:
             return pinned.get(b) or live_images.get((b.service, b.env), "")
 
+        launches = ImageLaunches(self.project, self.publisher, {b: images[b] for b in wanted})
         objects = []
-        for obj in render_objects(self.project, plan, image_for):
+        for obj in render_objects(self.project, plan, image_for, launches):
             if obj["kind"] == "Deployment" and label_of(obj, ENV_LABEL) not in (BASELINE_ENV, environment.name):
                 continue  # another environment's versions are that environment's business
             if obj["kind"] == "Deployment":

@@ -6,19 +6,32 @@ tar stream on stdin (the guarded delete script, then ``tar -x``); a signal is ``
 through exec, a command is an exec of it.
 
 A container restart cannot serve as a reload here: the kubelet starts a fresh container from
-the image, so the files synced into the old one are gone. Services synced on this runtime
-reload with a signal, a command, or by themselves (``reload: none``); ``check_reload`` refuses
-``restart`` when live sync starts.
+the image, so the files synced into the old one are gone. ``reload: restart`` runs the
+service's command again in the same container instead, under devmesh's supervisor (the pods
+of a live-synced environment run it: ``devmesh.plan.supervisor``): the sidecar is asked how
+many requests to the container are in flight, until none is (up to the grace period), then
+the supervisor gets its reload signal. A pod without the supervisor (an image without
+``/bin/sh``) cannot: ``check_reload`` refuses ``restart`` for it when live sync starts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING
 
 from devmesh.errors import UserInputError
 from devmesh.plan.k8s import selector
 from devmesh.runtime.kind.errors import ClusterError, ClusterUnreachable
+from devmesh.plan.supervisor import (
+    RELOAD_GRACE,
+    RELOAD_SIGNAL,
+    SHELL,
+    SUPERVISED_LABEL,
+    UNSUPERVISED_ANNOTATION,
+)
 from devmesh.runtime.kind.protocol import ClusterClient, Obj
 from devmesh.sync.transport import ExecResult, ExecTransport, Target, TargetGone, TransportError
 
@@ -28,15 +41,47 @@ if TYPE_CHECKING:
 EXEC_TIMEOUT = 60.0
 
 
-def restart_refusal(service: str) -> str:
-    """Why ``reload: restart`` cannot work for ``service`` on Kubernetes, and what to use."""
-    return (f"{service}: 'reload: restart' cannot work on the kind runtime: Kubernetes starts a "
-            "fresh container from the image, so the synced files would be lost")
+SIDECAR = "istio-proxy"
+OLD_PODS = "its pods were made without devmesh's supervisor: 'devmesh up' makes them again"
+
+
+def restart_refusal(service: str, why: str) -> str:
+    """Why ``reload: restart`` cannot work for ``service``'s pods, and what to use."""
+    return (f"{service}: 'reload: restart' cannot work here: {why}, and a container restart "
+            "on Kubernetes starts a fresh container from the image, without the synced files")
 
 
 RESTART_HINT = ("set the service's reload to {signal: HUP} (the app re-reads its code on SIGHUP), "
                 "{command: [...]} (a command run in the container after each sync), or none "
                 "(the app reloads by itself) — see docs/kind.md")
+
+# Istio's sidecar names the stat with a tag separator: cluster.inbound|8000||;.upstream_rq_active
+_ACTIVE = re.compile(r"^cluster\.inbound\|(\d+)\|\|;?\.upstream_rq_active: (\d+)$", re.MULTILINE)
+
+
+def active_requests(stats: str, port: int) -> int | None:
+    """Requests in flight from the sidecar to the container's ``port``, from Envoy's stats."""
+    for match in _ACTIVE.finditer(stats):
+        if int(match[1]) == port:
+            return int(match[2])
+    return None
+
+
+def _unsupervised(pod: Obj, service: str) -> str | None:
+    """Why ``pod`` runs ``service`` without the supervisor; None when it runs under it."""
+    meta = pod.get("metadata") or {}
+    if (meta.get("labels") or {}).get(SUPERVISED_LABEL):
+        return None
+    return str((meta.get("annotations") or {}).get(UNSUPERVISED_ANNOTATION) or OLD_PODS)
+
+
+def _port(pod: Obj, service: str) -> int | None:
+    for container in (pod.get("spec") or {}).get("containers") or ():
+        if container.get("name") == service:
+            for port in container.get("ports") or ():
+                if isinstance(port.get("containerPort"), int):
+                    return int(port["containerPort"])
+    return None
 
 
 def pod_state(pod: Obj, container: str) -> str:
@@ -63,11 +108,17 @@ class KubeExec:
     """``ExecChannel`` over a ``ClusterClient``: targets are pods, exec is the pod exec API."""
 
     def __init__(self, cluster: ClusterClient, app: str, namespace: str, *,
-                 timeout: float = EXEC_TIMEOUT) -> None:
+                 timeout: float = EXEC_TIMEOUT, clock: Callable[[], float] = time.monotonic,
+                 pause: Callable[[float], None] = time.sleep) -> None:
         self.cluster = cluster
         self.app = app
         self.namespace = namespace
         self.timeout = timeout
+        self.clock = clock
+        self.pause = pause
+        self._unsupervised: dict[str, str] = {}  # pod → why it runs without the supervisor
+        self._ports: dict[str, int] = {}  # pod → the container's port (for the sidecar's count)
+        self._no_stats: set[str] = set()  # pods whose sidecar gave no count
 
     def targets(self, env: str, service: str) -> list[Target]:
         """Every pod of ``service`` in ``env``, running or not (sorted by name)."""
@@ -76,13 +127,31 @@ class KubeExec:
                                      selector=selector(self.app, env, service))
         except ClusterUnreachable as exc:
             raise TransportError(str(exc)) from None
+        for pod in pods:
+            name = str(pod["metadata"]["name"])
+            why = _unsupervised(pod, service)
+            if why is None:
+                self._unsupervised.pop(name, None)
+            else:
+                self._unsupervised[name] = why
+            if (port := _port(pod, service)) is not None:
+                self._ports[name] = port
         return [Target(p["metadata"]["name"], p["metadata"]["name"], service, env, pod_state(p, service))
                 for p in sorted(pods, key=lambda p: str(p["metadata"]["name"]))]
 
-    def exec(self, target: Target, argv: Sequence[str], stdin: IO[bytes] | None = None) -> ExecResult:
+    def unsupervised(self, env: str, service: str) -> str | None:
+        """Why some pod of ``service`` in ``env`` runs without the supervisor, or None."""
+        for target in self.targets(env, service):
+            if target.id in self._unsupervised:
+                return self._unsupervised[target.id]
+        return None
+
+    def exec(self, target: Target, argv: Sequence[str], stdin: IO[bytes] | None = None, *,
+             container: str | None = None) -> ExecResult:
         data = stdin.read() if stdin is not None else None
         try:
-            result = self.cluster.exec(self.namespace, target.id, list(argv), container=target.service,
+            result = self.cluster.exec(self.namespace, target.id, list(argv),
+                                       container=container or target.service,
                                        stdin=data, timeout=self.timeout)
         except ClusterUnreachable as exc:
             raise TransportError(str(exc)) from None
@@ -94,15 +163,52 @@ class KubeExec:
         return ExecResult(result.exit_code, output)
 
     def restart(self, target: Target) -> None:
-        raise TransportError(restart_refusal(target.service) + "; " + RESTART_HINT)
+        """Run the service's command again in the pod's container, under the supervisor."""
+        if target.id in self._unsupervised:
+            raise TransportError(restart_refusal(target.service, self._unsupervised[target.id])
+                                 + "; " + RESTART_HINT)
+        self._drain(target)
+        done = self.exec(target, [SHELL, "-c", f"kill -{RELOAD_SIGNAL} 1"])
+        if done.exit_code != 0:
+            raise TransportError(f"the reload signal did not reach pod {target.name}'s supervisor "
+                                 f"(exit status {done.exit_code}): {done.output.strip()[-200:]}")
+
+    def _drain(self, target: Target) -> None:
+        """Before a reload: wait (up to the grace period) until the sidecar has an answer to
+        every request it sent to the container, so that none is cut off by the reload."""
+        port = self._ports.get(target.id)
+        if port is None or target.id in self._no_stats:
+            return
+        deadline = self.clock() + RELOAD_GRACE
+        while True:
+            active = self._active(target, port)
+            if active is None:
+                self._no_stats.add(target.id)  # no sidecar, or one that does not answer
+                return
+            if active == 0 or self.clock() >= deadline:
+                return
+            self.pause(0.05)
+
+    def _active(self, target: Target, port: int) -> int | None:
+        pattern = rf"^cluster\.inbound\|{port}\|\|;?\.upstream_rq_active$"
+        query = f"stats?filter={urllib.parse.quote(pattern, safe='')}"
+        try:
+            done = self.exec(target, ["pilot-agent", "request", "GET", query], container=SIDECAR)
+        except (TransportError, TargetGone):
+            return None
+        return active_requests(done.output, port) if done.exit_code == 0 else None
 
 
 class KubeTransport(ExecTransport):
-    """The kind runtime's transport: everything through exec; no container restarts."""
+    """The kind runtime's transport: everything through exec; a restart is the supervisor's."""
 
     name = "kube-exec"
 
-    def check_reload(self, service: str, action: ReloadAction) -> None:
-        """Refuse, before anything is synced, a reload this runtime cannot carry out."""
-        if action.action == "restart":
-            raise UserInputError(restart_refusal(service), hint=RESTART_HINT)
+    def check_reload(self, env: str, service: str, action: ReloadAction) -> None:
+        """Refuse, before anything is synced, a reload this runtime cannot carry out: a
+        restart where a pod runs without the supervisor."""
+        if action.action != "restart" or not isinstance(self.channel, KubeExec):
+            return
+        why = self.channel.unsupervised(env, service)
+        if why is not None:
+            raise UserInputError(restart_refusal(service, why), hint=RESTART_HINT)

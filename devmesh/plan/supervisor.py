@@ -20,13 +20,20 @@ command with the image's own command as its arguments:
 The child's standard input is /dev/null (POSIX: an asynchronous command's, without job
 control).
 
-Images without ``/bin/sh`` run their command directly and are restarted on a reload.
+Images without ``/bin/sh`` run their command directly: the docker runtime restarts them on a
+reload; the kind runtime cannot (the kubelet starts a fresh container, without the synced
+files), so ``reload: restart`` is refused for them there.
+
+On Kubernetes the script comes from the ConfigMap ``devmesh-supervisor``, mounted read-only at
+``/.devmesh`` in the pods of the environments devmesh live-syncs (``devmesh.plan.k8s``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
+from dataclasses import dataclass
 
 SUPERVISOR_DIR = "/.devmesh"
 SUPERVISOR_PATH = f"{SUPERVISOR_DIR}/supervise"
@@ -37,8 +44,14 @@ RELOAD_SIGNAL = 37
 # for the container), and then for the old process to exit after SIGTERM.
 RELOAD_GRACE = 5.0
 SUPERVISED_LABEL = "devmesh.dev/supervised"
+# Kubernetes: the ConfigMap holding the script, and the pod annotation carrying its digest (a
+# new script rolls the pods) or saying why a pod runs without it.
+SUPERVISOR_CONFIGMAP = "devmesh-supervisor"
+SUPERVISOR_KEY = "supervise"
+SUPERVISOR_ANNOTATION = "devmesh.dev/supervisor"
+UNSUPERVISED_ANNOTATION = "devmesh.dev/unsupervised"
 
-SCRIPT = r"""# devmesh supervisor: see devmesh/sync/supervisor.py in devmesh
+SCRIPT = r"""# devmesh supervisor: see devmesh/plan/supervisor.py in devmesh
 grace=${DEVMESH_RELOAD_GRACE:-5}
 reload=
 stop=
@@ -99,6 +112,24 @@ while :; do
   wait $!
 done
 """
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a live-synced backend's container starts: under the supervisor, running
+    ``command`` (the image's ENTRYPOINT then CMD), or as its image says, for the reason ``why``."""
+
+    command: tuple[str, ...] = ()
+    why: str = ""
+
+    @property
+    def supervised(self) -> bool:
+        return bool(self.command)
+
+
+def script_digest() -> str:
+    """A short digest of the script: a container made with another one is made again."""
+    return hashlib.sha256(SCRIPT.encode()).hexdigest()[:12]
 
 
 def supervisor_archive() -> bytes:
