@@ -20,7 +20,7 @@ from devmesh.plan.routing import Backend, Environment
 from devmesh.plan.supervisor import RELOAD_GRACE, SCRIPT, SUPERVISOR_CONFIGMAP, Launch
 from devmesh.runtime.kind.client import ClusterError, open_client
 from devmesh.runtime.kind.runtime import KindRuntime
-from devmesh.runtime.kind.launch import NO_SHELL
+from devmesh.runtime.kind.publish import NO_SHELL
 from devmesh.runtime.kind.sync import KubeExec, KubeTransport
 from devmesh.app.environments import UpOutcome
 from devmesh.sync.archive import build_archive

@@ -1,8 +1,10 @@
 """Putting built images where the cluster pulls them: the kind runtime's side of the one push
 (devmesh.gitops.publish), which sends only the layers the registry lacks and pins by digest.
 
-Here: the ``ImagePublisher`` seam the runtime talks to, and the names of built images
-(``devmesh.local/<app>/<service>:<tag>``) in the cluster's registry.
+Here: the ``ImagePublisher`` seam the runtime talks to, the names of built images
+(``devmesh.local/<app>/<service>:<tag>``) in the cluster's registry, and how a built image
+starts under devmesh's supervisor (``image_launch``: its ENTRYPOINT then CMD, as the engine
+stores them, unless it has no ``/bin/sh`` or names no command).
 """
 
 from __future__ import annotations
@@ -12,14 +14,35 @@ from typing import TYPE_CHECKING, Protocol
 from devmesh.build import REGISTRY_HOST
 from devmesh.events import Sink, Step, discard
 from devmesh.gitops.publish import push_image
+from devmesh.plan.supervisor import SHELL, Launch
 
 if TYPE_CHECKING:
     import docker
 
-    from devmesh.plan.supervisor import Launch
-
 UNREACHABLE_HINT = ("is the registry running? 'devmesh cluster status' checks it, "
                     "'devmesh cluster up' starts it")
+NO_SHELL = f"its image has no {SHELL} to run devmesh's supervisor"
+NO_COMMAND = "its image names no command (ENTRYPOINT or CMD)"
+
+
+def image_launch(engine: docker.DockerClient, image: str) -> Launch:
+    """How a container of the local ``image`` starts under the supervisor, or why it cannot."""
+    import docker.errors
+
+    api = engine.api
+    config = api.inspect_image(image).get("Config") or {}  # type: ignore[no-untyped-call]
+    command = (*(config.get("Entrypoint") or ()), *(config.get("Cmd") or ()))
+    if not command:
+        return Launch(why=NO_COMMAND)
+    # A container made (never started) to look for the shell in the image's filesystem.
+    created = api.create_container(image=image, labels={"devmesh.dev/role": "probe"})["Id"]
+    try:
+        api.get_archive(created, SHELL)
+    except docker.errors.NotFound:
+        return Launch(why=NO_SHELL)
+    finally:
+        api.remove_container(created, force=True)
+    return Launch(tuple(str(part) for part in command))
 
 
 class ImagePublisher(Protocol):
@@ -64,6 +87,4 @@ class DockerPublisher:
         return pinned
 
     def launch(self, local_ref: str) -> Launch:
-        from devmesh.runtime.kind.launch import image_launch
-
         return image_launch(self.client, local_ref)
