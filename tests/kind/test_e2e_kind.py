@@ -392,35 +392,49 @@ def test_the_kind_cluster_as_an_existing_context_gets_nothing_installed(cluster:
     assert json.loads(devmesh(cluster, "cluster", "status", "--json").stdout)["healthy"]
 
 
-@full_suite
-def test_live_sync_reaches_the_real_pod_through_exec(shop: tuple[Path, str, int]) -> None:
-    root, app, port = shop
-    _api_branch(root, "synced", "before-sync")
+def _sync_new_version(root: Path, app: str, port: int, env_name: str) -> tuple[dict[str, str], list[str]]:
+    """Run the branch ``env_name`` (api at version before-<env>), live-sync a save that makes it
+    after-<env>, and see that answer through the gateway; the tools' environment and the pod
+    api ran in before the save."""
+    _api_branch(root, env_name, f"before-{env_name}")
     assert devmesh(root, "up", "--detach", timeout=TIMEOUT).returncode == 0
-    host = f"synced.{app}.localhost"
-    wait_for(port, host, lambda b: b.get("api", {}).get("version") == "before-sync", timeout=120)
+    host = f"{env_name}.{app}.localhost"
+    wait_for(port, host, lambda b: b.get("api", {}).get("version") == f"before-{env_name}", timeout=120)
     env = {**os.environ, "DEVMESH_ENVOY_IMAGE": docker_env.ENVOY_IMAGE, **tool_env()}
+    pods = _api_pods(env_name, env, "{.items[*].metadata.name}")
     proc, err = start_sync(root, env)
     seen: list[str] = []
     try:
-        _expect(err, "syncing environment synced", seen)
+        _expect(err, f"syncing environment {env_name}", seen)
         time.sleep(1.0)
         app_py = root / "services/api/app.py"
-        app_py.write_text(app_py.read_text().replace('"SHOP_VERSION", "before-sync"',
-                                                     '"SHOP_VERSION", "after-sync"'))
+        app_py.write_text(app_py.read_text().replace(f'"SHOP_VERSION", "before-{env_name}"',
+                                                     f'"SHOP_VERSION", "after-{env_name}"'))
         _expect(err, "api: synced app.py", seen)
-        # the tar stream went in through exec, SIGHUP made the app re-read it: same pod
-        body = wait_for(port, host, lambda b: b.get("api", {}).get("version") == "after-sync", timeout=60)
-        assert body["api"]["env"] == "synced"
+        body = wait_for(port, host, lambda b: b.get("api", {}).get("version") == f"after-{env_name}",
+                        timeout=60)
+        assert body["api"]["env"] == env_name
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     assert proc.returncode == 0, seen
-    restarts = subprocess.run(
-        ["kubectl", "--context",
-         "kind-devmesh", "get", "pods", "-A", "-l", "devmesh.dev/service=api,devmesh.dev/env=synced",
-         "-o", "jsonpath={.items[*].status.containerStatuses[*].restartCount}"],
+    return env, pods
+
+
+def _api_pods(env_name: str, env: dict[str, str], jsonpath: str) -> list[str]:
+    """``jsonpath`` of the api pods of ``env_name``, split at spaces."""
+    return subprocess.run(
+        ["kubectl", "--context", "kind-devmesh", "get", "pods", "-A",
+         "-l", f"devmesh.dev/service=api,devmesh.dev/env={env_name}", "-o", f"jsonpath={jsonpath}"],
         capture_output=True, text=True, check=True, env=env).stdout.split()
+
+
+@full_suite
+def test_live_sync_reaches_the_real_pod_through_exec(shop: tuple[Path, str, int]) -> None:
+    root, app, port = shop
+    # the tar stream goes in through exec, SIGHUP makes the app re-read it: the same pod
+    env, _ = _sync_new_version(root, app, port, "synced")
+    restarts = _api_pods("synced", env, "{.items[*].status.containerStatuses[*].restartCount}")
     assert restarts and set(restarts) == {"0"}, restarts
 
 
@@ -435,34 +449,10 @@ def test_live_sync_restart_runs_the_command_again_in_the_same_real_pod(shop: tup
     assert marker in text
     config.write_text(text.replace(marker, marker.rsplit("\n", 1)[0]))
     run_git(root, "commit", "-qam", "api: the preset's reload")
-    _api_branch(root, "restarted", "before-restart")
-    assert devmesh(root, "up", "--detach", timeout=TIMEOUT).returncode == 0
-    host = f"restarted.{app}.localhost"
-    wait_for(port, host, lambda b: b.get("api", {}).get("version") == "before-restart", timeout=120)
-    env = {**os.environ, "DEVMESH_ENVOY_IMAGE": docker_env.ENVOY_IMAGE, **tool_env()}
-    pods = ["kubectl", "--context", "kind-devmesh", "get", "pods", "-A",
-            "-l", "devmesh.dev/service=api,devmesh.dev/env=restarted", "-o"]
-    [pod] = subprocess.run([*pods, "jsonpath={.items[*].metadata.name}"], capture_output=True,
-                           text=True, check=True, env=env).stdout.split()
-    proc, err = start_sync(root, env)
-    seen: list[str] = []
-    try:
-        _expect(err, "syncing environment restarted", seen)
-        time.sleep(1.0)
-        app_py = root / "services/api/app.py"
-        app_py.write_text(app_py.read_text().replace('"SHOP_VERSION", "before-restart"',
-                                                     '"SHOP_VERSION", "after-restart"'))
-        _expect(err, "api: synced app.py", seen)
-        body = wait_for(port, host, lambda b: b.get("api", {}).get("version") == "after-restart", timeout=60)
-        assert body["api"]["env"] == "restarted"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    assert proc.returncode == 0, seen
+    env, [pod] = _sync_new_version(root, app, port, "restarted")
     # the same pod and container: no Kubernetes restart, the supervisor is its PID 1
-    after = subprocess.run([*pods, "jsonpath={.items[*].metadata.name} "
-                            "{.items[*].status.containerStatuses[?(@.name=='api')].restartCount}"],
-                           capture_output=True, text=True, check=True, env=env).stdout.split()
+    after = _api_pods("restarted", env, "{.items[*].metadata.name} "
+                      "{.items[*].status.containerStatuses[?(@.name=='api')].restartCount}")
     assert after == [pod, "0"], after
     init = subprocess.run(["kubectl", "--context", "kind-devmesh", "-n", f"devmesh-{app}", "exec", pod,
                            "-c", "api", "--", "cat", "/proc/1/cmdline"],
