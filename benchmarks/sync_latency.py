@@ -149,14 +149,15 @@ def _stall(port: int, host: str, app: str, env: str) -> float:
     return result[0]
 
 
-def _measure_sync(project: Any, port: int, host: str, edits: int, transport_mode: str) -> dict[str, list[float]]:
+def _measure_sync(project: Any, port: int, host: str, edits: int, transport_mode: str,
+                  runtime: str = "docker") -> dict[str, list[float]]:
     from devmesh.app import environments as session
     from devmesh.sync.events import SyncDone, SyncFailed
     from devmesh.app.live import open_live_sync
     from devmesh.runtime.docker.sync import DockerTransport
 
     events = _Collector()
-    live = open_live_sync(project, runtime="docker", sink=events)
+    live = open_live_sync(project, runtime=runtime, sink=events)
     if transport_mode == "exec":
         transport = DockerTransport(session.open_runtime(project, "docker"), mode="exec")  # type: ignore[arg-type]
         for engine in live.engines:
@@ -189,7 +190,8 @@ def _measure_sync(project: Any, port: int, host: str, edits: int, transport_mode
     return figures
 
 
-def _measure_rebuild(project: Any, port: int, host: str, rebuilds: int, branch: str) -> list[float]:
+def _measure_rebuild(project: Any, port: int, host: str, rebuilds: int, branch: str,
+                     runtime: str = "docker") -> list[float]:
     from devmesh.app import environments as session
 
     app_py = project.root / "services/api/app.py"
@@ -198,7 +200,7 @@ def _measure_rebuild(project: Any, port: int, host: str, rebuilds: int, branch: 
         value = round(5 + i / 100 + secrets.randbelow(10_000) / 1e7, 7)
         t0 = time.perf_counter()
         _set_apple(app_py, value)
-        session.up(project, branch, runtime="docker")
+        session.up(project, branch, runtime=runtime)
         t1 = _wait_for_apple(port, host, value)
         times.append(t1 - t0)
     return times

@@ -1,0 +1,135 @@
+"""Live sync latency on the kind runtime: from a file's write to the first answer by the new
+code, through Istio's ingress gateway.
+
+    eval "$(.ci/kind-cluster env)"   # or any kind cluster devmesh made, with its tools on PATH
+    python benchmarks/sync_latency_kind.py [--edits 10] [--rebuilds 2]
+
+Runs the shop starter on the kind runtime of the cluster ``devmesh cluster up`` made (context
+kind-devmesh; .ci/kind-cluster's kind-config/ when DEVMESH_E2E_KIND_CONFIG names one), forks
+``api`` on a branch and starts live sync in this process. Each edit rewrites ``api``'s price
+table and polls the preview URL (web → api → stock, every hop through a sidecar) until the
+answer carries the new value.
+
+Timed: ``reload: restart`` (devmesh's supervisor in the pod: the sidecar's count of requests in
+flight is read through exec, then the command runs again in the same container), ``{signal:
+HUP}`` (the app re-executes itself), and a rebuild + redeploy (build, push to the local
+registry, rollout) of the same edit, which the live figures are set against. The figures of the
+docker runtime come from benchmarks/sync_latency.py. Nothing is asserted; everything created
+(the app's namespace, its images, the temporary project) is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.sync_latency import (  # noqa: E402
+    BASE_IMAGE,
+    _git,
+    _measure_rebuild,
+    _measure_sync,
+    _set_apple,
+    _summary,
+    _wait_for_apple,
+)
+
+
+def _tools() -> None:
+    """What .ci/kind-cluster env names: its tools first on PATH, its registry image."""
+    tools = os.environ.get("DEVMESH_E2E_KIND_TOOLS")
+    if tools:
+        os.environ["PATH"] = f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"
+    if os.environ.get("DEVMESH_E2E_REGISTRY_IMAGE"):
+        os.environ.setdefault("DEVMESH_REGISTRY_IMAGE", os.environ["DEVMESH_E2E_REGISTRY_IMAGE"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--edits", type=int, default=10, help="one-file edits to time per reload (default 10)")
+    parser.add_argument("--rebuilds", type=int, default=2, help="rebuild + redeploy runs (default 2)")
+    args = parser.parse_args(argv)
+    _tools()
+    port = int(os.environ.get("DEVMESH_E2E_GATEWAY_PORT", "8080"))
+
+    from devmesh.app import environments as session
+    from devmesh.config import load_project
+    from devmesh.scaffold import create_starter
+
+    with tempfile.TemporaryDirectory(prefix="devmesh-kind-sync-bench-") as tmp:
+        os.environ["DEVMESH_STATE_DIR"] = str(Path(tmp) / "state")
+        root = Path(tmp) / "shop"
+        create_starter("shop", root, base_image=BASE_IMAGE)
+        app = "bench" + secrets.token_hex(3)
+        config = root / "devmesh.yaml"
+        config.write_text(config.read_text().replace("app: shop", f"runtime: kind\napp: {app}", 1).replace(
+            "routing:\n", f"routing:\n  gateway_port: {port}\n", 1))
+        if os.environ.get("DEVMESH_E2E_KIND_CONFIG"):
+            (root / "kind-config").mkdir(exist_ok=True)
+            for name in ("cluster.yaml", "istio.yaml"):
+                shutil.copyfile(Path(os.environ["DEVMESH_E2E_KIND_CONFIG"]) / name, root / "kind-config" / name)
+        _git(root, "add", "-A")
+        _git(root, "commit", "-qam", "benchmark settings")
+        _git(root, "checkout", "-q", "-b", "bench")
+        _set_apple(root / "services/api/app.py", 0.99)
+        _git(root, "commit", "-qam", "api on the branch")
+        api_reload = re.compile(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n")
+        config.write_text(api_reload.sub(r"\1    reload: restart\n", config.read_text(), count=1))
+        _git(root, "commit", "-qam", "api restarts on sync")
+        project = load_project(config)
+        print(f"starting the shop ({app}) on the kind runtime, gateway 127.0.0.1:{port} …", flush=True)
+        outcome = session.up(project, "bench", runtime="kind")
+        env = outcome.result.environment.name
+        host = f"{env}.{app}.localhost"
+        try:
+            _wait_for_apple(port, host, 0.99)
+            print(f"{args.edits} edits with reload restart …", flush=True)
+            restart = _measure_sync(project, port, host, args.edits, "archive", runtime="kind")
+            config.write_text(api_reload.sub(r"\1    reload: {signal: HUP}\n", config.read_text(), count=1))
+            print(f"{args.edits} edits with reload {{signal: HUP}} …", flush=True)
+            signalled = _measure_sync(load_project(config), port, host, args.edits, "archive", runtime="kind")
+            print(f"{args.rebuilds} rebuilds …", flush=True)
+            rebuild = _measure_rebuild(project, port, host, args.rebuilds, "bench", runtime="kind")
+        finally:
+            try:
+                session.open_runtime(project, "kind").down(env, baseline=True)
+            except Exception as exc:  # the namespace may be left: say so
+                print(f"down failed: {exc}", file=sys.stderr)
+            import docker
+
+            client = docker.from_env()
+            for image in client.images.list(filters={"label": [f"devmesh.dev/app={app}"]}):
+                client.images.remove(image.id, force=True)
+            client.close()
+
+    rows = {f"{label}: {name}": values
+            for label, figures in (("restart", restart), ("signal", signalled))
+            for name, values in figures.items() if values}
+    rows["rebuild + redeploy: write → new answer"] = rebuild
+    width = max(len(k) for k in rows) + 2
+    print(f"\none-file edit of api on kind ({os.cpu_count()} CPUs), through the ingress gateway")
+    for name, values in rows.items():
+        print(f"  {name:<{width}} {_summary(values)}")
+    rebuild_median = statistics.median(rebuild)
+    for label, figures in (("restart", restart), ("signal", signalled)):
+        median = statistics.median(figures["write → new answer"])
+        print(f"  live sync ({label}) is {rebuild_median / median:.1f}× faster than a rebuild "
+              f"(median {median * 1000:.0f} ms against {rebuild_median * 1000:.0f} ms; "
+              f"{median / rebuild_median:.2f}×)")
+    supervised = statistics.median(restart["write → new answer"])
+    hup = statistics.median(signalled["write → new answer"])
+    print(f"  reload restart under the supervisor (no help from the app): median {supervised * 1000:.0f} ms "
+          f"(target ≤ 250 ms), {supervised / hup:.2f}× the app's own SIGHUP re-exec")
+
+
+if __name__ == "__main__":
+    main()
