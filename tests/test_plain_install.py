@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -97,6 +98,19 @@ def test_one_real_command_of_each_group(run: Run, tmp_path: Path) -> None:
     assert "kind: VirtualService" in render.stdout
     routes = run(shop, "routes")
     assert routes.returncode == 0, routes.stderr
+    # Live sync's reading of the Dockerfiles (the BuildKit parser is a runtime dependency).
+    explain = run(shop, "sync", "--explain", "services/api/app.py", "--explain", "services/api/requirements.txt")
+    assert explain.returncode == 0, explain.stderr
+    assert explain.stdout.splitlines() == [
+        "services/api/app.py: api: synced to /app/app.py in its containers of branch main (rule . → /app, "
+        "from services/api/Dockerfile:5), then sent SIGHUP",
+        "services/api/requirements.txt: api: rebuilds the image: matches rebuild_on 'requirements.txt'"]
+    scanned = tmp_path / "scanned"
+    shutil.copytree(shop / "services", scanned / "services")
+    init = run(scanned, "init")
+    assert init.returncode == 0, init.stderr
+    assert "sync: . → /app (services/api/Dockerfile:5)" in init.stdout
+    assert "entry: no other service calls it, and it calls api" in init.stdout
 
     remote = tmp_path / "manifests.git"
     subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(remote)], check=True)
