@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import PurePosixPath
 
 from devmesh.errors import DevmeshError
 from devmesh.events import Sink, Step, Warning, discard
@@ -25,7 +26,7 @@ from devmesh.sync.changes import ChangeSet, SyncPlan, plan_sync
 from devmesh.sync.events import FailedResult, SyncDone, SyncFailed, SyncRefused
 from devmesh.sync.reload import RESTART, apply_reload, describe, reload_action
 from devmesh.sync.rules import ServiceSources
-from devmesh.sync.transport import Target, TargetGone, Transport
+from devmesh.sync.transport import NotWritable, Target, TargetGone, Transport
 from devmesh.units import byte_size
 
 Rebuild = Callable[[str], None]
@@ -91,6 +92,19 @@ class ServiceSync:
         self.sink(event)
         return event
 
+    def _owner_advice(self, refused: NotWritable) -> str:
+        """What the Dockerfile can do about a sync target its container's user cannot write."""
+        inference = self.sources.inference
+        if refused.why == "Read-only file system":
+            return ""
+        rule = next((r for r in self.sources.rules
+                     if PurePosixPath(refused.path).is_relative_to(r.dest)), None)
+        where = f" ({rule.origin})" if rule is not None and rule.origin else ""
+        if inference is not None and inference.user not in (None, "root", "0", "0:0"):
+            return (f"; {inference.dockerfile} runs the service as {inference.user} (USER) and its "
+                    f"COPY{where} leaves the files to root: COPY --chown={inference.user} makes them theirs")
+        return f"; give the files of the sync rule{where} to the container's user (COPY --chown=…)"
+
     def _gone(self, targets: Sequence[Target]) -> str:
         if not targets:
             return (f"no container of {self.service} in environment {self.env} (it was removed); "
@@ -120,6 +134,8 @@ class ServiceSync:
                     apply_reload(self.transport, target, action if target.state == "running" else RESTART)
             except TargetGone as exc:
                 return self._fail(plan, started, f"{exc}; 'devmesh up' starts it again", "gone", archive)
+            except NotWritable as exc:
+                return self._fail(plan, started, str(exc) + self._owner_advice(exc), archive=archive)
             except DevmeshError as exc:
                 return self._fail(plan, started, str(exc), archive=archive)
             ms = (time.monotonic() - started) * 1000

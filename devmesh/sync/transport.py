@@ -17,6 +17,8 @@ Every runtime hands out its transport: ``Runtime.sync_transport()`` (devmesh.run
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
@@ -132,8 +134,44 @@ def script_argv(deletions: Sequence[Deletion], with_tar: bool) -> list[str]:
     return argv
 
 
+class NotWritable(TransportError):
+    """The container's user (or its file system) does not let the sync write a path."""
+
+    def __init__(self, message: str, *, path: str, why: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.why = why
+
+
+# What GNU tar, busybox tar and rm say when the container's user cannot write a path (or the
+# file system is read-only): the path and the reason.
+_REFUSED = re.compile(
+    r"(?:tar: (?P<gnu>[^\n]+?): Cannot [a-z]+(?: [a-z]+)?"
+    r"|tar: can't [a-z]+(?: [a-z]+)? '(?P<box>[^']+)'"
+    r"|rm: (?:cannot remove|can't remove) '(?P<rm>[^']+)')"
+    r": (?P<why>Permission denied|Read-only file system|Operation not permitted)")
+
+
+def _not_writable(target: Target, output: str) -> NotWritable | None:
+    found = _REFUSED.search(output)
+    if found is None:
+        return None
+    path = "/" + (found["gnu"] or found["box"] or found["rm"]).strip("/")
+    why = found["why"]
+    if why == "Read-only file system":
+        what = (f"{target.name}'s file system is read-only at {path}: a sync target must be "
+                "writable (a read-only root file system needs a writable volume there)")
+    else:
+        what = (f"the user {target.name} runs as cannot write {path} ({why}): the synced folder "
+                "must belong to that user")
+    return NotWritable(what, path=path, why=why)
+
+
 def _failure(what: str, target: Target, result: ExecResult) -> TransportError:
     output = result.output.strip()
+    refused = _not_writable(target, output)
+    if refused is not None:
+        return refused
     if result.exit_code in (126, 127) or "not found" in output and "exec" in output:
         hint = " (the container lacks a shell or the program)"
     else:
