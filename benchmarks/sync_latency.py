@@ -36,6 +36,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -147,6 +148,39 @@ def _stall(port: int, host: str, app: str, env: str) -> float:
     client.close()
     time.sleep(1.0)
     return result[0]
+
+
+_API_RELOAD = re.compile(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n")
+
+
+def set_api_reload(config: Path, reload: str) -> None:
+    """Give the starter's api another ``reload`` in its devmesh.yaml."""
+    config.write_text(_API_RELOAD.sub(rf"\1    reload: {reload}\n", config.read_text(), count=1))
+
+
+def bench_project(root: Path, runtime: str, port: int, files: Sequence[Path] = ()) -> tuple[str, Path]:
+    """The shop starter at ``root`` under a unique app name, on ``runtime`` with its gateway on
+    ``port`` (``files`` copied into it beside devmesh.yaml's folder, such as a kind-config/),
+    checked out on branch ``bench``, whose api has another price and reloads by ``restart``
+    (the starter's api re-executes itself on SIGHUP; the restart is timed first). The app's
+    name and its devmesh.yaml."""
+    from devmesh.scaffold import create_starter
+
+    create_starter("shop", root, base_image=BASE_IMAGE)
+    app = "bench" + secrets.token_hex(3)
+    config = root / "devmesh.yaml"
+    config.write_text(config.read_text().replace("app: shop", f"runtime: {runtime}\napp: {app}", 1).replace(
+        "routing:\n", f"routing:\n  gateway_port: {port}\n", 1))
+    for folder in files:
+        shutil.copytree(folder, root / folder.name, dirs_exist_ok=True)
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qam", "benchmark settings")
+    _git(root, "checkout", "-q", "-b", "bench")
+    _set_apple(root / "services/api/app.py", 0.99)
+    _git(root, "commit", "-qam", "api on the branch")
+    set_api_reload(config, "restart")
+    _git(root, "commit", "-qam", "api restarts on sync")
+    return app, config
 
 
 def _measure_sync(project: Any, port: int, host: str, edits: int, transport_mode: str,
@@ -313,25 +347,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from devmesh.app import environments as session
     from devmesh.config import load_project
-    from devmesh.scaffold import create_starter
 
     os.environ.setdefault("DEVMESH_ENVOY_IMAGE", ENVOY_IMAGE)
     with tempfile.TemporaryDirectory(prefix="devmesh-sync-bench-") as tmp:
         os.environ["DEVMESH_STATE_DIR"] = str(Path(tmp) / "state")
-        root = Path(tmp) / "shop"
-        create_starter("shop", root, base_image=BASE_IMAGE)
-        app, port = "bench" + secrets.token_hex(3), _free_port()
-        config = root / "devmesh.yaml"
-        config.write_text(config.read_text().replace("app: shop", f"app: {app}", 1).replace(
-            "routing:\n", f"runtime: docker\nrouting:\n  gateway_port: {port}\n", 1))
-        _git(root, "commit", "-qam", "benchmark settings")
-        _git(root, "checkout", "-q", "-b", "bench")
-        _set_apple(root / "services/api/app.py", 0.99)
-        _git(root, "commit", "-qam", "api on the branch")
-        # The starter's api re-executes itself on SIGHUP; time the container restart first.
-        api_reload = re.compile(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n")
-        config.write_text(api_reload.sub(r"\1    reload: restart\n", config.read_text(), count=1))
-        _git(root, "commit", "-qam", "api restarts on sync")
+        port = _free_port()
+        app, config = bench_project(Path(tmp) / "shop", "docker", port)
         project = load_project(config)
         print(f"starting the shop ({app}) on the docker runtime, gateway 127.0.0.1:{port} …", flush=True)
         outcome = session.up(project, "bench", runtime="docker")
@@ -342,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{args.edits} edits with reload restart …", flush=True)
             restart = _measure_sync(project, port, host, args.edits, args.transport)
             stalls = [_stall(port, host, app, env) for _ in range(3)]
-            config.write_text(api_reload.sub(r"\1    reload: {signal: HUP}\n", config.read_text(), count=1))
+            set_api_reload(config, "{signal: HUP}")
             print(f"{args.edits} edits with reload {{signal: HUP}} …", flush=True)
             signalled = _measure_sync(load_project(config), port, host, args.edits, args.transport)
             print(f"{args.rebuilds} rebuilds …", flush=True)

@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import secrets
-import shutil
 import statistics
 import sys
 import tempfile
@@ -34,13 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.sync_latency import (  # noqa: E402
-    BASE_IMAGE,
-    _git,
     _measure_rebuild,
     _measure_sync,
-    _set_apple,
     _summary,
     _wait_for_apple,
+    bench_project,
+    set_api_reload,
 )
 
 
@@ -63,28 +59,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from devmesh.app import environments as session
     from devmesh.config import load_project
-    from devmesh.scaffold import create_starter
 
     with tempfile.TemporaryDirectory(prefix="devmesh-kind-sync-bench-") as tmp:
         os.environ["DEVMESH_STATE_DIR"] = str(Path(tmp) / "state")
-        root = Path(tmp) / "shop"
-        create_starter("shop", root, base_image=BASE_IMAGE)
-        app = "bench" + secrets.token_hex(3)
-        config = root / "devmesh.yaml"
-        config.write_text(config.read_text().replace("app: shop", f"runtime: kind\napp: {app}", 1).replace(
-            "routing:\n", f"routing:\n  gateway_port: {port}\n", 1))
-        if os.environ.get("DEVMESH_E2E_KIND_CONFIG"):
-            (root / "kind-config").mkdir(exist_ok=True)
-            for name in ("cluster.yaml", "istio.yaml"):
-                shutil.copyfile(Path(os.environ["DEVMESH_E2E_KIND_CONFIG"]) / name, root / "kind-config" / name)
-        _git(root, "add", "-A")
-        _git(root, "commit", "-qam", "benchmark settings")
-        _git(root, "checkout", "-q", "-b", "bench")
-        _set_apple(root / "services/api/app.py", 0.99)
-        _git(root, "commit", "-qam", "api on the branch")
-        api_reload = re.compile(r"(  api:\n(?:    .*\n)*?)    reload: [^\n]*\n")
-        config.write_text(api_reload.sub(r"\1    reload: restart\n", config.read_text(), count=1))
-        _git(root, "commit", "-qam", "api restarts on sync")
+        kind_config = os.environ.get("DEVMESH_E2E_KIND_CONFIG")
+        app, config = bench_project(Path(tmp) / "shop", "kind", port,
+                                    [Path(kind_config)] if kind_config else [])
         project = load_project(config)
         print(f"starting the shop ({app}) on the kind runtime, gateway 127.0.0.1:{port} …", flush=True)
         outcome = session.up(project, "bench", runtime="kind")
@@ -94,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
             _wait_for_apple(port, host, 0.99)
             print(f"{args.edits} edits with reload restart …", flush=True)
             restart = _measure_sync(project, port, host, args.edits, "archive", runtime="kind")
-            config.write_text(api_reload.sub(r"\1    reload: {signal: HUP}\n", config.read_text(), count=1))
+            set_api_reload(config, "{signal: HUP}")
             print(f"{args.edits} edits with reload {{signal: HUP}} …", flush=True)
             signalled = _measure_sync(load_project(config), port, host, args.edits, "archive", runtime="kind")
             print(f"{args.rebuilds} rebuilds …", flush=True)
