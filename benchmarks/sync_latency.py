@@ -224,6 +224,41 @@ def _measure_sync(project: Any, port: int, host: str, edits: int, transport_mode
     return figures
 
 
+def measure_reloads(config: Path, port: int, host: str, edits: int, transport_mode: str,
+                    runtime: str = "docker") -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """The edits timed with api's ``reload: restart`` (as ``bench_project`` leaves it), then
+    with ``{signal: HUP}``."""
+    from devmesh.config import load_project
+
+    print(f"{edits} edits with reload restart …", flush=True)
+    restart = _measure_sync(load_project(config), port, host, edits, transport_mode, runtime)
+    set_api_reload(config, "{signal: HUP}")
+    print(f"{edits} edits with reload {{signal: HUP}} …", flush=True)
+    signalled = _measure_sync(load_project(config), port, host, edits, transport_mode, runtime)
+    return restart, signalled
+
+
+def report_reloads(heading: str, restart: dict[str, list[float]], signalled: dict[str, list[float]],
+                   rebuild: list[float], more: Sequence[str] = ()) -> int:
+    """Print each figure of both reloads and of the rebuild, and each reload against the
+    rebuild; the width of the name column (wide enough for ``more`` names too)."""
+    rows = {f"{label}: {name}": values
+            for label, figures in (("restart", restart), ("signal", signalled))
+            for name, values in figures.items() if values}
+    rows["rebuild + redeploy: write → new answer"] = rebuild
+    width = max(len(k) for k in [*rows, *more]) + 2
+    print(f"\n{heading}")
+    for name, values in rows.items():
+        print(f"  {name:<{width}} {_summary(values)}")
+    rebuild_median = statistics.median(rebuild)
+    for label, figures in (("restart", restart), ("signal", signalled)):
+        median = statistics.median(figures["write → new answer"])
+        print(f"  live sync ({label}) is {rebuild_median / median:.1f}× faster than a rebuild "
+              f"(median {median * 1000:.0f} ms against {rebuild_median * 1000:.0f} ms; "
+              f"{median / rebuild_median:.2f}×)")
+    return width
+
+
 def _measure_rebuild(project: Any, port: int, host: str, rebuilds: int, branch: str,
                      runtime: str = "docker") -> list[float]:
     from devmesh.app import environments as session
@@ -360,12 +395,8 @@ def main(argv: list[str] | None = None) -> None:
         host = f"{env}.{app}.localhost"
         try:
             _wait_for_apple(port, host, 0.99)
-            print(f"{args.edits} edits with reload restart …", flush=True)
-            restart = _measure_sync(project, port, host, args.edits, args.transport)
+            restart, signalled = measure_reloads(config, port, host, args.edits, args.transport)
             stalls = [_stall(port, host, app, env) for _ in range(3)]
-            set_api_reload(config, "{signal: HUP}")
-            print(f"{args.edits} edits with reload {{signal: HUP}} …", flush=True)
-            signalled = _measure_sync(load_project(config), port, host, args.edits, args.transport)
             print(f"{args.rebuilds} rebuilds …", flush=True)
             rebuild = _measure_rebuild(project, port, host, args.rebuilds, "bench")
             transports = _measure_transports(project, env, args.transport_runs)
@@ -373,22 +404,10 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             _cleanup(app, project, env)
 
-    rows: dict[str, list[float]] = {}
-    for label, figures in (("restart", restart), ("signal", signalled)):
-        for name, values in figures.items():
-            if values:
-                rows[f"{label}: {name}"] = values
-    rows["rebuild + redeploy: write → new answer"] = rebuild
-    width = max(len(k) for k in [*rows, *transports]) + 2
-    print(f"\none-file edit of api ({os.cpu_count()} CPUs), transport {args.transport}, "
-          f"poller timeout {POLL_TIMEOUT * 1000:.0f} ms")
-    for name, values in rows.items():
-        print(f"  {name:<{width}} {_summary(values)}")
+    width = report_reloads(f"one-file edit of api ({os.cpu_count()} CPUs), transport {args.transport}, "
+                           f"poller timeout {POLL_TIMEOUT * 1000:.0f} ms", restart, signalled, rebuild,
+                           list(transports))
     rebuild_median = statistics.median(rebuild)
-    for label, figures in (("restart", restart), ("signal", signalled)):
-        median = statistics.median(figures["write → new answer"])
-        print(f"  live sync ({label}) is {rebuild_median / median:.1f}× faster than a rebuild "
-              f"(median {median * 1000:.0f} ms against {rebuild_median * 1000:.0f} ms)")
     print(f"  a request arriving while a container restarts (images without a shell) waits "
           f"{statistics.median(stalls) * 1000:.0f} ms (Envoy's connect timeout, then a retry)")
     tar = statistics.median(transports["archive API (put_archive)"])

@@ -32,11 +32,10 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.sync_latency import (  # noqa: E402
     _measure_rebuild,
-    _measure_sync,
-    _summary,
     _wait_for_apple,
     bench_project,
-    set_api_reload,
+    measure_reloads,
+    report_reloads,
 )
 
 
@@ -72,11 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         host = f"{env}.{app}.localhost"
         try:
             _wait_for_apple(port, host, 0.99)
-            print(f"{args.edits} edits with reload restart …", flush=True)
-            restart = _measure_sync(project, port, host, args.edits, "archive", runtime="kind")
-            set_api_reload(config, "{signal: HUP}")
-            print(f"{args.edits} edits with reload {{signal: HUP}} …", flush=True)
-            signalled = _measure_sync(load_project(config), port, host, args.edits, "archive", runtime="kind")
+            restart, signalled = measure_reloads(config, port, host, args.edits, "archive", runtime="kind")
             print(f"{args.rebuilds} rebuilds …", flush=True)
             rebuild = _measure_rebuild(project, port, host, args.rebuilds, "bench", runtime="kind")
         finally:
@@ -91,20 +86,8 @@ def main(argv: list[str] | None = None) -> None:
                 client.images.remove(image.id, force=True)
             client.close()
 
-    rows = {f"{label}: {name}": values
-            for label, figures in (("restart", restart), ("signal", signalled))
-            for name, values in figures.items() if values}
-    rows["rebuild + redeploy: write → new answer"] = rebuild
-    width = max(len(k) for k in rows) + 2
-    print(f"\none-file edit of api on kind ({os.cpu_count()} CPUs), through the ingress gateway")
-    for name, values in rows.items():
-        print(f"  {name:<{width}} {_summary(values)}")
-    rebuild_median = statistics.median(rebuild)
-    for label, figures in (("restart", restart), ("signal", signalled)):
-        median = statistics.median(figures["write → new answer"])
-        print(f"  live sync ({label}) is {rebuild_median / median:.1f}× faster than a rebuild "
-              f"(median {median * 1000:.0f} ms against {rebuild_median * 1000:.0f} ms; "
-              f"{median / rebuild_median:.2f}×)")
+    report_reloads(f"one-file edit of api on kind ({os.cpu_count()} CPUs), through the ingress gateway",
+                   restart, signalled, rebuild)
     supervised = statistics.median(restart["write → new answer"])
     hup = statistics.median(signalled["write → new answer"])
     print(f"  reload restart under the supervisor (no help from the app): median {supervised * 1000:.0f} ms "

@@ -2,7 +2,7 @@
 
 A backend devmesh live-syncs (a branch's, of a service whose ``sync`` is not ``[]``) starts
 under the supervisor (``devmesh.plan.supervisor``), which needs the image's command: the kind
-runtime reads it from the image it built (``devmesh.runtime.kind.launch``); ``devmesh render``,
+runtime reads it from the image it built (``devmesh.runtime.kind.publish.image_launch``); ``devmesh render``,
 which builds nothing, from the Dockerfile, when the Dockerfile settles it.
 """
 

@@ -11,7 +11,11 @@ survive it; the process is stopped with SIGTERM and killed after ``stop_timeout`
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from devmesh.config import ReloadAction
+from devmesh.plan.supervisor import RELOAD_GRACE
 from devmesh.sync.transport import Target, Transport
 
 RESTART = ReloadAction(action="restart")
@@ -31,6 +35,20 @@ def describe(action: ReloadAction) -> str:
     if action.action == "command":
         return f"ran '{' '.join(action.command)}'"
     return "no reload"
+
+
+def wait_drained(active: Callable[[], int | None], *, interval: float, first: int | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 pause: Callable[[float], None] = time.sleep) -> int | None:
+    """Before a reload under the supervisor: ask ``active`` (the mesh's count of requests in
+    flight to the container; ``first`` when already asked) every ``interval`` seconds until it
+    is 0, or None (the count cannot be had), for at most RELOAD_GRACE seconds; the last answer."""
+    count = active() if first is None else first
+    deadline = clock() + RELOAD_GRACE
+    while count is not None and count > 0 and clock() < deadline:
+        pause(interval)
+        count = active()
+    return count
 
 
 def apply_reload(transport: Transport, target: Target, action: ReloadAction) -> None:

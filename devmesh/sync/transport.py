@@ -18,7 +18,6 @@ Every runtime hands out its transport: ``Runtime.sync_transport()`` (devmesh.run
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable

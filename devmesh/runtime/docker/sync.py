@@ -8,7 +8,6 @@ nothing inside the container; deletions run the guarded delete script through ex
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -22,7 +21,8 @@ from devmesh.plan.routing import Backend
 from devmesh.runtime.docker.envoy import EnvoyMesh
 from devmesh.sync.archive import Archive
 from devmesh.sync.changes import Deletion
-from devmesh.plan.supervisor import RELOAD_GRACE, RELOAD_SIGNAL, SUPERVISED_LABEL
+from devmesh.plan.supervisor import RELOAD_SIGNAL, SUPERVISED_LABEL
+from devmesh.sync.reload import wait_drained
 from devmesh.sync.transport import ExecResult, ExecTransport, Target, TargetGone, TransportError
 
 if TYPE_CHECKING:
@@ -108,10 +108,10 @@ class DockerExec:
             if url is None:
                 return
             active = self.runtime.active_requests(url, cluster)
-        deadline = time.monotonic() + RELOAD_GRACE
-        while (active or 0) > 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-            active = self.runtime.active_requests(url, cluster)
+        if active is None:  # Envoy knows no such cluster
+            return
+        runtime = self.runtime
+        wait_drained(lambda: runtime.active_requests(url, cluster), interval=0.01, first=active)
 
 
 class DockerTransport:

@@ -60,8 +60,6 @@ def _bundled(name: str) -> Path:
     raise DevmeshError(f"devmesh's kind-config/{name} is missing from this installation")
 
 
-
-
 @dataclass(frozen=True)
 class Awaited:
     """A Deployment ``up`` waits for: the container that must be ready, what people call it,

@@ -24,15 +24,10 @@ from typing import IO, TYPE_CHECKING
 
 from devmesh.errors import UserInputError
 from devmesh.plan.k8s import selector
+from devmesh.plan.supervisor import RELOAD_SIGNAL, SHELL, SUPERVISED_LABEL, UNSUPERVISED_ANNOTATION
 from devmesh.runtime.kind.errors import ClusterError, ClusterUnreachable
-from devmesh.plan.supervisor import (
-    RELOAD_GRACE,
-    RELOAD_SIGNAL,
-    SHELL,
-    SUPERVISED_LABEL,
-    UNSUPERVISED_ANNOTATION,
-)
 from devmesh.runtime.kind.protocol import ClusterClient, Obj
+from devmesh.sync.reload import wait_drained
 from devmesh.sync.transport import ExecResult, ExecTransport, Target, TargetGone, TransportError
 
 if TYPE_CHECKING:
@@ -55,20 +50,20 @@ RESTART_HINT = ("set the service's reload to {signal: HUP} (the app re-reads its
                 "{command: [...]} (a command run in the container after each sync), or none "
                 "(the app reloads by itself) — see docs/kind.md")
 
-# Istio's sidecar names the stat with a tag separator: cluster.inbound|8000||;.upstream_rq_active
-_ACTIVE = re.compile(r"^cluster\.inbound\|(\d+)\|\|;?\.upstream_rq_active: (\d+)$", re.MULTILINE)
+def _active_stat(port: int) -> str:
+    """A regex of the name of the sidecar's count of requests in flight to the container's
+    ``port``; Istio puts a tag separator in it: cluster.inbound|8000||;.upstream_rq_active."""
+    return rf"cluster\.inbound\|{port}\|\|;?\.upstream_rq_active"
 
 
 def active_requests(stats: str, port: int) -> int | None:
     """Requests in flight from the sidecar to the container's ``port``, from Envoy's stats."""
-    for match in _ACTIVE.finditer(stats):
-        if int(match[1]) == port:
-            return int(match[2])
-    return None
+    found = re.search(rf"^{_active_stat(port)}: (\d+)$", stats, re.MULTILINE)
+    return int(found[1]) if found else None
 
 
-def _unsupervised(pod: Obj, service: str) -> str | None:
-    """Why ``pod`` runs ``service`` without the supervisor; None when it runs under it."""
+def _unsupervised(pod: Obj) -> str | None:
+    """Why ``pod`` runs without the supervisor; None when it runs under it."""
     meta = pod.get("metadata") or {}
     if (meta.get("labels") or {}).get(SUPERVISED_LABEL):
         return None
@@ -129,7 +124,7 @@ class KubeExec:
             raise TransportError(str(exc)) from None
         for pod in pods:
             name = str(pod["metadata"]["name"])
-            why = _unsupervised(pod, service)
+            why = _unsupervised(pod)
             if why is None:
                 self._unsupervised.pop(name, None)
             else:
@@ -179,19 +174,13 @@ class KubeExec:
         port = self._ports.get(target.id)
         if port is None or target.id in self._no_stats:
             return
-        deadline = self.clock() + RELOAD_GRACE
-        while True:
-            active = self._active(target, port)
-            if active is None:
-                self._no_stats.add(target.id)  # no sidecar, or one that does not answer
-                return
-            if active == 0 or self.clock() >= deadline:
-                return
-            self.pause(0.05)
+        last = wait_drained(lambda: self._active(target, port), interval=0.05,
+                            clock=self.clock, pause=self.pause)
+        if last is None:
+            self._no_stats.add(target.id)  # no sidecar, or one that does not answer
 
     def _active(self, target: Target, port: int) -> int | None:
-        pattern = rf"^cluster\.inbound\|{port}\|\|;?\.upstream_rq_active$"
-        query = f"stats?filter={urllib.parse.quote(pattern, safe='')}"
+        query = f"stats?filter={urllib.parse.quote(f'^{_active_stat(port)}$', safe='')}"
         try:
             done = self.exec(target, ["pilot-agent", "request", "GET", query], container=SIDECAR)
         except (TransportError, TargetGone):
