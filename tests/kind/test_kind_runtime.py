@@ -290,3 +290,24 @@ def test_a_pod_that_restarted_says_how_often_and_why() -> None:
         "(restarted 2 times; last exit status 137, OOMKilled)")
     pod["status"]["containerStatuses"][0].update(restartCount=0, lastState={})
     assert assess(deployment, [pod]).describe() == "Progressing — 0/1 available; pod gw-1: istio-proxy not ready yet"
+
+
+def test_a_deployment_whose_counts_lag_behind_its_pods_is_not_done() -> None:
+    """Right after a node restart the Deployment still says 1/1 available (its controller has
+    not caught up) while the kubelet already reports the pod not ready: that is not ready."""
+    deployment = {"metadata": {"name": "istiod", "generation": 1},
+                  "spec": {"replicas": 1},
+                  "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                             "readyReplicas": 1, "availableReplicas": 1}}
+    pod = {"metadata": {"name": "istiod-1"},
+           "status": {"phase": "Running",
+                      "conditions": [{"type": "Ready", "status": "False"}],
+                      "containerStatuses": [{"name": "discovery", "ready": False, "restartCount": 10,
+                                             "state": {"running": {}}}]}}
+    rollout = assess(deployment, [pod])
+    assert not rollout.done
+    assert rollout.describe() == ("Progressing — 0/1 available; pod istiod-1: discovery not ready yet "
+                                  "(restarted 10 times)")
+    pod["status"]["conditions"][0]["status"] = "True"
+    pod["status"]["containerStatuses"][0]["ready"] = True
+    assert assess(deployment, [pod]).done

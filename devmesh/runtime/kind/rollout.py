@@ -91,6 +91,12 @@ def _restarts(cs: Obj) -> str:
     return text + ")"
 
 
+def _ready(pod: Obj) -> bool:
+    """Whether the kubelet says the pod is Ready (its readiness probes pass)."""
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or ())
+
+
 def _pod_progress(pod: Obj) -> str:
     name = pod.get("metadata", {}).get("name", "")
     status = pod.get("status") or {}
@@ -122,9 +128,12 @@ def assess(deployment: Obj, pods: list[Obj]) -> Rollout:
     updated = _int(status.get("updatedReplicas"))
     available = _int(status.get("availableReplicas"))
     total = _int(status.get("replicas"))
-    if updated >= wanted and available >= wanted and total <= updated:
+    # The Deployment's counts lag behind its pods: after a node restart they still say
+    # available while the kubelet already reports the pods not ready, so both must agree.
+    ready = sum(1 for pod in live if _ready(pod))
+    if updated >= wanted and available >= wanted and total <= updated and ready >= wanted:
         return Rollout("done")
-    detail = f"{available}/{wanted} available"
+    detail = f"{min(available, ready)}/{wanted} available"
     waiting = [_pod_progress(p) for p in live]
     if waiting:
         detail += "; " + "; ".join(waiting)
