@@ -108,16 +108,58 @@ def with_build_arg(text: str, key: str, value: str) -> str:
     return out.getvalue()
 
 
+def with_settings(text: str, settings: dict[tuple[str, ...], object]) -> str:
+    """Set top-level fields of a devmesh.yaml (``("routing", "gateway_port"): 8081``), keeping
+    its comments; a missing section is added before ``services``, which stays last."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 100
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    data = yaml.load(text)
+    for path, value in settings.items():
+        *sections, key = path
+        node = data
+        for section in sections:
+            if section not in node:
+                node.insert(list(node).index("services") if "services" in node else len(node),
+                            section, CommentedMap())
+            node = node[section]
+        if key in node:
+            node[key] = value
+        elif node is data and "services" in data:
+            data.insert(list(data).index("services"), key, value)
+        else:
+            # What follows the last field (a blank line, a comment) moves below the new one.
+            last = list(node)[-1] if node else None
+            if last in node.ca.items:
+                node.ca.items[key] = node.ca.items.pop(last)
+            node[key] = value
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
 def _initial_commit(root: Path, message: str) -> tuple[str, str]:
     """``git init -b main`` and commit everything; returns the commit id and its author."""
+    return commit_all(root, message, init=True)
+
+
+def commit_all(root: Path, message: str, *, init: bool = False, branch: str | None = None) -> tuple[str, str]:
+    """Commit everything in ``root`` (a new repository on ``main`` when ``init``; on a new
+    branch ``branch`` when given); returns the commit id and its author."""
     try:
         import git
     except ImportError as exc:  # GitPython refuses to import when no git executable is found
         raise MissingDependency(f"the starter is a git repository, but git is not usable: {exc}",
                                 hint="install git (apt-get install git) and run this again") from None
 
-    repo = git.Repo.init(root, initial_branch="main")
+    repo = git.Repo.init(root, initial_branch="main") if init else git.Repo(root)
     try:
+        if branch is not None:
+            repo.git.checkout("--quiet", "-b", branch)
         repo.git.add("--all")
         env = {}
         if not _has_identity(repo):
@@ -134,7 +176,7 @@ def _initial_commit(root: Path, message: str) -> tuple[str, str]:
     except git.CommandError as exc:
         detail = (exc.stderr or "").strip().splitlines()
         raise UserInputError(
-            f"git could not make the first commit in {root}: {detail[-1] if detail else exc}"
+            f"git could not commit in {root}: {detail[-1] if detail else exc}"
         ) from None
     finally:
         repo.close()

@@ -112,13 +112,27 @@ def run_tui(args: list[str]) -> None:
         sys.exit(130)
 
 
+def _is_demo(argv: list[str]) -> bool:
+    """Whether ``argv`` runs ``devmesh [globals] demo …``."""
+    rest = [a for a in argv if a not in _GLOBAL_FLAGS]
+    while rest[:1] and (rest[0] in _GLOBAL_VALUE_OPTIONS or rest[0].startswith("--config=")):
+        rest = rest[1 if "=" in rest[0] else 2:]
+    return rest[:1] == ["demo"]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     tui_args = split_tui_args(args)
     if tui_args is None:
         from devmesh.cli import main as cli_main
 
-        cli_main(args)
+        done = cli_main(args)
+        if _is_demo(args) and done is not None and "--no-tui" not in args and "--help" not in args \
+                and sys.stdin.isatty() and sys.stdout.isatty():
+            try:
+                run_tui(["--config", str(done.config)])
+            finally:  # the TUI ends with sys.exit
+                click.echo(f"the demo keeps running in {done.root}; 'devmesh down --baseline' there removes it")
         return
     run_tui(tui_args)
 

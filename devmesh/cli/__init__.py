@@ -18,6 +18,7 @@ from devmesh.errors import DevmeshError
 # name → (module, function, one-line help). Modules are imported only when the command runs.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("devmesh.cli.init", "init", "Write a devmesh.yaml, or scaffold the starter app."),
+    "demo": ("devmesh.cli.demo", "demo", "Scaffold the starter, change a service on a branch and open its preview."),
     "render": ("devmesh.cli.render", "render", "Print the Kubernetes and Istio objects for a branch."),
     "doctor": ("devmesh.cli.doctor", "doctor", "Check the tools and engines each runtime needs."),
     "cluster": ("devmesh.cli.cluster", "cluster", "Create, check or delete the kind cluster, its registry and Istio."),
@@ -119,10 +120,12 @@ def _report_usage(exc: click.UsageError) -> None:
     click.secho(f"error: {message}{where}", fg="red", err=True)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> Any:
+    """Run a command with the CLI's conventions (one-line errors, exit statuses); what the
+    command returned (the console script opens the terminal UI on what ``demo`` made)."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("DEVMESH_DEBUG"))
     try:
-        cli.main(args=argv, prog_name="devmesh", standalone_mode=False)
+        return cli.main(args=argv, prog_name="devmesh", standalone_mode=False)
     except DevmeshError as exc:
         if debug:
             traceback.print_exc()

@@ -86,3 +86,40 @@ def test_which_arguments_open_the_tui(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert split_tui_args(["--debug"]) == ["--debug"]
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
     assert split_tui_args([]) is None
+
+
+def test_the_demo_opens_the_tui_on_what_it_made(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`devmesh demo` runs the CLI's demo, then the TUI on the demo's devmesh.yaml — on a
+    terminal, and not with --no-tui, --help, or when the demo did not come up."""
+    import types
+
+    import devmesh.cli
+    import tui.entry
+
+    made = types.SimpleNamespace(root=tmp_path, config=tmp_path / "devmesh.yaml")
+    ran: list[list[str]] = []
+    results: list[object] = []
+    monkeypatch.setattr(devmesh.cli, "main", lambda args: results.append(args) or made)
+
+    def fake_tui(args: list[str]) -> None:
+        ran.append(args)
+        raise SystemExit(0)  # as the TUI ends
+
+    monkeypatch.setattr(tui.entry, "run_tui", fake_tui)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    with pytest.raises(SystemExit):
+        tui.entry.main(["demo", "--port", "8090"])
+    assert results == [["demo", "--port", "8090"]]
+    assert ran == [["--config", str(tmp_path / "devmesh.yaml")]]
+    assert f"the demo keeps running in {tmp_path}" in capsys.readouterr().out
+    for args in (["demo", "--no-tui"], ["--debug", "demo", "--help"], ["--config", "x.yaml", "ls"]):
+        tui.entry.main(args)
+    assert len(ran) == 1
+    monkeypatch.setattr(devmesh.cli, "main", lambda args: None)
+    tui.entry.main(["--debug", "demo"])
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    monkeypatch.setattr(devmesh.cli, "main", lambda args: made)
+    tui.entry.main(["demo"])
+    assert len(ran) == 1
