@@ -26,7 +26,7 @@ from devmesh.sync.changes import ChangeSet, SyncPlan, plan_sync
 from devmesh.sync.events import FailedResult, SyncDone, SyncFailed, SyncRefused
 from devmesh.sync.reload import RESTART, apply_reload, describe, reload_action
 from devmesh.sync.rules import ServiceSources
-from devmesh.sync.transport import NotWritable, Target, TargetGone, Transport
+from devmesh.sync.transport import NotWritable, ReloadWithApply, Target, TargetGone, Transport
 from devmesh.units import byte_size
 
 Rebuild = Callable[[str], None]
@@ -127,9 +127,17 @@ class ServiceSync:
                 return self._fail(plan, started, self._gone(targets), "gone", archive)
             action = reload_action(self.sources.reload)
             try:
+                # Where the transport can, the reload goes in the call that applies the files.
+                reloaded: set[str] = set()
                 for target in usable:
-                    self.transport.apply(target, archive, plan.deletions)
+                    if (isinstance(self.transport, ReloadWithApply) and target.state == "running"
+                            and self.transport.apply_and_reload(target, archive, plan.deletions, action)):
+                        reloaded.add(target.id)
+                    else:
+                        self.transport.apply(target, archive, plan.deletions)
                 for target in usable:
+                    if target.id in reloaded:
+                        continue
                     # A stopped container cannot take a signal or run a command: start it.
                     apply_reload(self.transport, target, action if target.state == "running" else RESTART)
             except TargetGone as exc:

@@ -78,6 +78,18 @@ class Transport(Protocol):
 
 
 @runtime_checkable
+class ReloadWithApply(Protocol):
+    """A transport that can reload in the same call that applies a change set (one exec into
+    the container instead of two): ``apply_and_reload`` says whether it did both."""
+
+    def apply_and_reload(self, target: Target, archive: Archive | None, deletions: Sequence[Deletion],
+                         action: ReloadAction) -> bool:
+        """Apply, then carry out ``action`` when the change set applied; False (and nothing
+        done) when ``action`` is not one it can carry out this way."""
+        ...
+
+
+@runtime_checkable
 class ReloadCheck(Protocol):
     """A transport that cannot carry out every reload action says so before a sync starts."""
 
@@ -98,13 +110,24 @@ class ExecChannel(Protocol):
     def restart(self, target: Target) -> None: ...
 
 
+@runtime_checkable
+class SignalRestart(Protocol):
+    """An ``ExecChannel`` whose restart is a signal to the container's main process (devmesh's
+    supervisor): ``restart_signal`` does what must come first (waiting for the requests in
+    flight) and names the signal, so that it can go in the exec that applies the files."""
+
+    def restart_signal(self, target: Target) -> str: ...
+
+
 # --- the script run in the container --------------------------------------------------------
 
 # Deletes each (dest, path) pair given as arguments after the first, but only when no folder
 # between dest and path is a symbolic link: ``rm`` would follow it and delete elsewhere. With
-# "tar" as the first argument it then extracts the tar on stdin at /. POSIX sh (busybox too).
+# "tar" as the first argument it then extracts the tar on stdin at /; with a signal as the
+# second (not "-"), it sends it to the container's main process when all of that worked
+# (status 4 when that fails: the files arrived, the reload did not). POSIX sh (busybox too).
 DELETE_SCRIPT = r"""
-mode=$1; shift; status=0
+mode=$1; after=$2; shift 2; status=0
 while [ $# -ge 2 ]; do
   dest=$1; path=$2; shift 2
   case $path in "$dest"/?*) ;; *) echo "not removing $path: outside $dest" >&2; status=3; continue;; esac
@@ -120,14 +143,17 @@ while [ $# -ge 2 ]; do
   else echo "not removing $path: $at is a symbolic link in the container" >&2; status=3; fi
 done
 if [ "$mode" = tar ]; then tar -x -f - -C / || status=1; fi
+if [ $status = 0 ] && [ "$after" != - ]; then kill -"$after" 1 || exit 4; fi
 exit $status
 """
+# The script's status when the change set applied and the signal after it failed.
+SIGNAL_FAILED = 4
 
 
-def script_argv(deletions: Sequence[Deletion], with_tar: bool) -> list[str]:
-    """The argument vector running DELETE_SCRIPT (no shell parses the paths: they are
-    positional arguments)."""
-    argv = ["sh", "-c", DELETE_SCRIPT, "devmesh-sync", "tar" if with_tar else "-"]
+def script_argv(deletions: Sequence[Deletion], with_tar: bool, signal: str | None = None) -> list[str]:
+    """The argument vector running DELETE_SCRIPT, then ``signal`` (``HUP``, ``37``) to the
+    main process when given (no shell parses the paths: they are positional arguments)."""
+    argv = ["sh", "-c", DELETE_SCRIPT, "devmesh-sync", "tar" if with_tar else "-", signal or "-"]
     for d in deletions:
         argv += [str(d.dest), str(d.path)]
     return argv
@@ -193,10 +219,30 @@ class ExecTransport:
     def apply(self, target: Target, archive: Archive | None, deletions: Sequence[Deletion]) -> None:
         if archive is None and not deletions:
             return
+        self._apply(target, archive, deletions, None)
+
+    def apply_and_reload(self, target: Target, archive: Archive | None, deletions: Sequence[Deletion],
+                         action: ReloadAction) -> bool:
+        """A signal, or a restart that is a signal to the supervisor, goes in the exec that
+        applies the change set: one round trip to the container instead of two."""
+        if action.action == "signal":
+            signal = action.signal.removeprefix("SIG")
+        elif action.action == "restart" and isinstance(self.channel, SignalRestart):
+            signal = self.channel.restart_signal(target)
+        else:
+            return False
+        self._apply(target, archive, deletions, signal)
+        return True
+
+    def _apply(self, target: Target, archive: Archive | None, deletions: Sequence[Deletion],
+               signal: str | None) -> None:
         if archive is not None:
             archive.data.seek(0)
-        result = self.channel.exec(target, script_argv(deletions, archive is not None),
+        result = self.channel.exec(target, script_argv(deletions, archive is not None, signal),
                                    archive.data if archive is not None else None)
+        if result.exit_code == SIGNAL_FAILED and signal is not None:
+            raise TransportError(f"the change set reached {target.name}, but signal {signal} did not reach "
+                                 f"its main process: {result.output.strip()[-200:] or 'kill failed'}")
         if result.exit_code != 0:
             raise _failure("applying the change set", target, result)
 

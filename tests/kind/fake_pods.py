@@ -4,8 +4,8 @@ for ``FakeCluster`` keeping one in-memory file system per pod.
 - the sync command (the guarded delete script with a tar on stdin) removes the listed paths
   and extracts the tar, with the rules of ``tests.sync.container_model`` (a deletion through a
   symbolic link is refused with the script's status 3);
-- ``kill -s SIG 1`` records the signal sent to the pod's main process, and so does the shell's
-  ``kill -SIG 1`` (devmesh's supervisor reload);
+- ``kill -s SIG 1`` records the signal sent to the pod's main process, and so do the shell's
+  ``kill -SIG 1`` (devmesh's supervisor reload) and the sync command's signal after the files;
 - the sidecar's ``pilot-agent request GET stats?…`` answers Envoy's count of requests in
   flight to the container (``in_flight``: one count per query, the last one kept);
 - any other command is recorded and succeeds (or answers from ``replies``).
@@ -43,10 +43,13 @@ class PodFiles:
 
     def __call__(self, call: ExecCall) -> ExecResult:
         argv = call.command
-        if argv[:2] == ("sh", "-c") and len(argv) >= 5 and argv[3] == "devmesh-sync":
+        if argv[:2] == ("sh", "-c") and len(argv) >= 6 and argv[3] == "devmesh-sync":
             if argv[2] != DELETE_SCRIPT:
                 return ExecResult(2, b"", b"sh: an unknown script\n")
-            return self._sync(call.pod, argv[4], argv[5:], call.stdin)
+            done = self._sync(call.pod, argv[4], argv[6:], call.stdin)
+            if done.exit_code == 0 and argv[5] != "-":  # then the signal to the main process
+                self.signals.setdefault(call.pod, []).append(argv[5])
+            return done
         self.commands.setdefault(call.pod, []).append(argv)
         if len(argv) == 4 and argv[:2] == ("kill", "-s") and argv[3] == "1":
             self.signals.setdefault(call.pod, []).append(argv[2])

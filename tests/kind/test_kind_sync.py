@@ -147,10 +147,10 @@ def test_a_change_set_arrives_in_the_pod_and_deletions_happen(project: Project, 
     fs = pod_files.of(pod)
     assert fs.read("/app/app.py") == b"print('v2')\n"
     assert fs.read("/app/lib/new.py") == b"Y = 2\n" and fs.read("/app/lib/util.py") == b"X = 1\n"
-    assert pod_files.signals[pod] == ["HUP"]  # reload: {signal: HUP} is 'kill -s HUP 1'
-    [sync_call, kill_call] = fake.exec_calls
+    assert pod_files.signals[pod] == ["HUP"]  # reload: {signal: HUP} ends the sync command
+    [sync_call] = fake.exec_calls  # one exec: the files, then the signal
     assert (sync_call.container, sync_call.command[:2], sync_call.stdin is not None) == ("api", ("sh", "-c"), True)
-    assert kill_call.command == ("kill", "-s", "HUP", "1") and kill_call.stdin is None
+    assert sync_call.command[4:6] == ("tar", "HUP")
 
     (ctx / "lib" / "util.py").unlink()
     done = engine.handle(changes(("lib/util.py", "deleted")))
@@ -175,6 +175,7 @@ def test_a_refused_deletion_in_the_pod_is_reported(project: Project, fake: FakeC
     failed = engine.handle(changes(("lib/util.py", "deleted")))
     assert isinstance(failed, SyncFailed) and "status 3" in failed.reason and "symbolic link" in failed.reason
     assert fs.read("/etc/util.py") == b"keep"
+    assert pod_of(fake, "api") not in pod_files.signals  # a change set that failed reloads nothing
 
 
 def test_a_pod_gone_between_listing_and_exec_is_reported_gone(project: Project, fake: FakeCluster,
@@ -250,6 +251,25 @@ def test_restart_waits_for_the_requests_in_flight_then_signals_the_supervisor(
     assert pod_files.commands[pod][-1] == ("/bin/sh", "-c", "kill -37 1")
     assert pod_files.signals[pod] == ["37"]
     assert [c.container for c in fake.exec_calls if c.pod == pod] == ["istio-proxy"] * 3 + ["stock"]
+
+
+def test_a_restart_through_live_sync_is_the_drain_then_one_exec(project: Project, fake: FakeCluster,
+                                                                pod_files: PodFiles) -> None:
+    """The requests in flight are waited for first; then the files and the supervisor's signal
+    go in one exec into the service's container (not an exec for each)."""
+    fake.sidecars = True
+    rt, _ = up(project, fake, ("stock",))
+    pod = pod_of(fake, "stock")
+    pod_files.in_flight[pod] = [1, 0]
+    engine = ServiceSync(ServiceSources.of(project, "stock"), "one", rt.sync_transport(), sink=Sink())
+    write_files(project.context_dir("stock"), {"app.py": "print('v2')\n"})
+    done = engine.handle(changes(("app.py", "modified")))
+    assert isinstance(done, SyncDone) and done.reload == "restart"
+    assert pod_files.of(pod).read("/app/app.py") == b"print('v2')\n"
+    assert pod_files.signals[pod] == ["37"]
+    calls = [c for c in fake.exec_calls if c.pod == pod]
+    assert [c.container for c in calls] == ["istio-proxy", "istio-proxy", "stock"]
+    assert calls[-1].command[4:6] == ("tar", "37") and calls[-1].stdin is not None
 
 
 def test_restart_gives_up_waiting_after_the_grace_period(project: Project, fake: FakeCluster,

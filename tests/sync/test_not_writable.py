@@ -37,7 +37,7 @@ def _tar(name: str) -> bytes:
 def _in_container(*flags: str, stdin: bytes, mode: str = "tar", pairs: tuple[str, ...] = ()) -> ExecResult:
     """DELETE_SCRIPT in a real container of the test base image (GNU tar, coreutils rm)."""
     done = subprocess.run(["docker", "run", "--rm", "-i", *flags, BASE_IMAGE,
-                           "sh", "-c", DELETE_SCRIPT, "devmesh-sync", mode, *pairs],
+                           "sh", "-c", DELETE_SCRIPT, "devmesh-sync", mode, "-", *pairs],
                           input=stdin, capture_output=True, timeout=120)
     return ExecResult(done.returncode, (done.stdout + done.stderr).decode())
 
@@ -68,8 +68,8 @@ def test_a_read_only_root_file_system(docker_engine: None) -> None:
                             "writable (a read-only root file system needs a writable volume there)")
 
 
-def _as_nobody(*args: str, stdin: bytes = b"") -> ExecResult:
-    done = subprocess.run(["runuser", "-u", "nobody", "--", "sh", "-c", DELETE_SCRIPT, "devmesh-sync", *args],
+def _as_nobody(mode: str, *pairs: str, stdin: bytes = b"") -> ExecResult:
+    done = subprocess.run(["runuser", "-u", "nobody", "--", "sh", "-c", DELETE_SCRIPT, "devmesh-sync", mode, "-", *pairs],
                           input=stdin, capture_output=True, timeout=60)
     return ExecResult(done.returncode, (done.stdout + done.stderr).decode())
 

@@ -157,13 +157,19 @@ class KubeExec:
         output = (result.stdout + result.stderr).decode(errors="replace")
         return ExecResult(result.exit_code, output)
 
-    def restart(self, target: Target) -> None:
-        """Run the service's command again in the pod's container, under the supervisor."""
+    def restart_signal(self, target: Target) -> str:
+        """The supervisor's reload signal, once the requests in flight to the pod's container
+        are answered; refused where the pod runs without the supervisor."""
         if target.id in self._unsupervised:
             raise TransportError(restart_refusal(target.service, self._unsupervised[target.id])
                                  + "; " + RESTART_HINT)
         self._drain(target)
-        done = self.exec(target, [SHELL, "-c", f"kill -{RELOAD_SIGNAL} 1"])
+        return str(RELOAD_SIGNAL)
+
+    def restart(self, target: Target) -> None:
+        """Run the service's command again in the pod's container, under the supervisor."""
+        signal = self.restart_signal(target)
+        done = self.exec(target, [SHELL, "-c", f"kill -{signal} 1"])
         if done.exit_code != 0:
             raise TransportError(f"the reload signal did not reach pod {target.name}'s supervisor "
                                  f"(exit status {done.exit_code}): {done.output.strip()[-200:]}")
