@@ -1,14 +1,21 @@
-"""Base manifests for the manifest repo: a Deployment and a Service per service.
+"""Base manifests for the manifest repo: per service a Deployment, a Service, and its traffic
+(a DestinationRule and a VirtualService, rendered from the same route plan as the kind
+runtime's: ``devmesh.plan.k8s.tier_traffic``).
 
-Deliberately small: the tiers only swap the image (by digest), so the base needs the
-container port, the environment and devmesh's labels, nothing about preview routing.
+The tiers swap the image (by digest); the base holds the container port, the environment,
+devmesh's labels, and the routes with the preset's timeouts, retries, connection limits and
+outlier detection — nothing about preview routing. The Deployment's pods are the tier's primary
+version: the ``baseline`` subset of the DestinationRule, by the ``devmesh.dev/env`` label.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from devmesh.gitops.layout import KUSTOMIZATION, image_name
+from devmesh.naming import BASELINE_ENV
+from devmesh.plan.k8s import ENV_LABEL
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "devmesh"}
 
@@ -34,7 +41,7 @@ def deployment(app: str, service: str, port: int, env: dict[str, str]) -> dict[s
             "replicas": 1,
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": _labels(app, service)},
+                "metadata": {"labels": {**_labels(app, service), ENV_LABEL: BASELINE_ENV}},
                 "spec": {"containers": [container]},
             },
         },
@@ -53,21 +60,31 @@ def service(app: str, name: str, port: int) -> dict[str, Any]:
     }
 
 
-def base_files(app: str, name: str, port: int, env: dict[str, str]) -> dict[str, tuple[str, Any]]:
-    """file name → (header comment, document) for ``base/<name>/``."""
+TRAFFIC_FILES = {"DestinationRule": "destinationrule.yaml", "VirtualService": "virtualservice.yaml"}
+
+
+def base_files(app: str, name: str, port: int, env: dict[str, str],
+               traffic: Sequence[dict[str, Any]] = ()) -> dict[str, tuple[str, Any]]:
+    """file name → (header comment, document) for ``base/<name>/``; ``traffic`` the service's
+    DestinationRule and VirtualService."""
     header = f"# Rendered by 'devmesh manifests init' for service {name!r}; edit freely.\n"
-    return {
+    files: dict[str, tuple[str, Any]] = {
         "deployment.yaml": (header, deployment(app, name, port, env)),
         "service.yaml": (header, service(app, name, port)),
-        KUSTOMIZATION: (
-            header,
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": ["deployment.yaml", "service.yaml"],
-            },
-        ),
     }
+    for doc in traffic:
+        # The labels every base object carries (the tier decides where the version runs).
+        labelled = {**doc, "metadata": {**doc["metadata"], "labels": _labels(app, name)}}
+        files[TRAFFIC_FILES[doc["kind"]]] = (header, labelled)
+    files[KUSTOMIZATION] = (
+        header,
+        {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": list(files),
+        },
+    )
+    return files
 
 
 def tier_kustomization(tier: str, services: list[str]) -> tuple[str, dict[str, Any]]:

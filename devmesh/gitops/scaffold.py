@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from devmesh.errors import UserInputError
 from devmesh.gitops.cache import Checkout, require_app
@@ -20,6 +20,8 @@ from devmesh.gitops.land import DEFAULT_ATTEMPTS, Change, Landed, Unchanged, lan
 from devmesh.gitops.layout import TIERS_FILE, Layout, check_tier_name
 from devmesh.gitops.render import base_files, tier_kustomization
 from devmesh.gitops.yamlio import write_file
+from devmesh.plan.k8s import tier_traffic
+from devmesh.plan.routing import plan_for_project
 
 if TYPE_CHECKING:
     from devmesh.config import Project
@@ -34,6 +36,7 @@ class ServiceSpec:
     name: str
     port: int
     env: dict[str, str]
+    traffic: tuple[dict[str, Any], ...] = ()  # its DestinationRule and VirtualService
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,12 @@ class ScaffoldResult:
 
 
 def specs_from_project(project: Project) -> list[ServiceSpec]:
-    """The services of ``project`` with their ports and environments, presets applied."""
+    """The services of ``project`` with their ports, environments and traffic (the route plan
+    of the baseline alone: the tier's primary version), presets applied."""
+    plan = plan_for_project(project, ())
     return [
-        ServiceSpec(name, project.port_of(name), dict(svc.env)) for name, svc in sorted(project.services.items())
+        ServiceSpec(name, project.port_of(name), dict(svc.env), tuple(tier_traffic(plan, name)))
+        for name, svc in sorted(project.services.items())
     ]
 
 
@@ -113,7 +119,7 @@ def _complete(layout: Layout, app: str, names: list[str], specs: list[ServiceSpe
     have = set(layout.services())
     new = [spec for spec in specs if spec.name not in have]
     for spec in new:
-        for filename, (header, doc) in base_files(app, spec.name, spec.port, spec.env).items():
+        for filename, (header, doc) in base_files(app, spec.name, spec.port, spec.env, spec.traffic).items():
             _write_missing(layout.base_dir(spec.name) / filename, doc, header, written)
     for tier in names:
         path = layout.tier_file(tier)

@@ -81,8 +81,11 @@ def deployment_name(backend: Backend) -> str:
     return f"{backend.service}-{backend.env}"
 
 
-def _host(service: str, namespace: str) -> str:
-    return f"{service}.{namespace}.svc.cluster.local"
+def _host(service: str, namespace: str | None) -> str:
+    """The service's full name; its short name where the namespace is not known (a tier of the
+    manifest repo: the cluster that applies it picks the namespace, and Istio reads a short
+    host in the namespace of the rule)."""
+    return service if namespace is None else f"{service}.{namespace}.svc.cluster.local"
 
 
 def _deployment(project: Project, plan: RoutePlan, backend: Backend, image: str,
@@ -167,7 +170,7 @@ def _service(plan: RoutePlan, service: str, port: int) -> Obj:
     }
 
 
-def _destination(rule_target: Backend, ns: str, port: int) -> Obj:
+def _destination(rule_target: Backend, ns: str | None, port: int) -> Obj:
     return {"host": _host(rule_target.service, ns), "subset": rule_target.env,
             "port": {"number": port}}
 
@@ -192,7 +195,7 @@ def _matches(match: Match) -> list[Obj]:
     return [one] if one else []
 
 
-def _http_route(rule: Rule, ns: str, port: int, resilience: Resilience | None = None) -> Obj:
+def _http_route(rule: Rule, ns: str | None, port: int, resilience: Resilience | None = None) -> Obj:
     route: Obj = {"name": rule.name}
     matches = _matches(rule.match)
     if matches:
@@ -251,8 +254,7 @@ def traffic_policy(resilience: Resilience | None) -> Obj:
     return policy
 
 
-def _destination_rule(plan: RoutePlan, service: str) -> Obj:
-    ns = namespace_for(plan.app)
+def _destination_rule(plan: RoutePlan, service: str, ns: str | None) -> Obj:
     subsets = [
         {"name": b.env, "labels": {ENV_LABEL: b.env}}
         for b in plan.backends
@@ -271,8 +273,7 @@ def _destination_rule(plan: RoutePlan, service: str) -> Obj:
     }
 
 
-def _virtual_service(plan: RoutePlan, service: str) -> Obj:
-    ns = namespace_for(plan.app)
+def _virtual_service(plan: RoutePlan, service: str, ns: str | None) -> Obj:
     routes = plan.routes_for(service)
     return {
         "apiVersion": "networking.istio.io/v1",
@@ -398,11 +399,21 @@ def render_objects(project: Project, plan: RoutePlan, image_for: ImageFor | None
         objects.append(_supervisor_configmap(plan))
     objects += deployments
     objects += [_service(plan, r.service, r.port) for r in plan.services]
-    objects += [_destination_rule(plan, r.service) for r in plan.services]
-    objects += [_virtual_service(plan, r.service) for r in plan.services]
+    ns = namespace_for(plan.app)
+    objects += [_destination_rule(plan, r.service, ns) for r in plan.services]
+    objects += [_virtual_service(plan, r.service, ns) for r in plan.services]
     objects.append(_gateway(plan))
     objects += _gateway_virtual_services(plan)
     return objects
+
+
+def tier_traffic(plan: RoutePlan, service: str) -> list[Obj]:
+    """A service's traffic in a tier of the manifest repo: its DestinationRule (a subset per
+    version, the preset's connection limits and outlier detection) and VirtualService (the
+    routes, timeouts and retries), rendered as for the kind runtime but with no namespace and
+    short hosts, since the cluster that applies the tier decides the namespace. The tier's
+    primary version is the plan's baseline."""
+    return [_destination_rule(plan, service, None), _virtual_service(plan, service, None)]
 
 
 def to_yaml(objects: list[Obj]) -> str:

@@ -20,6 +20,10 @@ from devmesh.gitops.settings import ManifestSettings, manifest_settings
 from tests.gitops.gitops_helpers import digest_ref, git, log_subjects, pin_of, write_project
 
 
+BASE_FILES = ("deployment.yaml", "destinationrule.yaml", "kustomization.yaml", "service.yaml",
+              "virtualservice.yaml")
+
+
 def test_init_on_an_empty_repo_writes_the_layout_as_one_commit(settings: ManifestSettings, project_file: Path, remote: Path) -> None:
     with open_checkout(settings) as co:
         assert co.tip is None
@@ -29,7 +33,7 @@ def test_init_on_an_empty_repo_writes_the_layout_as_one_commit(settings: Manifes
     files = sorted(git(remote, "ls-tree", "-r", "--name-only", "main").split())
     assert files == sorted(
         ["tiers.yaml"]
-        + [f"base/{s}/{f}" for s in ("api", "web", "worker") for f in ("deployment.yaml", "kustomization.yaml", "service.yaml")]
+        + [f"base/{s}/{f}" for s in ("api", "web", "worker") for f in BASE_FILES]
         + [f"tiers/{t}/kustomization.yaml" for t in ("dev", "beta", "prod")]
     )
     tiers = yaml.safe_load(git(remote, "show", "main:tiers.yaml"))
@@ -75,7 +79,8 @@ def test_kubectl_kustomize_renders_a_tier_with_the_pinned_digest(checkout: Any, 
             capture_output=True, text=True, check=True,
         ).stdout
     objects = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered)}
-    assert set(objects) == {(k, s) for k in ("Deployment", "Service") for s in ("api", "web", "worker")}
+    assert set(objects) == {(k, s) for k in ("Deployment", "Service", "DestinationRule", "VirtualService")
+                            for s in ("api", "web", "worker")}
     containers = {name: objects[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0] for name in ("api", "web")}
     assert containers["api"]["image"] == str(image)
     assert containers["web"]["image"] == "shop/web"  # not promoted yet: the base placeholder
@@ -211,3 +216,48 @@ def test_adding_and_removing_pins_keeps_the_rest(checkout: Any, remote: Path) ->
         assert "# the services\nresources:\n  - ../../base/api\n" in path.read_text()
         layout.set_pin("dev", "shop", "api", None)
         assert "\nimages:" not in path.read_text()
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed (it renders the overlay)")
+def test_a_tier_carries_each_services_traffic_with_its_presets_resilience(
+        tmp_path: Path, remote: Path, istioctl: str) -> None:
+    """`kubectl kustomize tiers/<tier>` yields the routes too: per service a DestinationRule whose
+    subset is the tier's version (the Deployment's pods) with the preset's connection limits and
+    outlier detection, and a VirtualService with its timeout and retries — the same rendering
+    as the kind runtime's, with short hosts for whichever namespace the tier is applied to —
+    valid for Kubernetes' and Istio's schemas and for istioctl analyze."""
+    from tests.schemas import analyze, validate
+
+    root = tmp_path / "p"
+    (root / "svc").mkdir(parents=True)
+    (root / "svc" / "Dockerfile").write_text("FROM scratch\n")
+    (root / "devmesh.yaml").write_text(
+        "app: shop\nservices:\n  svc:\n    context: svc\n    preset: python-web\n"
+        "    values: {timeout: 7s, retries: 3}\n"
+        f"manifests:\n  repo: {remote}\n")
+    project = load_project(root / "devmesh.yaml")
+    with open_checkout(manifest_settings(project)) as co:
+        scaffold(co, "shop", specs_from_project(project))
+        rendered = subprocess.run(["kubectl", "kustomize", str(co.layout().tier_file("prod").parent)],
+                                  capture_output=True, text=True, check=True).stdout
+    objects = list(yaml.safe_load_all(rendered))
+    by_kind = {d["kind"]: d for d in objects}
+    assert set(by_kind) == {"Deployment", "Service", "DestinationRule", "VirtualService"}
+    pod_labels = by_kind["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    rule = by_kind["DestinationRule"]["spec"]
+    assert rule["host"] == "svc" and "namespace" not in by_kind["DestinationRule"]["metadata"]
+    [subset] = rule["subsets"]
+    assert subset == {"name": "baseline", "labels": {"devmesh.dev/env": "baseline"}}
+    assert pod_labels["devmesh.dev/env"] == "baseline"
+    assert rule["trafficPolicy"]["connectionPool"]["tcp"] == {"maxConnections": 1024}
+    assert rule["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"] == 5
+    [route] = by_kind["VirtualService"]["spec"]["http"]
+    assert by_kind["VirtualService"]["spec"]["hosts"] == ["svc"]
+    assert route["route"] == [{"destination": {"host": "svc", "subset": "baseline", "port": {"number": 8000}}}]
+    assert route["timeout"] == "7s"
+    assert route["retries"] == {"attempts": 3, "retryOn": "connect-failure,refused-stream"}
+    for obj in objects:
+        assert obj["metadata"]["labels"]["devmesh.dev/service"] == "svc"
+        validate(obj)
+    verdict = analyze(istioctl, objects, tmp_path)
+    assert verdict.returncode == 0, verdict.stdout + verdict.stderr
