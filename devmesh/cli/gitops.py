@@ -105,8 +105,12 @@ def manifests_init(state: State, tiers_text: str | None) -> None:
         done = "wrote the layout"
     elif result.restored:
         done = "completed the layout (wrote " + ", ".join(result.restored) + ")"
-    else:
+    elif result.added_services:
         done = "added services"
+    else:
+        done = "added each service's traffic to the tiers"
+    if result.traffic and not result.created:
+        _note(f"the tiers lacked the traffic of {', '.join(result.traffic)}: written under tiers/<tier>/traffic/")
     what = f"{done} for {project.app} ({', '.join(result.added_services) or 'no services added'}; tiers {', '.join(result.tiers)})"
     click.echo(landed_message(result.landed, what))
 

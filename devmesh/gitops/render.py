@@ -1,11 +1,13 @@
-"""Base manifests for the manifest repo: per service a Deployment, a Service, and its traffic
-(a DestinationRule and a VirtualService, rendered from the same route plan as the kind
-runtime's: ``devmesh.plan.k8s.tier_traffic``).
+"""The manifest repo's files: per service a base (a Deployment and a Service), and per tier
+the service's traffic (a DestinationRule and a VirtualService, rendered from the same route
+plan as the kind runtime's: ``devmesh.plan.k8s.tier_traffic``).
 
-The tiers swap the image (by digest); the base holds the container port, the environment,
-devmesh's labels, and the routes with the preset's timeouts, retries, connection limits and
-outlier detection — nothing about preview routing. The Deployment's pods are the tier's primary
-version: the ``baseline`` subset of the DestinationRule, by the ``devmesh.dev/env`` label.
+The base holds the container port, the environment and devmesh's labels; the tiers swap its
+image (by digest). A tier's traffic file holds what that tier sends where, with the preset's
+timeouts, retries, connection limits and outlier detection — nothing about preview routing.
+It is a file of its own per tier, wholly rendered by devmesh, so that what one tier routes
+(a canary, later) is one file's change. The Deployment's pods are the tier's primary version:
+the ``baseline`` subset of the DestinationRule, by the ``devmesh.dev/env`` label.
 """
 
 from __future__ import annotations
@@ -60,35 +62,40 @@ def service(app: str, name: str, port: int) -> dict[str, Any]:
     }
 
 
-TRAFFIC_FILES = {"DestinationRule": "destinationrule.yaml", "VirtualService": "virtualservice.yaml"}
-
-
-def base_files(app: str, name: str, port: int, env: dict[str, str],
-               traffic: Sequence[dict[str, Any]] = ()) -> dict[str, tuple[str, Any]]:
-    """file name → (header comment, document) for ``base/<name>/``; ``traffic`` the service's
-    DestinationRule and VirtualService."""
+def base_files(app: str, name: str, port: int, env: dict[str, str]) -> dict[str, tuple[str, Any]]:
+    """file name → (header comment, document) for ``base/<name>/``."""
     header = f"# Rendered by 'devmesh manifests init' for service {name!r}; edit freely.\n"
-    files: dict[str, tuple[str, Any]] = {
+    return {
         "deployment.yaml": (header, deployment(app, name, port, env)),
         "service.yaml": (header, service(app, name, port)),
+        KUSTOMIZATION: (
+            header,
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": ["deployment.yaml", "service.yaml"],
+            },
+        ),
     }
-    for doc in traffic:
-        # The labels every base object carries (the tier decides where the version runs).
-        labelled = {**doc, "metadata": {**doc["metadata"], "labels": _labels(app, name)}}
-        files[TRAFFIC_FILES[doc["kind"]]] = (header, labelled)
-    files[KUSTOMIZATION] = (
-        header,
-        {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "resources": list(files),
-        },
-    )
-    return files
 
 
-def tier_kustomization(tier: str, services: list[str]) -> tuple[str, dict[str, Any]]:
-    """The overlay for one tier: every service's base; ``images:`` is added by promotions."""
+def traffic_path(service: str) -> str:
+    """A service's traffic file, relative to its tier's folder (and as the tier lists it)."""
+    return f"traffic/{service}.yaml"
+
+
+def traffic_file(app: str, tier: str, name: str, traffic: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """(header comment, documents) of ``tiers/<tier>/traffic/<name>.yaml``: the service's
+    DestinationRule and VirtualService, with the labels of the base objects."""
+    header = (f"# Service {name!r} in tier {tier!r}: where its requests go, with its preset's timeout,\n"
+              "# retries, connection limits and outlier detection. Rendered by devmesh from devmesh.yaml.\n")
+    docs = [{**doc, "metadata": {**doc["metadata"], "labels": _labels(app, name)}} for doc in traffic]
+    return header, docs
+
+
+def tier_kustomization(tier: str, services: list[str], traffic: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+    """The overlay for one tier: every service's base and the traffic files of ``traffic``;
+    ``images:`` is added by promotions."""
     header = (
         f"# Tier {tier!r}: 'devmesh promote' pins each service's image by digest under images:.\n"
         "# Comments and order in this file are kept by devmesh.\n"
@@ -96,5 +103,5 @@ def tier_kustomization(tier: str, services: list[str]) -> tuple[str, dict[str, A
     return header, {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": [f"../../base/{s}" for s in services],
+        "resources": [f"../../base/{s}" for s in services] + [traffic_path(s) for s in traffic],
     }

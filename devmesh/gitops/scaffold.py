@@ -18,8 +18,8 @@ from devmesh.errors import UserInputError
 from devmesh.gitops.cache import Checkout, require_app
 from devmesh.gitops.land import DEFAULT_ATTEMPTS, Change, Landed, Unchanged, land
 from devmesh.gitops.layout import TIERS_FILE, Layout, check_tier_name
-from devmesh.gitops.render import base_files, tier_kustomization
-from devmesh.gitops.yamlio import write_file
+from devmesh.gitops.render import base_files, tier_kustomization, traffic_file, traffic_path
+from devmesh.gitops.yamlio import write_documents, write_file
 from devmesh.plan.k8s import tier_traffic
 from devmesh.plan.routing import plan_for_project
 
@@ -46,6 +46,7 @@ class ScaffoldResult:
     created: bool  # the layout was written from nothing
     landed: Landed
     restored: list[str] = field(default_factory=list)  # files an existing layout lacked, now written
+    traffic: list[str] = field(default_factory=list)  # services there before whose traffic a tier lacked
 
 
 def specs_from_project(project: Project) -> list[ServiceSpec]:
@@ -112,24 +113,43 @@ def _tier_names(layout: Layout, tiers: list[str] | None) -> list[str]:
     return names
 
 
-def _complete(layout: Layout, app: str, names: list[str], specs: list[ServiceSpec]) -> tuple[list[str], list[Path]]:
-    """Write what the layout lacks; (services added, files written)."""
+def _complete(layout: Layout, app: str, names: list[str],
+              specs: list[ServiceSpec]) -> tuple[list[str], list[Path], list[str]]:
+    """Write what the layout lacks; (services added, files written other than traffic files,
+    services already there whose traffic some tier lacked and now has)."""
     written: list[Path] = []
+    given_traffic: set[str] = set()
     _write_missing(layout.tiers_file, {"app": app, "tiers": [{"name": t} for t in names]}, _TIERS_HEADER, written)
     have = set(layout.services())
     new = [spec for spec in specs if spec.name not in have]
     for spec in new:
-        for filename, (header, doc) in base_files(app, spec.name, spec.port, spec.env, spec.traffic).items():
+        for filename, (header, doc) in base_files(app, spec.name, spec.port, spec.env).items():
             _write_missing(layout.base_dir(spec.name) / filename, doc, header, written)
     for tier in names:
         path = layout.tier_file(tier)
+        # Each service's traffic in the tier: written where missing (a layout from before
+        # devmesh wrote them gets them too), never over a file that is there.
+        fresh = []
+        for spec in specs:
+            if not spec.traffic:  # a spec made without its traffic has no file to write
+                continue
+            target = path.parent / traffic_path(spec.name)
+            if not (target.exists() or target.is_symlink()):
+                head, docs = traffic_file(app, tier, spec.name, spec.traffic)
+                write_documents(target, docs, head)
+                fresh.append(spec.name)
+        given_traffic.update(fresh)
         if not (path.exists() or path.is_symlink()):
-            head, doc = tier_kustomization(tier, layout.services())
+            head, doc = tier_kustomization(tier, layout.services(), [spec.name for spec in specs if spec.traffic])
             _write_missing(path, doc, head, written)
             continue
-        if new:  # a splice: the tier's other bytes, pins and hand edits stay as they are
-            layout.add_resources(tier, [f"../../base/{spec.name}" for spec in new])
-    return [spec.name for spec in new], written
+        if new or fresh:
+            # A splice: the tier's other bytes, pins and hand edits stay as they are; a path
+            # the tier lists already is not added again.
+            layout.add_resources(tier, [f"../../base/{spec.name}" for spec in new]
+                                 + [traffic_path(name) for name in fresh])
+    added = [spec.name for spec in new]
+    return added, written, sorted(given_traffic - set(added))
 
 
 def scaffold(
@@ -141,7 +161,8 @@ def scaffold(
     attempts: int = DEFAULT_ATTEMPTS,
 ) -> ScaffoldResult:
     """Write (or complete) the layout and land it as one commit."""
-    outcome: list[tuple[list[str], list[str], bool, list[str]]] = []  # (tiers, added, created, restored)
+    # (tiers, added, created, restored, services given their traffic)
+    outcome: list[tuple[list[str], list[str], bool, list[str], list[str]]] = []
 
     def apply(co: Checkout) -> Change | Unchanged:
         layout = co.layout()
@@ -151,14 +172,16 @@ def scaffold(
             p.exists() for p in (layout.tiers_file, layout.root / "base", layout.root / "tiers")
         )
         names = _tier_names(layout, tiers)
-        added, written = _complete(layout, app, names, specs)
+        added, written, traffic = _complete(layout, app, names, specs)
         new_dirs = {layout.base_dir(name) for name in added}
         restored = [] if created else [
             path.relative_to(layout.root).as_posix() for path in written if path.parent not in new_dirs
         ]
-        outcome.append((names, added, created, restored))
+        outcome.append((names, added, created, restored, traffic))
         if created:
             message = f"manifests: lay out {app} with tiers {', '.join(names)}"
+        elif traffic and not (restored or added):
+            message = f"manifests: add the traffic of {', '.join(traffic)} to the tiers of {app}"
         elif restored and added:
             message = f"manifests: add {', '.join(added)} to {app}, restore {', '.join(restored)}"
         elif restored:
@@ -169,8 +192,10 @@ def scaffold(
             return Unchanged(f"{layout.display} already has every service of {app}")
         body = "\n".join(f"- {s}" for s in added)
         full = f"{message}\n\nServices:\n{body}\n" if added else message + "\n"
+        if traffic and (restored or added):
+            full += f"\nTraffic added to the tiers for: {', '.join(traffic)}\n"
         return Change(full, [co.settings.path], f"devmesh/manifests-{app}-{len(added)}-services")
 
     landed = land(checkout, apply, attempts=attempts)
-    names, added, created, restored = outcome[-1]
-    return ScaffoldResult(names, added, created, landed, restored)
+    names, added, created, restored, traffic = outcome[-1]
+    return ScaffoldResult(names, added, created, landed, restored, traffic)

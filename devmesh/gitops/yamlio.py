@@ -79,3 +79,9 @@ def dump(data: Any, yaml: YAML | None = None, header: str = "") -> str:
 def write_file(path: Path, data: Any, yaml: YAML | None = None, header: str = "") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dump(data, yaml, header), encoding="utf-8")
+
+
+def write_documents(path: Path, docs: list[Any], header: str = "") -> None:
+    """Several YAML documents in one file, ``---`` between them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "---\n".join(dump(doc) for doc in docs), encoding="utf-8")

@@ -28,7 +28,7 @@ from devmesh.gitops.rollback import rollback
 from devmesh.gitops.scaffold import scaffold, specs_from_project
 from devmesh.gitops.settings import ManifestSettings
 from devmesh.gitops.tiers import tier_matrix
-from tests.gitops.gitops_helpers import digest_ref, git, pin_of
+from tests.gitops.gitops_helpers import digest_ref, git, log_subjects, pin_of
 
 A, B, C = digest_ref("a"), digest_ref("b"), digest_ref("c")
 A_TEXT = f"{A.name}@{A.digest}"
@@ -111,7 +111,9 @@ def test_init_restores_a_deleted_tier_folder_and_base_file_without_touching_the_
     result = devmesh(project_file.parent, "manifests", "init")
     assert result.code == 0, result.err
     assert "tiers/prod/kustomization.yaml" in result.out
-    assert git(remote, "show", "--format=", "--name-only", "main").split() == ["tiers/prod/kustomization.yaml"]
+    assert git(remote, "show", "--format=", "--name-only", "main").split() == [
+        "tiers/prod/kustomization.yaml",
+        *(f"tiers/prod/traffic/{s}.yaml" for s in ("api", "web", "worker"))]  # the tier's traffic too
     with checkout() as co:
         assert pin_of(co, "dev", "api") == A
 
@@ -463,3 +465,37 @@ def test_a_bad_timeout_setting_is_refused(value: str, laid_out: ManifestSettings
     result = devmesh(project_file.parent, "tiers")
     assert result.code == 2, (result.out, result.err)
     assert f"DEVMESH_GIT_TIMEOUT: expected a number of seconds above 0, got '{value}'" in result.err.splitlines()[0]
+
+
+def test_init_gives_a_layout_from_before_tier_traffic_each_services_traffic(
+    checkout: Any, remote: Path, tmp_path: Path, devmesh: Any, project_file: Path
+) -> None:
+    """A layout whose tiers list only the bases (as devmesh wrote them before each tier carried
+    its traffic): init writes every service's traffic file in every tier and lists it, in one
+    commit, and changes nothing else; a second init has nothing to do."""
+    with checkout() as co:
+        promote(co, PromotionRequest("api", "dev", A))
+    work = human_clone(remote, tmp_path)
+    for tier in ("dev", "beta", "prod"):
+        git(work, "rm", "--quiet", "-r", f"tiers/{tier}/traffic")
+        path = work / "tiers" / tier / "kustomization.yaml"
+        path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
+                                if "traffic/" not in line))
+    git(work, "commit", "--quiet", "-am", "as before")
+    push(work)
+    old_dev = git(remote, "show", "main:tiers/dev/kustomization.yaml")
+    result = devmesh(project_file.parent, "manifests", "init")
+    assert result.code == 0, result.err
+    assert "the tiers lacked the traffic of api, web, worker" in result.err
+    assert log_subjects(remote)[0] == "manifests: add the traffic of api, web, worker to the tiers of shop"
+    changed = git(remote, "show", "--format=", "--name-only", "main").split()
+    assert changed == sorted([f"tiers/{t}/kustomization.yaml" for t in ("dev", "beta", "prod")]
+                             + [f"tiers/{t}/traffic/{s}.yaml" for t in ("dev", "beta", "prod")
+                                for s in ("api", "web", "worker")])
+    new_dev = git(remote, "show", "main:tiers/dev/kustomization.yaml")
+    last = "  - ../../base/worker\n"  # the entries go after the last one; the pins below stay
+    assert new_dev == old_dev.replace(last, last + "".join(f"  - traffic/{s}.yaml\n" for s in ("api", "web", "worker")))
+    with checkout() as co:
+        assert pin_of(co, "dev", "api") == A
+    again = devmesh(project_file.parent, "manifests", "init")
+    assert again.code == 0 and "already has every service of shop" in again.out

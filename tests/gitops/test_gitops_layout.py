@@ -20,8 +20,7 @@ from devmesh.gitops.settings import ManifestSettings, manifest_settings
 from tests.gitops.gitops_helpers import digest_ref, git, log_subjects, pin_of, write_project
 
 
-BASE_FILES = ("deployment.yaml", "destinationrule.yaml", "kustomization.yaml", "service.yaml",
-              "virtualservice.yaml")
+BASE_FILES = ("deployment.yaml", "kustomization.yaml", "service.yaml")
 
 
 def test_init_on_an_empty_repo_writes_the_layout_as_one_commit(settings: ManifestSettings, project_file: Path, remote: Path) -> None:
@@ -34,7 +33,8 @@ def test_init_on_an_empty_repo_writes_the_layout_as_one_commit(settings: Manifes
     assert files == sorted(
         ["tiers.yaml"]
         + [f"base/{s}/{f}" for s in ("api", "web", "worker") for f in BASE_FILES]
-        + [f"tiers/{t}/kustomization.yaml" for t in ("dev", "beta", "prod")]
+        + [f"tiers/{t}/{f}" for t in ("dev", "beta", "prod")
+           for f in ("kustomization.yaml", "traffic/api.yaml", "traffic/web.yaml", "traffic/worker.yaml")]
     )
     tiers = yaml.safe_load(git(remote, "show", "main:tiers.yaml"))
     assert tiers == {"app": "shop", "tiers": [{"name": "dev"}, {"name": "beta"}, {"name": "prod"}]}

@@ -36,6 +36,14 @@ def _hand_edit(remote: Path, tmp_path: Path, tiers: dict[str, bytes]) -> None:
     git(work, "push", "--quiet", "origin", "main")
 
 
+def _traffic_too(added: bytes, *services: str) -> bytes:
+    """The entries init adds for new services: their bases, then their traffic files, alike."""
+    traffic = added
+    for service in services:
+        traffic = traffic.replace(f"../../base/{service}".encode(), f"traffic/{service}.yaml".encode())
+    return added + traffic
+
+
 def _init_with(devmesh: Any, tmp_path: Path, remote: Path, *new: str) -> Any:
     """Add services ``new`` to the project and run ``devmesh manifests init``."""
     write_project(tmp_path / "shop", str(remote), SERVICES + new)
@@ -97,9 +105,10 @@ def test_init_adds_the_new_service_to_a_hand_written_tier_and_changes_no_other_b
     result = _init_with(devmesh, tmp_path, remote, "cart")
     assert result.code == 0, result.err
     cut = before.index(after_line) + len(after_line)
-    assert _show(remote, "tiers/dev/kustomization.yaml") == before[:cut] + added + before[cut:]
-    worker = b"  - ../../base/worker\n"
-    assert _show(remote, "tiers/beta/kustomization.yaml") == generated.replace(worker, worker + b"  - ../../base/cart\n")
+    assert _show(remote, "tiers/dev/kustomization.yaml") == before[:cut] + _traffic_too(added, "cart") + before[cut:]
+    last = b"  - traffic/worker.yaml\n"
+    assert _show(remote, "tiers/beta/kustomization.yaml") == generated.replace(
+        last, last + b"  - ../../base/cart\n  - traffic/cart.yaml\n")
 
 
 @pytest.mark.parametrize(
@@ -108,7 +117,8 @@ def test_init_adds_the_new_service_to_a_hand_written_tier_and_changes_no_other_b
         (  # the new key goes after the last one, in the offset the file's lists use
             b"kind: Kustomization\r\nimages:\r\n    - name: shop/api\r\n      newName: r.example/shop/api\r\n"
             b"      digest: " + PIN.encode() + b"  # pinned\r\n...\r\n# end\r\n",
-            b"resources:\r\n    - ../../base/cart\r\n    - ../../base/queue\r\n",
+            b"resources:\r\n    - ../../base/cart\r\n    - ../../base/queue\r\n"
+            b"    - traffic/cart.yaml\r\n    - traffic/queue.yaml\r\n",
         ),
         (  # an empty value is filled in below its key
             b"kind: Kustomization\r\nresources: ~  # none yet\r\nimages:\r\n- name: shop/api\r\n  digest: " + PIN.encode() + b"\r\n",
@@ -131,9 +141,10 @@ def test_init_adds_resources_to_a_tier_that_lists_none(
     if b"resources: ~" in before:
         expected = before.replace(
             b"resources: ~  # none yet\r\n", b"resources:   # none yet\r\n- ../../base/cart\r\n- ../../base/queue\r\n"
+            b"- traffic/cart.yaml\r\n- traffic/queue.yaml\r\n"
         )
     elif b"[]" in before:
-        expected = before.replace(b"[]", b"[../../base/cart, ../../base/queue]")
+        expected = before.replace(b"[]", b"[../../base/cart, ../../base/queue, traffic/cart.yaml, traffic/queue.yaml]")
     else:
         assert added is not None
         expected = before.replace(b"...\r\n", added + b"...\r\n")
@@ -147,7 +158,7 @@ def test_init_skips_a_resource_the_tier_already_lists(
     _hand_edit(remote, tmp_path, {"dev": before})
     result = _init_with(devmesh, tmp_path, remote, "cart")
     assert result.code == 0, result.err
-    assert _show(remote, "tiers/dev/kustomization.yaml") == before
+    assert _show(remote, "tiers/dev/kustomization.yaml") == before + b"  - traffic/cart.yaml\r\n"  # only what it lacked
     assert b"../../base/cart" in _show(remote, "tiers/prod/kustomization.yaml")
 
 
