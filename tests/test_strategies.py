@@ -231,8 +231,8 @@ def test_strategies_round_trip_through_json() -> None:
 
 
 def _objects(plan: RoutePlan) -> list[dict[str, Any]]:
-    out = [k8s._virtual_service(plan, r.service) for r in plan.services]
-    out += [k8s._destination_rule(plan, r.service) for r in plan.services]
+    out = [k8s._virtual_service(plan, r.service, k8s.namespace_for(plan.app)) for r in plan.services]
+    out += [k8s._destination_rule(plan, r.service, k8s.namespace_for(plan.app)) for r in plan.services]
     return out + k8s._gateway_virtual_services(plan)
 
 
@@ -246,7 +246,7 @@ def test_istio_objects_of_every_strategy_pass_the_schemas(strategy: Any) -> None
 
 
 def _http(plan: RoutePlan, service: str) -> dict[str, dict[str, Any]]:
-    return {r["name"]: r for r in k8s._virtual_service(plan, service)["spec"]["http"]}
+    return {r["name"]: r for r in k8s._virtual_service(plan, service, k8s.namespace_for(plan.app))["spec"]["http"]}
 
 
 def test_istio_sticky_canary_matches_the_bucket_regex_without_the_routing_header() -> None:
@@ -291,7 +291,7 @@ def test_istio_resilience_in_routes_and_destination_rules() -> None:
     # a service without retries does not retry on either runtime (Istio would retry twice)
     assert all(r["retries"] == {"attempts": 0} and "timeout" not in r
                for r in _http(shop(resilience={"api": Resilience()}), "api").values())
-    rule = k8s._destination_rule(plan, "web")
+    rule = k8s._destination_rule(plan, "web", k8s.namespace_for(plan.app))
     validate(rule)
     assert rule["spec"]["trafficPolicy"] == {
         "connectionPool": {"tcp": {"maxConnections": 10},
@@ -299,7 +299,7 @@ def test_istio_resilience_in_routes_and_destination_rules() -> None:
                                     "maxRetries": 4}},
         "outlierDetection": {"consecutive5xxErrors": 7, "interval": "5s",
                              "baseEjectionTime": "60s", "maxEjectionPercent": 50}}
-    assert "trafficPolicy" not in k8s._destination_rule(plan, "stock")["spec"]
+    assert "trafficPolicy" not in k8s._destination_rule(plan, "stock", k8s.namespace_for(plan.app))["spec"]
 
 
 # =========================================================================== Envoy (files)
@@ -512,7 +512,7 @@ def test_resilience_comes_from_the_preset_and_its_values(tmp_path: Path) -> None
     assert policy.outlier_detection is not None and policy.outlier_detection.base_ejection_time == 120
     plan = plan_for_project(tuned, [])
     assert plan.routes_for("api").resilience == policy
-    route = k8s._virtual_service(plan, "api")["spec"]["http"][0]
+    route = k8s._virtual_service(plan, "api", k8s.namespace_for(plan.app))["spec"]["http"][0]
     assert (route["timeout"], route["retries"]) == ("0.25s", {"attempts": 0})
 
 
