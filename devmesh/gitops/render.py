@@ -22,7 +22,7 @@ from devmesh.plan.k8s import ENV_LABEL
 MANAGED_BY = {"app.kubernetes.io/managed-by": "devmesh"}
 
 
-def _labels(app: str, service: str) -> dict[str, str]:
+def base_labels(app: str, service: str) -> dict[str, str]:
     return {**MANAGED_BY, "devmesh.dev/app": app, "devmesh.dev/service": service}
 
 
@@ -38,12 +38,12 @@ def deployment(app: str, service: str, port: int, env: dict[str, str]) -> dict[s
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": service, "labels": _labels(app, service)},
+        "metadata": {"name": service, "labels": base_labels(app, service)},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": {**_labels(app, service), ENV_LABEL: BASELINE_ENV}},
+                "metadata": {"labels": {**base_labels(app, service), ENV_LABEL: BASELINE_ENV}},
                 "spec": {"containers": [container]},
             },
         },
@@ -54,7 +54,7 @@ def service(app: str, name: str, port: int) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "labels": _labels(app, name)},
+        "metadata": {"name": name, "labels": base_labels(app, name)},
         "spec": {
             "selector": {"devmesh.dev/app": app, "devmesh.dev/service": name},
             "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
@@ -89,7 +89,7 @@ def traffic_file(app: str, tier: str, name: str, traffic: Sequence[dict[str, Any
     DestinationRule and VirtualService, with the labels of the base objects."""
     header = (f"# Service {name!r} in tier {tier!r}: where its requests go, with its preset's timeout,\n"
               "# retries, connection limits and outlier detection. Rendered by devmesh from devmesh.yaml.\n")
-    docs = [{**doc, "metadata": {**doc["metadata"], "labels": _labels(app, name)}} for doc in traffic]
+    docs = [{**doc, "metadata": {**doc["metadata"], "labels": base_labels(app, name)}} for doc in traffic]
     return header, docs
 
 
