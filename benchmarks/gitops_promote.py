@@ -1,10 +1,16 @@
-"""Promotion latency on a large manifest repo: the cached clone against cloning afresh.
+"""Promotion and tier canary latency on a large manifest repo; the cached clone against
+cloning afresh.
 
     python benchmarks/gitops_promote.py [--services 500] [--tiers 4] [--runs 10]
 
-Generates a bare repository holding the layout for N services × T tiers (every service
-pinned in every tier, plus a history of promotions), then times `promote` end to end
-(lock, fetch, edit, commit, push) with a warm cache and with an empty cache each time.
+Generates a project of N services and a bare repository holding its layout for N services ×
+T tiers (every service pinned in every tier, every tier with each service's traffic file,
+plus a history of promotions), then times end to end (lock, fetch, edit, commit, push):
+
+- `promote` with a warm cache and with an empty cache each time;
+- a tier canary (one commit to a traffic file: read and checked against the render, the
+  candidate by the tier rule, the file rendered) with the same warm cache, interleaved with
+  the promotions, and its ratio to the promotion (the target: at most 1.5×).
 """
 
 from __future__ import annotations
@@ -18,11 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from devmesh.app.releases import tier_strategy_request
+from devmesh.config import Project, load_project
 from devmesh.gitops.cache import open_checkout
 from devmesh.gitops.images import ImageRef
 from devmesh.gitops.promote import PromotionRequest, promote
-from devmesh.gitops.scaffold import ServiceSpec, scaffold
+from devmesh.gitops.render import traffic_path
+from devmesh.gitops.scaffold import scaffold, specs_from_project
 from devmesh.gitops.settings import ManifestSettings
+from devmesh.gitops.tier_strategy import change_traffic
 from devmesh.gitops.yamlio import write_file
 
 REGISTRY = "127.0.0.1:5001"
@@ -32,21 +42,33 @@ def _digest(n: int) -> str:
     return "sha256:" + f"{n:064x}"
 
 
-def generate(remote: Path, work: Path, services: int, tiers: int) -> ManifestSettings:
-    """The repo: layout commit, one commit pinning everything, a few hundred promotions."""
+def write_project(root: Path, services: int) -> Project:
+    """A devmesh.yaml of ``services`` services (each a build context with a Dockerfile)."""
+    lines = ["app: bench", "services:"]
+    for i in range(services):
+        name = f"svc{i:03d}"
+        (root / name).mkdir(parents=True)
+        (root / name / "Dockerfile").write_text("FROM scratch\n")
+        lines += [f"  {name}:", f"    context: {name}", "    port: 8080"] + (["    entry: true"] if i == 0 else [])
+    (root / "devmesh.yaml").write_text("\n".join(lines) + "\n")
+    return load_project(root / "devmesh.yaml")
+
+
+def generate(remote: Path, work: Path, project: Project, tiers: int, canaries: int) -> ManifestSettings:
+    """The repo: layout commit, one commit pinning everything, a few hundred promotions, and a
+    new image in the first tier of the ``canaries`` services a tier canary will take."""
     subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(remote)], check=True)
     settings = ManifestSettings(url=str(remote))
-    names = [f"svc{i:03d}" for i in range(services)]
+    names = sorted(project.services)
     tier_names = ["dev", "beta", "beta-prod", "prod"][:tiers] + [f"t{i}" for i in range(4, tiers)]
-    specs = [ServiceSpec(name, 8080, {}) for name in names]
     with open_checkout(settings, cache=work) as co:
-        scaffold(co, "bench", specs, tier_names)
+        scaffold(co, "bench", specs_from_project(project), tier_names)
         layout = co.layout()
         for tier in tier_names:
             doc = {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "resources": [f"../../base/{n}" for n in names],
+                "resources": [f"../../base/{n}" for n in names] + [traffic_path(n) for n in names],
                 "images": [
                     {"name": f"bench/{n}", "newName": f"{REGISTRY}/bench/{n}", "digest": _digest(i)}
                     for i, n in enumerate(names)
@@ -59,6 +81,8 @@ def generate(remote: Path, work: Path, services: int, tiers: int) -> ManifestSet
         for i in range(200):  # some history for git log to read
             name = names[i % len(names)]
             promote(co, PromotionRequest(name, "dev", ImageRef(f"{REGISTRY}/bench/{name}", _digest(10_000 + i))))
+        for name in names[-canaries:]:
+            promote(co, PromotionRequest(name, "dev", ImageRef(f"{REGISTRY}/bench/{name}", _digest(20_000))))
     return settings
 
 
@@ -67,6 +91,16 @@ def _time_promotion(settings: ManifestSettings, cache: Path, n: int) -> float:
     started = time.perf_counter()
     with open_checkout(settings, cache=cache) as co:
         result = promote(co, PromotionRequest("svc001", "dev", image))
+    elapsed = time.perf_counter() - started
+    assert result.landed.commit is not None
+    return elapsed
+
+
+def _time_canary(settings: ManifestSettings, cache: Path, project: Project, service: str) -> float:
+    request = tier_strategy_request(project, service, "beta", "canary", weight=10)
+    started = time.perf_counter()
+    with open_checkout(settings, cache=cache) as co:
+        result = change_traffic(co, project, request)
     elapsed = time.perf_counter() - started
     assert result.landed.commit is not None
     return elapsed
@@ -85,7 +119,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="devmesh-bench-") as tmp:
         root = Path(tmp)
         started = time.perf_counter()
-        settings = generate(root / "manifests.git", root / "gen-cache", args.services, args.tiers)
+        project = write_project(root / "project", args.services)
+        canaries = sorted(project.services)[-(args.runs + 1):]
+        settings = generate(root / "manifests.git", root / "gen-cache", project, args.tiers, len(canaries))
         files = subprocess.run(
             ["git", "-C", str(root / "manifests.git"), "ls-tree", "-r", "--name-only", "main"],
             capture_output=True, text=True, check=True,
@@ -94,16 +130,22 @@ def main() -> None:
 
         warm = root / "warm-cache"
         _time_promotion(settings, warm, 0)  # fill the cache once
-        cached = [_time_promotion(settings, warm, n) for n in range(1, args.runs + 1)]
+        _time_canary(settings, warm, project, canaries[0])
+        cached, canary = [], []
+        for n in range(1, args.runs + 1):  # interleaved: both see the same repo and machine
+            cached.append(_time_promotion(settings, warm, n))
+            canary.append(_time_canary(settings, warm, project, canaries[n]))
         fresh = []
         for n in range(args.runs):
             cold = root / f"cold-{n}"
             fresh.append(_time_promotion(settings, cold, 100 + n))
             shutil.rmtree(cold)
-        c, f = statistics.median(cached), statistics.median(fresh)
+        c, f, k = statistics.median(cached), statistics.median(fresh), statistics.median(canary)
         print(f"promotion with the cached clone: median {c * 1000:.0f} ms (min {min(cached) * 1000:.0f}, max {max(cached) * 1000:.0f})")
         print(f"promotion cloning afresh:        median {f * 1000:.0f} ms (min {min(fresh) * 1000:.0f}, max {max(fresh) * 1000:.0f})")
+        print(f"tier canary, cached clone:       median {k * 1000:.0f} ms (min {min(canary) * 1000:.0f}, max {max(canary) * 1000:.0f})")
         print(f"ratio (afresh / cached): {f / c:.1f}x")
+        print(f"ratio (tier canary / promotion): {k / c:.2f}x (target: at most 1.5x)")
 
 
 if __name__ == "__main__":

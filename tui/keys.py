@@ -23,7 +23,11 @@ KEYS: tuple[Key, ...] = (
     Key("o", "o", "open_preview", "Open", "Open the selected environment's preview URL in the browser"),
     Key("y", "y", "copy_preview", "Copy URL", "Copy the selected environment's preview URL"),
     Key("p", "p", "promote", "Promote", "Promote the selected service to the next tier (shows the diff first)"),
-    Key("b", "b", "rollback", "Rollback", "Roll back the selected service's latest promotion (shows the diff first)"),
+    Key("b", "b", "rollback", "Rollback", "Roll back the selected service's latest promotion or strategy step (shows the diff first)"),
+    Key("c", "c", "canary", "Canary", "Tiers tab: start the service's canary in the tier under the cursor, "
+        "or take it to the preset's next step (shows the diff first)"),
+    Key("w", "w", "switch", "Switch", "Tiers tab: send all of the service's traffic in that tier to its "
+        "candidate (shows the diff first)"),
     Key("slash", "/", "filter_logs", "Filter", "Filter the logs as you type (esc leaves the filter)"),
     Key("f", "f", "follow", "Follow", "Follow the logs, or pause them where they are"),
     Key("r", "r", "refresh", "Refresh", "Read environments, routes and tiers again"),

@@ -66,7 +66,8 @@ def _repo(sources: Sources) -> ManifestRepo:
         del app  # the project's: the layout of another app is refused before any push
         return sources.publish(local, service)
 
-    return ManifestRepo(sources.manifest_settings(), sources.project.app, open=sources.checkout, publish=publish)
+    return ManifestRepo(sources.manifest_settings(), sources.project.app, open=sources.checkout, publish=publish,
+                        project=sources.project)
 
 
 def _verdict(step: releases.NextStep) -> CellVerdict:
@@ -132,6 +133,18 @@ def preview_rollback(sources: Sources, service: str, tier: str | None = None) ->
     return _refused(lambda: releases.preview_rollback(_repo(sources), service, tier))
 
 
+def preview_tier_strategy(sources: Sources, service: str, tier: str, kind: str) -> ChangePreview | Refusal:
+    """What a ``kind`` (canary, switch) of ``service`` in ``tier`` would commit; a canary
+    starts at its preset's first step, or takes the open one to the next step."""
+
+    def preview() -> ChangePreview | Refusal:
+        request = releases.tier_strategy_request(sources.project, service, tier, kind, next_step=kind == "canary")
+        found = releases.preview_traffic(_repo(sources), request)
+        return found if isinstance(found, ChangePreview) else Refusal(found.reason)
+
+    return _refused(preview)
+
+
 # --- landing -----------------------------------------------------------------------------------
 
 
@@ -156,10 +169,11 @@ def land_preview(sources: Sources, preview: ChangePreview) -> LandedChange | Ref
             return Refusal(landing.unchanged)
         if landing.promotion is not None:
             done = f"promoted {preview.service} to {preview.tier}: {landing.promotion.image.short}"
+        elif landing.traffic is not None:
+            done = landing.traffic.subject()
         else:
             assert landing.rollback is not None
-            back = landing.rollback.restored.short if landing.rollback.restored else "no pinned image"
-            done = f"rolled back {preview.service} in {preview.tier} to {back}"
+            done = f"rolled back {preview.service} in {preview.tier} to {releases.rollback_back(landing.rollback)}"
         return LandedChange(_landed_text(landing.landed, done), landing.landed.commit, landing.warning)
 
     return _refused(land)

@@ -1,4 +1,5 @@
-"""Releases: promote and roll back a service's image in the manifest repo's tiers.
+"""Releases: promote a service's image in the manifest repo's tiers, run a canary, mirror or
+switch of it in a tier, and roll either back.
 
 Every change goes the same way, whichever front end asks: a preview (the plan on the remote
 tip, and the exact diff of the tier file, made by the same editor that writes it, in memory,
@@ -16,6 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from devmesh.app import strategies
 from devmesh.build import docker_client, ensure_image
 from devmesh.config import Project
 from devmesh.errors import UserInputError
@@ -26,10 +28,19 @@ from devmesh.gitops.land import Landed, Unchanged
 from devmesh.gitops.layout import Layout
 from devmesh.gitops.promote import PromotionRequest, check_local_image, plan_promotion, promote
 from devmesh.gitops.publish import publish_image
-from devmesh.gitops.rollback import latest_promotion, plan_rollback, rollback
+from devmesh.gitops.rollback import latest_change, plan_rollback, rollback
 from devmesh.gitops.settings import ManifestSettings
+from devmesh.gitops.tier_strategy import (
+    TrafficRequest,
+    change_traffic,
+    finishing,
+    plan_traffic,
+    traffic_location,
+)
+from devmesh.gitops.tier_traffic import CANDIDATE, TierTraffic, file_text, summary
 from devmesh.gitops.tiers import TierMatrix, tier_matrix
-from devmesh.gitops.trailers import Promotion, Rollback
+from devmesh.gitops.trailers import Promotion, Rollback, TrafficChange
+from devmesh.plan.strategy import Strategy
 from devmesh.workspace import checkout as workspace_checkout
 from devmesh.workspace import current_branch, open_repo
 
@@ -45,7 +56,8 @@ def _quiet(message: str) -> None:
 class ManifestRepo:
     """The manifest repo as the release use cases reach it.
 
-    ``app`` is the project's app (None without a project: tiers.yaml names it); ``open``
+    ``app`` is the project's app (None without a project: tiers.yaml names it); ``project``
+    renders the tiers' traffic files (strategies need it); ``open``
     gives the locked checkout at the remote tip and ``publish`` pushes a local image (both
     default to the real ones); ``notify`` hears what happens on the way (a push, a cache
     repaired).
@@ -56,6 +68,7 @@ class ManifestRepo:
     notify: Notify = _quiet
     open: Callable[[], AbstractContextManager[Checkout]] | None = None
     publish: Publish | None = None
+    project: Project | None = None
 
     def checkout(self) -> AbstractContextManager[Checkout]:
         if self.open is not None:
@@ -131,9 +144,9 @@ def resolve_image(repo: ManifestRepo, service: str, tier: str | None, image: str
 
 @dataclass(frozen=True)
 class ChangePreview:
-    """A promotion or rollback exactly as it would be committed."""
+    """A promotion, tier strategy or rollback exactly as it would be committed."""
 
-    kind: Literal["promote", "rollback"]
+    kind: Literal["promote", "rollback", "traffic"]
     service: str
     tier: str
     title: str
@@ -144,8 +157,9 @@ class ChangePreview:
     destination: str  # "committed and pushed to main of …" or "proposed on a new branch of …"
     image: ImageRef | None = None  # promote: the image pinned (landing pins exactly this)
     reverts: str | None = None  # rollback: the promotion commit reverted
-    change: Promotion | Rollback | None = field(default=None, compare=False)
+    change: Promotion | Rollback | TrafficChange | None = field(default=None, compare=False)
     request: PromotionRequest | None = field(default=None, compare=False)  # promote: as asked
+    traffic_request: TrafficRequest | None = field(default=None, compare=False)  # traffic: as asked
 
 
 def pin_diff(checkout: Checkout, layout: Layout, tier: str, app: str, service: str,
@@ -157,6 +171,28 @@ def pin_diff(checkout: Checkout, layout: Layout, tier: str, app: str, service: s
     diff = "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
                                         fromfile=f"a/{relative}", tofile=f"b/{relative}"))
     return relative, diff
+
+
+def _diff(relative: str, before: str, after: str) -> str:
+    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                        fromfile=f"a/{relative}", tofile=f"b/{relative}"))
+
+
+def traffic_diff(checkout: Checkout, layout: Layout, project: Project, tier: str, service: str,
+                 state: TierTraffic) -> tuple[str, str]:
+    """(path, unified diff) of writing ``service``'s traffic file in ``tier`` for ``state``,
+    made in memory; nothing in the checkout changes."""
+    path, _ = traffic_location(layout, tier, service)
+    relative = checkout.relative(path)
+    before = path.read_text(encoding="utf-8") if path.is_file() else ""
+    return relative, _diff(relative, before, file_text(project, tier, service, state))
+
+
+def _require_project(repo: ManifestRepo, what: str) -> Project:
+    if repo.project is None:
+        raise UserInputError(f"{what} needs the project's devmesh.yaml: a tier's traffic is rendered from it",
+                             hint="run it in the project")
+    return repo.project
 
 
 def _lowest_promotable(layout: Layout, app: str, service: str) -> str:
@@ -197,6 +233,11 @@ def preview_promotion(repo: ManifestRepo, service: str, tier: str | None = None,
             return plan
         index, _ = layout.tier(tier)
         path, diff = pin_diff(checkout, layout, tier, app, service, plan.image)
+        finishes = finishing(layout, repo.project, tier, service, plan.image)
+        if finishes is not None:
+            assert repo.project is not None
+            plan = replace(plan, finishes=finishes)
+            diff += traffic_diff(checkout, layout, repo.project, tier, service, TierTraffic())[1]
     if index == 0:
         rule = (f"{tier} is the first tier: it takes any image pinned by digest; "
                 "every later tier will only take this same digest")
@@ -206,6 +247,8 @@ def preview_promotion(repo: ManifestRepo, service: str, tier: str | None = None,
         below = tiers[index - 1].name
         rule = (f"{tier} only takes the image {below} runs now: {plan.image.short} "
                 f"is what {below} runs, so the rule holds")
+    if plan.finishes is not None:
+        rule += "; it finishes the strategy open there: the candidate becomes the tier's one version"
     source = f" from {plan.source}" if plan.source else ""
     return ChangePreview(
         "promote", service, tier, f"promote {service} to {tier}{source}", rule, path, diff,
@@ -213,7 +256,7 @@ def preview_promotion(repo: ManifestRepo, service: str, tier: str | None = None,
 
 
 def preview_rollback(repo: ManifestRepo, service: str, tier: str | None = None) -> ChangePreview:
-    """What rolling back ``service`` would commit (``tier`` None: where it was last promoted)."""
+    """What rolling back ``service`` would commit (``tier`` None: where it last changed)."""
     with repo.checkout() as checkout:
         checkout.require_tip()
         layout = checkout.layout()
@@ -221,18 +264,88 @@ def preview_rollback(repo: ManifestRepo, service: str, tier: str | None = None) 
         layout.require_service(service)
         history = read_history(checkout, service)
         if tier is None:
-            latest = latest_promotion(history)
+            latest = latest_change(history)
             if latest is None:
-                raise UserInputError(f"nothing to roll back: {service} has no promotion left to revert")
+                raise UserInputError(f"nothing to roll back: {service} has no promotion or strategy left to revert")
             tier = latest.tier
-        plan = plan_rollback(layout, app, [e for e in history if e.tier == tier], service, tier)
-        path, diff = pin_diff(checkout, layout, tier, app, service, plan.restored)
-    back = plan.restored.short if plan.restored else "no pinned image"
-    rule = (f"a rollback reverts promotion {plan.reverts[:10]} (\"{plan.reverted_subject}\"): "
-            f"{tier} goes back to what it ran before it, {back}")
+        plan = plan_rollback(layout, app, [e for e in history if e.tier == tier], service, tier, repo.project)
+        path, diff = pin_diff(checkout, layout, tier, app, service, plan.restored) if plan.pins else ("", "")
+        if plan.traffic_restored is not None:
+            assert repo.project is not None
+            traffic_path, more = traffic_diff(checkout, layout, repo.project, tier, service, plan.traffic_restored)
+            path, diff = path or traffic_path, diff + more
+    rule = (f"a rollback reverts {plan.reverts[:10]} (\"{plan.reverted_subject}\"): "
+            f"{tier} goes back to what it ran before it, {rollback_back(plan)}")
     return ChangePreview(
         "rollback", service, tier, f"roll back {service} in {tier}", rule, path, diff,
         plan.message(), repo.destination, image=plan.restored, reverts=plan.reverts, change=plan)
+
+
+def rollback_back(plan: Rollback) -> str:
+    """What a rollback goes back to, in words."""
+    return _in_words(plan, plan.restored, plan.traffic_restored)
+
+
+def rollback_from(plan: Rollback) -> str:
+    """What a rollback undoes, in words."""
+    return _in_words(plan, plan.rolled_back, plan.traffic_rolled_back)
+
+
+def _in_words(plan: Rollback, pin: ImageRef | None, traffic: TierTraffic | None) -> str:
+    parts = []
+    if plan.pins:
+        parts.append(pin.short if pin else "no pinned image")
+    if traffic is not None:
+        parts.append(summary(traffic))
+    return ", ".join(parts)
+
+
+def tier_strategy_request(project: Project, service: str, tier: str, kind: str, *, image: ImageRef | None = None,
+                          weight: int | None = None, next_step: bool = False, sticky: str | None = None,
+                          percent: float | None = None, preset: str | None = None, end: bool = False,
+                          end_kind: str | None = None) -> TrafficRequest:
+    """A canary, mirror or switch of ``service`` in ``tier`` (``end``: end the one open, of
+    ``end_kind`` when given), its choices made as the runtimes' strategies make them: the
+    preset's steps and variables, the sticky header kept from step to step."""
+    if end:
+        return TrafficRequest(service, tier, kind, None, end_kind=end_kind)
+    where = f" --tier {tier}"
+
+    def choose(found: Strategy | None) -> Strategy:
+        if kind == "canary":
+            return strategies.choose_canary(project, service, CANDIDATE, found, weight=weight, next_step=next_step,
+                                            sticky=sticky, preset=preset or "canary", where=where)
+        if kind == "mirror":
+            return strategies.choose_mirror(project, service, CANDIDATE, percent=percent, preset=preset or "mirror")
+        return strategies.choose_switch(project, service, CANDIDATE, preset=preset or "red-black")
+
+    choose(None)  # a bad preset, weight or header is refused before the manifest repo is opened
+    return TrafficRequest(service, tier, kind, choose, image=image)
+
+
+def preview_traffic(repo: ManifestRepo, request: TrafficRequest) -> ChangePreview | Unchanged:
+    """What running (or ending) a strategy of a service in a tier would commit, or why it
+    would change nothing; the tier rule's and the one-strategy rule's refusals are
+    UserInputErrors."""
+    project = _require_project(repo, f"a {request.kind} in a tier")
+    with repo.checkout() as checkout:
+        checkout.require_tip()
+        layout = checkout.layout()
+        app = layout.app(repo.app)
+        plan = plan_traffic(layout, project, app, request)
+        if isinstance(plan, Unchanged):
+            return plan
+        path, diff = traffic_diff(checkout, layout, project, plan.tier, plan.service, plan.after)
+    if plan.after.candidate is None:
+        rule = f"{plan.tier} goes back to its primary version alone; the candidate's Deployment is removed"
+    elif plan.source:
+        rule = (f"{plan.tier} only takes an image {plan.source} runs as its primary version: the candidate "
+                f"{plan.after.candidate.short} is what {plan.source} runs, so the rule holds")
+    else:
+        rule = f"{plan.tier} is the first tier: its candidate may be any image pinned by digest"
+    return ChangePreview(
+        "traffic", plan.service, plan.tier, plan.subject(), rule, path, diff, plan.message(),
+        repo.destination, image=plan.after.candidate, change=plan, traffic_request=request)
 
 
 # --- landing --------------------------------------------------------------------------------
@@ -242,19 +355,20 @@ def preview_rollback(repo: ManifestRepo, service: str, tier: str | None = None) 
 class Landing:
     """What landing a preview did: the change committed, or why nothing was."""
 
-    kind: Literal["promote", "rollback"]
+    kind: Literal["promote", "rollback", "traffic"]
     landed: Landed
     promotion: Promotion | None = None
     rollback: Rollback | None = None
     warning: str | None = None  # the change landed is not the one previewed
+    traffic: TrafficChange | None = None
 
     @property
     def unchanged(self) -> str | None:
         """Why nothing was committed; None when a change landed."""
         if self.landed.unchanged:
             return self.landed.unchanged
-        if self.promotion is None and self.rollback is None:
-            return "nothing to promote" if self.kind == "promote" else "nothing rolled back"
+        if self.promotion is None and self.rollback is None and self.traffic is None:
+            return {"promote": "nothing to promote", "rollback": "nothing rolled back"}.get(self.kind, "nothing changed")
         return None
 
 
@@ -265,15 +379,32 @@ def land(repo: ManifestRepo, preview: ChangePreview) -> Landing:
             # The previewed image, not "whatever the tier below runs by now": if the tier
             # below moved meanwhile, the tier rule refuses instead of landing another image.
             asked = preview.request or PromotionRequest(preview.service, preview.tier)
-            result = promote(checkout, replace(asked, image=preview.image), app=repo.app)
+            result = promote(checkout, replace(asked, image=preview.image), app=repo.app, project=repo.project)
             return Landing("promote", result.landed, promotion=result.promotion)
-        outcome = rollback(checkout, preview.service, preview.tier, app=repo.app)
+        if preview.kind == "traffic":
+            return _land_traffic(repo, checkout, preview)
+        outcome = rollback(checkout, preview.service, preview.tier, app=repo.app, project=repo.project)
     warning = None
     done = outcome.rollback
     if done is not None and done.reverts != preview.reverts:
         warning = (f"the manifest repo moved meanwhile: reverted {done.reverts[:10]}, "
                    f"not {preview.reverts[:10] if preview.reverts else '?'} as shown")
     return Landing("rollback", outcome.landed, rollback=done, warning=warning)
+
+
+def _land_traffic(repo: ManifestRepo, checkout: Checkout, preview: ChangePreview) -> Landing:
+    asked = preview.traffic_request
+    assert asked is not None and isinstance(preview.change, TrafficChange)
+    shown = preview.change
+    # The candidate previewed, not "whatever the tier below runs by now": if the tier below
+    # moved meanwhile, the tier rule refuses instead of landing another candidate.
+    request = replace(asked, image=shown.after.candidate) if shown.after.candidate is not None else asked
+    result = change_traffic(checkout, _require_project(repo, f"a {asked.kind} in a tier"), request, app=repo.app)
+    warning = None
+    if result.change is not None and result.change.after != shown.after:
+        warning = (f"the manifest repo moved meanwhile: landed {summary(result.change.after)}, "
+                   f"not {summary(shown.after)} as shown")
+    return Landing("traffic", result.landed, traffic=result.change, warning=warning)
 
 
 # --- the tiers --------------------------------------------------------------------------------
@@ -321,5 +452,11 @@ def tier_overview(repo: ManifestRepo) -> TierOverview:
                     steps[(service, tier)] = NextStep(tier, target, blocked=str(exc))
                     continue
                 image = None if isinstance(plan, Unchanged) else plan.image
+                if image is not None:
+                    try:  # a strategy open in the target takes only its candidate, once it serves all
+                        finishing(layout, repo.project, target, service, image)
+                    except UserInputError as exc:
+                        steps[(service, tier)] = NextStep(tier, target, blocked=str(exc))
+                        continue
                 steps[(service, tier)] = NextStep(tier, target, image)
     return TierOverview(repo.source, repo.settings.mode, matrix, steps)

@@ -96,18 +96,15 @@ def _store(project: Project, rt: Runtime, strategy: Strategy, sink: Sink) -> App
     return Applied(strategy, project.routing.header, replaced)
 
 
-def canary(project: Project, rt: Runtime, service: str, env: str, *, weight: int | None = None,
-           next_step: bool = False, sticky: str | None = None, preset: str = "canary",
-           sink: Sink = discard) -> Applied:
-    """A share of ``service``'s requests without the routing header to ``env``'s version.
-
-    ``weight`` when given, else with ``next_step`` the preset's step after the one the canary
-    of ``env`` is at, else the preset's first step. ``sticky`` None keeps the canary's sticky header (or the
-    preset's), '' turns it off.
-    """
-    require_fork(rt, env, service)
+def choose_canary(project: Project, service: str, env: str, found: Strategy | None, *,
+                  weight: int | None = None, next_step: bool = False, sticky: str | None = None,
+                  preset: str = "canary", where: str = "") -> Canary:
+    """The canary of ``service`` to ``env`` asked for, given the strategy ``found`` running for
+    the same version now: ``weight`` when given, else with ``next_step`` the preset's step after
+    the one ``found``'s canary is at, else the preset's first step. ``sticky`` None keeps
+    ``found``'s sticky header (or the preset's), '' turns it off. ``where`` ends the commands
+    a message suggests (`` --tier beta``)."""
     chosen = strategy_preset(preset, "canary", project.root)
-    found = current(rt, service)
     same = found if isinstance(found, Canary) and found.env == env else None
     steps = chosen.steps
     if weight is None:
@@ -117,36 +114,60 @@ def canary(project: Project, rt: Runtime, service: str, env: str, *, weight: int
                 raise UserInputError(
                     f"{service}'s canary is at {same.weight}%, the last step of preset "
                     f"{preset!r} ({', '.join(map(str, steps))})",
-                    hint=f"'devmesh switch {service}' sends all of it; "
-                         f"'devmesh switch {service} --back' ends the canary")
+                    hint=f"'devmesh switch {service}{where}' sends all of it; "
+                         f"'devmesh switch {service}{where} --back' ends the canary")
             weight = later[0]
         else:
             weight = steps[0]
+    if not 0 <= weight <= 100:
+        raise UserInputError(f"--weight: {weight} is not a percentage of requests (0–100)")
     header = project.routing.header
     if sticky is None:
         default = same.sticky_header if same is not None else chosen.settings.get("sticky_header")
         chosen_sticky = sticky_header(default, header)
     else:
         chosen_sticky = sticky_header(sticky, header)
-    return _store(project, rt, Canary(service, env, weight, chosen_sticky, steps, preset), sink)
+    return Canary(service, env, weight, chosen_sticky, steps, preset)
+
+
+def choose_mirror(project: Project, service: str, env: str, *, percent: float | None = None,
+                  preset: str = "mirror") -> Mirror:
+    chosen = strategy_preset(preset, "mirror", project.root)
+    if percent is None:
+        percent = float(chosen.settings.get("percent", 100))
+    if not 0 < percent <= 100:
+        raise UserInputError(f"--percent: {percent:g} is not a share of requests (above 0, at most 100)")
+    return Mirror(service, env, percent, preset)
+
+
+def choose_switch(project: Project, service: str, env: str, *, preset: str = "red-black") -> Switch:
+    strategy_preset(preset, "switch", project.root)
+    return Switch(service, env, preset)
+
+
+def canary(project: Project, rt: Runtime, service: str, env: str, *, weight: int | None = None,
+           next_step: bool = False, sticky: str | None = None, preset: str = "canary",
+           sink: Sink = discard) -> Applied:
+    """A share of ``service``'s requests without the routing header to ``env``'s version
+    (see ``choose_canary`` for the weight and the sticky header)."""
+    require_fork(rt, env, service)
+    chosen = choose_canary(project, service, env, current(rt, service), weight=weight, next_step=next_step,
+                           sticky=sticky, preset=preset)
+    return _store(project, rt, chosen, sink)
 
 
 def mirror(project: Project, rt: Runtime, service: str, env: str, *, percent: float | None = None,
            preset: str = "mirror", sink: Sink = discard) -> Applied:
     """Copies of ``service``'s GET and HEAD requests without the routing header to ``env``."""
     require_fork(rt, env, service)
-    chosen = strategy_preset(preset, "mirror", project.root)
-    if percent is None:
-        percent = float(chosen.settings.get("percent", 100))
-    return _store(project, rt, Mirror(service, env, percent, preset), sink)
+    return _store(project, rt, choose_mirror(project, service, env, percent=percent, preset=preset), sink)
 
 
 def switch(project: Project, rt: Runtime, service: str, env: str, *, preset: str = "red-black",
            sink: Sink = discard) -> Applied:
     """All of ``service``'s requests without the routing header to ``env``'s version."""
     require_fork(rt, env, service)
-    strategy_preset(preset, "switch", project.root)
-    return _store(project, rt, Switch(service, env, preset), sink)
+    return _store(project, rt, choose_switch(project, service, env, preset=preset), sink)
 
 
 def end(project: Project, rt: Runtime, service: str, kind: str | None = None,

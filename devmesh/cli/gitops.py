@@ -1,4 +1,5 @@
-"""``devmesh manifests init``, ``tiers``, ``promote``, ``rollback`` and ``history``."""
+"""``devmesh manifests init``, ``tiers``, ``promote``, ``rollback``, ``history``, and the tier
+strategies (``canary``/``mirror``/``switch`` with ``--tier``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from devmesh.cli import State, pass_state
 from devmesh.errors import UserInputError
 from devmesh.gitops.landed import landed_message
 from devmesh.gitops.settings import ENV_VAR, ManifestSettings, manifest_settings
-from devmesh.gitops.trailers import Promotion, Rollback
+from devmesh.gitops.trailers import Promotion, Rollback, TrafficChange
 
 if TYPE_CHECKING:
     from devmesh.app.releases import ManifestRepo
@@ -122,7 +123,9 @@ def manifests_init(state: State, tiers_text: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the matrix as JSON.")
 @pass_state
 def tiers(state: State, as_json: bool) -> None:
-    """Show which image each tier runs for each service, and what may move up."""
+    """Show which image each tier runs for each service, its split while a strategy runs there,
+    and what may move up."""
+    from devmesh.gitops.tier_traffic import summary
     from devmesh.gitops.tiers import tier_matrix
 
     project, settings = _settings(state)
@@ -143,10 +146,13 @@ def tiers(state: State, as_json: bool) -> None:
             text = cell.image.short.removeprefix("sha256:")
             if cell.last is not None:
                 text += f" {_age(cell.last.date)} {cell.last.author}"
-            cells.append(text + (" >" if cell.next_may_take else ""))
+            text += " >" if cell.next_may_take else ""
+            if cell.traffic.candidate is not None:
+                text += f" [{summary(cell.traffic)}]"
+            cells.append(text)
         rows.append(cells)
     click.echo(_table(["SERVICE", *names], rows))
-    click.echo("\n> the next tier may take this image", err=True)
+    click.echo("\n> the next tier may take this image; [...] the tier's candidate and its split", err=True)
 
 
 # --- promote ---------------------------------------------------------------------------------
@@ -157,7 +163,7 @@ def _repo(state: State) -> tuple[Any, ManifestRepo]:
     from devmesh.app.releases import ManifestRepo  # not at the top: `--help` stays free of git
 
     project, settings = _settings(state)
-    return project, ManifestRepo(settings, project.app if project else None, notify=_note)
+    return project, ManifestRepo(settings, project.app if project else None, notify=_note, project=project)
 
 
 @click.command("promote")
@@ -210,15 +216,15 @@ def promote(state: State, service: str, tier: str, image: str | None, branch: st
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
 def rollback(state: State, service: str, tier: str, yes: bool) -> None:
-    """Revert TIER's latest promotion of SERVICE."""
+    """Revert TIER's latest change of SERVICE: a promotion, or a step of a canary, mirror or switch."""
     from devmesh.app import releases  # not at the top: `--help` stays free of git
 
     _, repo = _repo(state)
     preview = releases.preview_rollback(repo, service, tier)
     plan = preview.change
     assert isinstance(plan, Rollback)
-    back = plan.restored.short if plan.restored else "no pinned image"
-    _confirm(yes, f"roll back {service} in {tier} from {plan.rolled_back.short} to {back} (reverting {plan.reverts[:10]})?")
+    _confirm(yes, f"roll back {service} in {tier} from {releases.rollback_from(plan)} to {releases.rollback_back(plan)} "
+                  f"(reverting {plan.reverts[:10]} \"{plan.reverted_subject}\")?")
     landing = releases.land(repo, preview)
     if landing.unchanged or landing.rollback is None:
         click.echo(landing.unchanged)
@@ -226,8 +232,8 @@ def rollback(state: State, service: str, tier: str, yes: bool) -> None:
     if landing.warning:
         _note(landing.warning)
     done = landing.rollback
-    back = str(done.restored) if done.restored else "no pinned image"
-    click.echo(landed_message(landing.landed, f"rolled back {service} in {tier} to {back} (reverted {done.reverts[:10]})"))
+    click.echo(landed_message(landing.landed, f"rolled back {service} in {tier} to {releases.rollback_back(done)} "
+                                              f"(reverted {done.reverts[:10]})"))
 
 
 # --- history ---------------------------------------------------------------------------------
@@ -239,7 +245,7 @@ def rollback(state: State, service: str, tier: str, yes: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
 @pass_state
 def history(state: State, service: str | None, tier: str | None, as_json: bool) -> None:
-    """Promotions and rollbacks, newest first, read from the commit trailers."""
+    """Promotions, tier strategies and rollbacks, newest first, read from the commit trailers."""
     from devmesh.gitops.history import read_history, require_known
 
     _, settings = _settings(state)
@@ -256,10 +262,43 @@ def history(state: State, service: str | None, tier: str | None, as_json: bool) 
         return
     rows = []
     for e in entries:
-        image = e.image.short if e.image else "none"
-        previous = e.previous.short if e.previous else "none"
         note = f"forced: {e.reason}" if e.reason else (f"reverts {e.reverts[:10]}" if e.reverts else "")
-        rows.append([
-            e.date.strftime("%Y-%m-%d %H:%M"), e.kind, e.service, e.tier, image, previous, e.author, e.commit[:10], note,
-        ])
-    click.echo(_table(["DATE", "ACTION", "SERVICE", "TIER", "IMAGE", "FROM", "BY", "COMMIT", ""], rows))
+        rows.append([e.date.strftime("%Y-%m-%d %H:%M"), e.kind, e.service, e.tier, e.what, e.author, e.commit[:10], note])
+    click.echo(_table(["DATE", "ACTION", "SERVICE", "TIER", "CHANGE", "BY", "COMMIT", ""], rows))
+
+
+# --- tier strategies -------------------------------------------------------------------------
+
+
+def tier_strategy(state: State, service: str, tier: str, kind: str, *, image: str | None, yes: bool,
+                  **choices: Any) -> None:
+    """``canary``/``mirror``/``switch`` SERVICE ``--tier`` TIER: one commit to the tier's traffic
+    file (``choices``: weight, next_step, sticky, percent, preset, end, end_kind)."""
+    from devmesh.app import releases  # not at the top: `--help` stays free of git
+    from devmesh.gitops.tier_traffic import summary
+
+    if choices.get("end") and image is not None:
+        raise UserInputError("ending a strategy takes no --image: it removes the candidate")
+    project, repo = _repo(state)
+    if project is None:
+        raise UserInputError(f"a {kind} in a tier needs the project's devmesh.yaml: the tier's traffic is "
+                             "rendered from it", hint="run it in the project")
+    request = releases.tier_strategy_request(project, service, tier, kind, **choices)
+    if image is not None:
+        from dataclasses import replace
+
+        request = replace(request, image=releases.resolve_image(repo, service, tier, image))
+    preview = releases.preview_traffic(repo, request)
+    if not isinstance(preview, releases.ChangePreview):
+        click.echo(preview.reason)
+        return
+    plan = preview.change
+    assert isinstance(plan, TrafficChange)
+    _confirm(yes, f"{preview.title} (now: {summary(plan.before)})?")
+    landing = releases.land(repo, preview)
+    if landing.unchanged or landing.traffic is None:
+        click.echo(landing.unchanged)
+        return
+    if landing.warning:
+        _note(landing.warning)
+    click.echo(landed_message(landing.landed, landing.traffic.subject()))

@@ -1,8 +1,10 @@
-"""`devmesh canary`, `mirror`, `switch`, `routes`: release strategies on the running environments.
+"""`devmesh canary`, `mirror`, `switch`, `routes`: release strategies on the running environments,
+and with ``--tier`` in a tier of the manifest repo.
 
 A strategy is stored per service (see devmesh.routes_state) and applied at once by rewriting
-the routes; nothing is rebuilt or restarted. `routes` shows the rules every runtime is given,
-and `routes --explain` which of them a request meets and where it goes.
+the routes; nothing is rebuilt or restarted. With ``--tier`` it is one commit to the tier's
+traffic file instead (see devmesh.gitops.tier_strategy). `routes` shows the rules every runtime
+is given, and `routes --explain` which of them a request meets and where it goes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,31 @@ if TYPE_CHECKING:
 BRANCH_OPTION = click.option("--branch", "-b",
                              help="The branch whose version gets the traffic (default: the checked-out one).")
 RUNTIME_OPTION = click.option("--runtime", type=RUNTIMES, help="Override devmesh.yaml's runtime.")
+TIER_OPTION = click.option("--tier", metavar="TIER",
+                           help="Run it in this tier of the manifest repo (one commit) instead of locally.")
+IMAGE_OPTION = click.option("--image", metavar="REF",
+                            help="With --tier: the candidate (default: the image the tier below runs; "
+                                 "the first tier needs one).")
+YES_OPTION = click.option("--yes", "-y", is_flag=True, help="With --tier: do not ask for confirmation.")
+
+
+def _in_tier(state: State, service: str, tier: str | None, kind: str, image: str | None, yes: bool,
+             local: dict[str, Any], **choices: Any) -> bool:
+    """Run the strategy in ``tier`` when one is given (True); refuse what only a local
+    strategy takes, and --image/--yes without a tier."""
+    if tier is None:
+        for flag, given in (("--image", image is not None), ("--yes", yes)):
+            if given:
+                raise UserInputError(f"{flag} is for a strategy in a tier: give --tier TIER")
+        return False
+    for flag, value in local.items():
+        if value is not None:
+            raise UserInputError(f"{flag} is for the local environments; --tier {tier} runs the "
+                                 f"{kind} in the manifest repo, whose candidate is the tier below's image")
+    from devmesh.cli.gitops import tier_strategy
+
+    tier_strategy(state, service, tier, kind, image=image, yes=yes, **choices)
+    return True
 
 
 def _open(state: State, service: str, runtime: str | None, context: str | None) -> tuple[Project, Runtime]:
@@ -76,21 +103,29 @@ def _no_target_on_undo(flag: str, service: str, kind: str, branch: str | None, e
 @ENV_OPTION
 @RUNTIME_OPTION
 @CONTEXT_OPTION
+@TIER_OPTION
+@IMAGE_OPTION
+@YES_OPTION
 @pass_state
 def canary(state: State, service: str, weight: int | None, next_step: bool, sticky_header: str | None,
            preset: str, off: bool, branch: str | None, env_name: str | None, runtime: str | None,
-           context: str | None) -> None:
-    """Send a share of SERVICE's requests without the routing header to the branch's version.
+           context: str | None, tier: str | None, image: str | None, yes: bool) -> None:
+    """Send a share of SERVICE's requests without the routing header to the branch's version
+    (with --tier: to the candidate in that tier of the manifest repo).
 
     Without --weight or --next it starts at the preset's first step."""
+    if off and (weight is not None or next_step or sticky_header is not None):
+        raise UserInputError("--off takes no --weight, --next or --sticky-header")
+    if weight is not None and next_step:
+        raise UserInputError("give --weight or --next, not both")
+    local = {"--branch": branch, "--env": env_name, "--runtime": runtime, "--context": context}
+    if _in_tier(state, service, tier, "canary", image, yes, local, weight=weight, next_step=next_step,
+                sticky=sticky_header, preset=preset, end=off, end_kind="canary"):
+        return
     if off:
-        if weight is not None or next_step or sticky_header is not None:
-            raise UserInputError("--off takes no --weight, --next or --sticky-header")
         _no_target_on_undo("--off", service, "canary", branch, env_name)
         _end(state, service, "canary", runtime, context)
         return
-    if weight is not None and next_step:
-        raise UserInputError("give --weight or --next, not both")
     project, rt = _open(state, service, runtime, context)
     env = env_for(project, branch, env_name)
     _applied(strategies.canary(project, rt, service, env, weight=weight, next_step=next_step,
@@ -107,15 +142,24 @@ def canary(state: State, service: str, weight: int | None, next_step: bool, stic
 @ENV_OPTION
 @RUNTIME_OPTION
 @CONTEXT_OPTION
+@TIER_OPTION
+@IMAGE_OPTION
+@YES_OPTION
 @pass_state
 def mirror(state: State, service: str, percent: float | None, preset: str, off: bool,
-           branch: str | None, env_name: str | None, runtime: str | None, context: str | None) -> None:
-    """Copy SERVICE's GET and HEAD requests without the routing header to the branch's version.
+           branch: str | None, env_name: str | None, runtime: str | None, context: str | None,
+           tier: str | None, image: str | None, yes: bool) -> None:
+    """Copy SERVICE's GET and HEAD requests without the routing header to the branch's version
+    (with --tier: to the candidate in that tier of the manifest repo).
 
     The baseline keeps answering; the copies' answers are dropped. Writes are never copied."""
+    if off and percent is not None:
+        raise UserInputError("--off takes no --percent")
+    local = {"--branch": branch, "--env": env_name, "--runtime": runtime, "--context": context}
+    if _in_tier(state, service, tier, "mirror", image, yes, local, percent=percent, preset=preset,
+                end=off, end_kind="mirror"):
+        return
     if off:
-        if percent is not None:
-            raise UserInputError("--off takes no --percent")
         _no_target_on_undo("--off", service, "mirror", branch, env_name)
         _end(state, service, "mirror", runtime, context)
         return
@@ -132,11 +176,19 @@ def mirror(state: State, service: str, percent: float | None, preset: str, off: 
 @ENV_OPTION
 @RUNTIME_OPTION
 @CONTEXT_OPTION
+@TIER_OPTION
+@IMAGE_OPTION
+@YES_OPTION
 @pass_state
 def switch(state: State, service: str, back: bool, preset: str, branch: str | None,
-           env_name: str | None, runtime: str | None, context: str | None) -> None:
+           env_name: str | None, runtime: str | None, context: str | None, tier: str | None,
+           image: str | None, yes: bool) -> None:
     """Red/black: send all of SERVICE's requests without the routing header to the branch's
-    version; the baseline keeps running, so --back restores it at once."""
+    version (with --tier: to the candidate in that tier); the baseline keeps running, so --back
+    restores it at once."""
+    local = {"--branch": branch, "--env": env_name, "--runtime": runtime, "--context": context}
+    if _in_tier(state, service, tier, "switch", image, yes, local, preset=preset, end=back):
+        return
     if back:
         if branch is not None or env_name is not None:
             raise UserInputError("--back takes no --branch or --env: it restores the baseline")

@@ -1,4 +1,5 @@
-"""Promotions and rollbacks, read from the trailers in git log (git is the database)."""
+"""Promotions, tier strategies and rollbacks, read from the trailers in git log (git is the
+database)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from devmesh.gitops import trailers as t
 from devmesh.gitops.cache import Checkout
 from devmesh.gitops.images import ImageRef, parse_image_ref
 from devmesh.gitops.layout import Layout
+from devmesh.gitops.tier_traffic import TierTraffic, from_trailer, state_json, summary
+
+Kind = Literal["promote", "rollback", "canary", "mirror", "switch", "end"]
 
 _FIELD = "%x1f"
 # Records are split at NUL (git log -z), which no commit message can hold.
@@ -22,10 +26,14 @@ _REVERTS = re.compile(r"^This reverts commit ([0-9a-f]{7,64})\b", re.MULTILINE)
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One promotion or rollback commit."""
+    """One promotion, tier strategy or rollback commit.
+
+    ``image``/``previous`` are the tier's pin after and before it (only when ``pins``);
+    ``traffic``/``traffic_from`` its second version and strategy after and before (None when
+    the commit did not change them)."""
 
     commit: str
-    kind: Literal["promote", "rollback"]
+    kind: Kind
     service: str
     tier: str
     image: ImageRef | None
@@ -36,10 +44,23 @@ class HistoryEntry:
     subject: str
     reason: str | None = None
     reverts: str | None = None
+    pins: bool = True
+    traffic: TierTraffic | None = None
+    traffic_from: TierTraffic | None = None
 
     @property
     def forced(self) -> bool:
         return self.reason is not None
+
+    @property
+    def what(self) -> str:
+        """The change in a few words, for tables."""
+        parts = []
+        if self.pins:
+            parts.append(f"{self.previous.short if self.previous else 'none'} → {self.image.short if self.image else 'none'}")
+        if self.traffic is not None:
+            parts.append(summary(self.traffic))
+        return "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +77,10 @@ class HistoryEntry:
             "forced": self.forced,
             "reason": self.reason,
             "reverts": self.reverts,
+            "pins": self.pins,
+            "traffic": state_json(self.traffic) if self.traffic is not None else None,
+            "traffic_from": state_json(self.traffic_from) if self.traffic_from is not None else None,
+            "changes_traffic": self.traffic is not None,
         }
 
 
@@ -91,19 +116,38 @@ def _parse(record: str) -> _Commit | None:
     return _Commit(commit, author, email, when, subject, t.parse_trailers(block), match.group(1) if match else None)
 
 
+def _traffic_kind(state: TierTraffic) -> Kind:
+    """A strategy commit's kind: its strategy's, or ``end`` when it goes back to one version."""
+    kinds: dict[str, Kind] = {"canary": "canary", "mirror": "mirror", "switch": "switch"}
+    return kinds[state.strategy.kind] if state.strategy is not None else "end"
+
+
 def _own(found: _Commit) -> HistoryEntry | None:
     """A commit devmesh wrote (a promotion, or a rollback with its Devmesh-Reverts trailer)."""
     trailers = found.trailers
     if t.SERVICE not in trailers or t.TIER not in trailers:
         return None
+    pins = t.IMAGE in trailers
     try:
         image, previous = _image(trailers.get(t.IMAGE)), _image(trailers.get(t.FROM))
-    except UserInputError:
+        traffic = from_trailer(trailers[t.TRAFFIC]) if t.TRAFFIC in trailers else None
+        traffic_from = from_trailer(trailers.get(t.TRAFFIC_FROM, "none")) if traffic is not None else None
+    except (UserInputError, ValueError):
         return None  # a hand-written trailer that is not ours to interpret
+    if not pins and traffic is None:
+        return None
     reverts = trailers.get(t.REVERTS) or None
+    kind: Kind
+    if reverts:
+        kind = "rollback"
+    elif pins:
+        kind = "promote"
+    else:
+        assert traffic is not None
+        kind = _traffic_kind(traffic)
     return HistoryEntry(
         commit=found.commit,
-        kind="rollback" if reverts else "promote",
+        kind=kind,
         service=trailers[t.SERVICE],
         tier=trailers[t.TIER],
         image=image,
@@ -114,6 +158,9 @@ def _own(found: _Commit) -> HistoryEntry | None:
         subject=found.subject,
         reason=trailers.get(t.REASON),
         reverts=reverts,
+        pins=pins,
+        traffic=traffic,
+        traffic_from=traffic_from,
     )
 
 
@@ -130,10 +177,18 @@ def _is_plain_revert(found: _Commit) -> bool:
 
 
 def _undo(found: _Commit, undone: HistoryEntry) -> HistoryEntry:
-    """A plain revert of ``undone``: a rollback of a promotion, a promotion again of a rollback."""
+    """A plain revert of ``undone``: a rollback of a promotion or strategy; a rollback undone
+    is read as the change it had reverted, made again."""
+    kind: Kind
+    if undone.kind != "rollback":
+        kind = "rollback"
+    elif undone.pins:
+        kind = "promote"
+    else:
+        kind = _traffic_kind(undone.traffic_from or TierTraffic())
     return HistoryEntry(
         commit=found.commit,
-        kind="rollback" if undone.kind == "promote" else "promote",
+        kind=kind,
         service=undone.service,
         tier=undone.tier,
         image=undone.previous,
@@ -142,7 +197,10 @@ def _undo(found: _Commit, undone: HistoryEntry) -> HistoryEntry:
         email=found.email,
         date=found.date,
         subject=found.subject,
-        reverts=undone.commit if undone.kind == "promote" else None,
+        reverts=undone.commit if undone.kind != "rollback" else None,
+        pins=undone.pins,
+        traffic=undone.traffic_from,
+        traffic_from=undone.traffic,
     )
 
 
@@ -154,7 +212,7 @@ def _lookup(entries: dict[str, HistoryEntry], sha: str) -> HistoryEntry | None:
 
 
 def parse_log(out: str) -> list[HistoryEntry]:
-    """Promotions and rollbacks from ``git log -z --format=_FORMAT`` output, newest first.
+    """Promotions, strategies and rollbacks from ``git log -z --format=_FORMAT`` output, newest first.
 
     Records that are not devmesh's (or are garbled) are skipped; a plain ``git revert`` of
     a promotion or rollback is read as its undo.
@@ -180,7 +238,7 @@ def parse_log(out: str) -> list[HistoryEntry]:
 def read_history(
     checkout: Checkout, service: str | None = None, tier: str | None = None
 ) -> list[HistoryEntry]:
-    """Promotions and rollbacks on the manifest branch, newest first."""
+    """Promotions, tier strategies and rollbacks on the manifest branch, newest first."""
     if checkout.tip is None:
         return []
     out = checkout.git(

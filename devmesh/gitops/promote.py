@@ -7,14 +7,20 @@ commit records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from devmesh.errors import UserInputError
 from devmesh.gitops.cache import Checkout
 from devmesh.gitops.images import ImageRef
 from devmesh.gitops.land import DEFAULT_ATTEMPTS, Change, Landed, Unchanged, land
 from devmesh.gitops.layout import Layout
+from devmesh.gitops.tier_strategy import finishing, write_traffic
+from devmesh.gitops.tier_traffic import TierTraffic
 from devmesh.gitops.trailers import Promotion
+
+if TYPE_CHECKING:
+    from devmesh.config import Project
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,12 @@ def promote(
     *,
     app: str | None = None,
     attempts: int = DEFAULT_ATTEMPTS,
+    project: Project | None = None,
 ) -> PromotionResult:
-    """Promote on the remote tip; on a push race the rule is checked again on the new tip."""
+    """Promote on the remote tip; on a push race the rule is checked again on the new tip.
+
+    Promoting the candidate of a strategy open in the tier finishes it: the same commit puts
+    the tier back to one version (``project`` renders its traffic file)."""
     planned: list[Promotion | None] = [None]
 
     def apply(co: Checkout) -> Change | Unchanged:
@@ -113,10 +123,15 @@ def promote(
         if isinstance(plan, Unchanged):
             planned[0] = None
             return plan
+        finishes = finishing(layout, project, plan.tier, plan.service, plan.image)
+        paths = [co.relative(layout.tier_file(plan.tier))]
+        if finishes is not None:
+            assert project is not None
+            plan = replace(plan, finishes=finishes)
+            paths.append(co.relative(write_traffic(layout, project, plan.tier, plan.service, TierTraffic())))
         planned[0] = plan
         layout.set_pin(plan.tier, app_name, plan.service, plan.image)
-        path = co.relative(layout.tier_file(plan.tier))
-        return Change(plan.message(), [path], proposal_branch(plan))
+        return Change(plan.message(), paths, proposal_branch(plan))
 
     landed = land(checkout, apply, attempts=attempts)
     return PromotionResult(planned[0], landed)

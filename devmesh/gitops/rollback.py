@@ -1,20 +1,27 @@
-"""Rollback: revert a tier's latest promotion of one service.
+"""Rollback: revert a tier's latest change of one service (a promotion or a tier strategy).
 
-This has ``git revert`` semantics (the promotion's change is undone and the commit says which
-one it reverts) but is applied to the one ``images:`` entry it concerns rather than as a
-textual patch, so later promotions of other services or tiers never make it conflict.
+This has ``git revert`` semantics (the change is undone and the commit says which one it
+reverts) but is applied to what the change concerns — the one ``images:`` entry, the service's
+traffic file re-rendered in the state before — rather than as a textual patch, so later
+changes of other services or tiers never make it conflict.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from devmesh.errors import UserInputError
 from devmesh.gitops.cache import Checkout, require_app
 from devmesh.gitops.history import HistoryEntry, read_history
 from devmesh.gitops.land import DEFAULT_ATTEMPTS, Change, Landed, Unchanged, land
 from devmesh.gitops.layout import Layout
+from devmesh.gitops.tier_strategy import current_traffic, write_traffic
+from devmesh.gitops.tier_traffic import TierTraffic, summary
 from devmesh.gitops.trailers import Rollback
+
+if TYPE_CHECKING:
+    from devmesh.config import Project
 
 
 @dataclass(frozen=True)
@@ -23,8 +30,9 @@ class RollbackResult:
     landed: Landed
 
 
-def latest_promotion(history: list[HistoryEntry]) -> HistoryEntry | None:
-    """The newest promotion (of one service in one tier) that no rollback has reverted yet."""
+def latest_change(history: list[HistoryEntry]) -> HistoryEntry | None:
+    """The newest promotion or strategy (of one service in one tier) that no rollback has
+    reverted yet."""
     reverted: set[str] = set()
     for entry in history:  # newest first
         if entry.kind == "rollback":
@@ -36,28 +44,45 @@ def latest_promotion(history: list[HistoryEntry]) -> HistoryEntry | None:
     return None
 
 
-def plan_rollback(layout: Layout, app: str, history: list[HistoryEntry], service: str, tier: str) -> Rollback:
-    """The revert of ``service``'s latest promotion in ``tier``, or a refusal saying why not."""
+def plan_rollback(layout: Layout, app: str, history: list[HistoryEntry], service: str, tier: str,
+                  project: Project | None = None) -> Rollback:
+    """The revert of ``service``'s latest change in ``tier``, or a refusal saying why not.
+
+    ``project`` renders the traffic file when the change reverted was a strategy's."""
     layout.require_service(service)
     layout.tier(tier)
-    target = latest_promotion([e for e in history if e.service == service and e.tier == tier])
+    target = latest_change([e for e in history if e.service == service and e.tier == tier])
     if target is None:
-        raise UserInputError(f"nothing to roll back: {service} has no promotion into {tier} left to revert")
-    current = layout.pin(tier, app, service)
-    if current != target.image:
-        runs = str(current) if current else "no image"
-        raise UserInputError(
-            f"{service} in {tier} runs {runs}, not {target.image} that promotion {target.commit[:10]} set: "
-            "the tier file was changed outside devmesh; nothing rolled back"
-        )
-    assert target.image is not None
+        raise UserInputError(f"nothing to roll back: {service} has no promotion or strategy in {tier} left to revert")
+    if target.pins:
+        current = layout.pin(tier, app, service)
+        if current != target.image:
+            runs = str(current) if current else "no image"
+            raise UserInputError(
+                f"{service} in {tier} runs {runs}, not {target.image} that promotion {target.commit[:10]} set: "
+                "the tier file was changed outside devmesh; nothing rolled back"
+            )
+    restored: TierTraffic | None = None
+    if target.traffic is not None:
+        if project is None:
+            raise UserInputError(f"rolling back {target.commit[:10]} rewrites the traffic file of {service} in "
+                                 f"{tier}, which is rendered from devmesh.yaml", hint="run it in the project")
+        now = current_traffic(layout, project, tier, service)
+        if now != target.traffic:
+            raise UserInputError(
+                f"{service} in {tier} runs {summary(now)}, not {summary(target.traffic)} that "
+                f"{target.commit[:10]} set: its traffic file was changed outside devmesh; nothing rolled back")
+        restored = target.traffic_from or TierTraffic()
     return Rollback(
         service=service,
         tier=tier,
-        restored=target.previous,
-        rolled_back=target.image,
+        restored=target.previous if target.pins else None,
+        rolled_back=target.image if target.pins else None,
         reverts=target.commit,
         reverted_subject=target.subject,
+        pins=target.pins,
+        traffic_restored=restored,
+        traffic_rolled_back=target.traffic if restored is not None else None,
     )
 
 
@@ -68,6 +93,7 @@ def rollback(
     *,
     app: str | None = None,
     attempts: int = DEFAULT_ATTEMPTS,
+    project: Project | None = None,
 ) -> RollbackResult:
     """Commit and push the rollback; on a push race it is planned again on the new tip."""
     planned: list[Rollback | None] = [None]
@@ -79,14 +105,20 @@ def rollback(
         history = read_history(co, service, tier)
         first = planned[0]
         if first is not None and any(e.reverts == first.reverts for e in history):
-            # The remote moved because this very promotion was rolled back (by another
+            # The remote moved because this very change was rolled back (by another
             # process, or by our own push whose answer was lost): do not revert a second one.
-            return Unchanged(f"promotion {first.reverts[:10]} of {service} in {tier} is already rolled back")
-        plan = plan_rollback(layout, app_name, history, service, tier)
+            return Unchanged(f"{first.reverts[:10]} of {service} in {tier} is already rolled back")
+        plan = plan_rollback(layout, app_name, history, service, tier, project)
         planned[0] = plan
-        layout.set_pin(tier, app_name, service, plan.restored)
+        paths = []
+        if plan.pins:
+            layout.set_pin(tier, app_name, service, plan.restored)
+            paths.append(co.relative(layout.tier_file(tier)))
+        if plan.traffic_restored is not None:
+            assert project is not None
+            paths.append(co.relative(write_traffic(layout, project, tier, service, plan.traffic_restored)))
         branch = f"devmesh/rollback-{service}-{tier}-{plan.reverts[:12]}"
-        return Change(plan.message(), [co.relative(layout.tier_file(tier))], branch)
+        return Change(plan.message(), paths, branch)
 
     landed = land(checkout, apply, attempts=attempts)
     return RollbackResult(planned[0], landed)

@@ -27,9 +27,10 @@ from ruamel.yaml.error import YAMLError
 from devmesh.errors import UserInputError
 from devmesh.gitops.images import ImageRef, parse_image_ref
 from devmesh.gitops.render import base_labels, deployment, traffic_file
+from devmesh.gitops.yamlio import documents_text
 from devmesh.plan.k8s import ENV_LABEL, tier_traffic
 from devmesh.plan.routing import Environment, plan_for_project
-from devmesh.plan.strategy import Strategy, from_json, to_json
+from devmesh.plan.strategy import Canary, Mirror, Strategy, Switch, from_json, to_json
 
 if TYPE_CHECKING:
     from devmesh.config import Project
@@ -57,6 +58,75 @@ def candidate_name(service: str) -> str:
     return f"{service}-{CANDIDATE}"
 
 
+NONE = "none"
+
+
+def state_json(state: TierTraffic) -> dict[str, Any] | None:
+    """The state as JSON: None for one version, else the candidate and the strategy."""
+    if state.candidate is None or state.strategy is None:
+        return None
+    return {"candidate": str(state.candidate), "strategy": to_json(state.strategy)}
+
+
+def to_trailer(state: TierTraffic) -> str:
+    """One line for a commit trailer (``none`` for one version)."""
+    data = state_json(state)
+    return NONE if data is None else json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def from_trailer(value: str) -> TierTraffic:
+    """The inverse of ``to_trailer``; ValueError saying what is wrong on anything else."""
+    if value.strip() == NONE:
+        return TierTraffic()
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("candidate"), str):
+        raise ValueError("expected a mapping with 'candidate' and 'strategy'")
+    try:
+        return TierTraffic(parse_image_ref(data["candidate"]), from_json(data.get("strategy") or {}))
+    except UserInputError as exc:
+        raise ValueError(exc.message) from None
+
+
+def summary(state: TierTraffic) -> str:
+    """A few words for tables: ``canary 20% → 3f2a9c1d…``, ``one version``."""
+    if state.candidate is None or state.strategy is None:
+        return "one version"
+    strategy = state.strategy
+    to = state.candidate.short.removeprefix("sha256:")
+    if isinstance(strategy, Canary):
+        sticky = f" sticky {strategy.sticky_header}" if strategy.sticky_header else ""
+        return f"canary {strategy.weight}%{sticky} → {to}"
+    if isinstance(strategy, Mirror):
+        return f"mirror {strategy.percent:g}% → {to}"
+    return f"switch → {to}"
+
+
+def takes_all(state: TierTraffic) -> bool:
+    """The candidate serves every request without the routing header (a switch, or a canary
+    at 100%): promoting it then changes nothing a request sees."""
+    return isinstance(state.strategy, Switch) or (isinstance(state.strategy, Canary) and state.strategy.weight == 100)
+
+
+def peek(path: Path) -> TierTraffic:
+    """What the traffic file says without checking it against the render (for overviews and
+    for refusing a promotion while a strategy is open); a file that does not say clearly
+    reads as one version."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return TierTraffic()
+    if STRATEGY_ANNOTATION not in text:
+        return TierTraffic()
+    try:
+        docs = [d for d in YAML(typ="safe").load_all(text) if isinstance(d, dict)]
+    except YAMLError:
+        return TierTraffic()
+    return _state_of(docs, None, "") or TierTraffic()
+
+
 def render(project: Project, tier: str, service: str, state: TierTraffic = TierTraffic()) -> tuple[str, list[Any]]:
     """(header comment, documents) of the service's traffic file in ``tier`` for ``state``."""
     strategies = [state.strategy] if state.strategy is not None else []
@@ -76,6 +146,12 @@ def render(project: Project, tier: str, service: str, state: TierTraffic = TierT
     candidate["spec"]["template"]["metadata"]["labels"] = {**base_labels(project.app, service), ENV_LABEL: CANDIDATE}
     candidate["spec"]["template"]["spec"]["containers"][0]["image"] = str(state.candidate)
     return header, [rules, routes, candidate]
+
+
+def file_text(project: Project, tier: str, service: str, state: TierTraffic = TierTraffic()) -> str:
+    """The traffic file's text for ``state``, as devmesh writes it."""
+    header, docs = render(project, tier, service, state)
+    return documents_text(docs, header)
 
 
 def _load(path: Path, display: str) -> list[Any]:
@@ -113,6 +189,40 @@ def _first_difference(found: Any, wanted: Any, path: str = "") -> str | None:
     return None if found == wanted else path.lstrip(".")
 
 
+def _state_of(docs: list[Any], service: str | None, display: str) -> TierTraffic | None:
+    """The candidate and strategy the documents say (None: none); ``service`` None is for
+    ``peek``, which takes the first VirtualService and never raises."""
+    quiet = service is None
+    routes = next((d for d in docs if d.get("kind") == "VirtualService"
+                   and (quiet or (d.get("metadata") or {}).get("name") == service)), None)
+    if routes is None:
+        return None
+    name = str((routes.get("metadata") or {}).get("name", ""))
+    annotation = ((routes.get("metadata") or {}).get("annotations") or {}).get(STRATEGY_ANNOTATION)
+    if annotation is None:
+        return None
+    try:
+        strategy = from_json(json.loads(annotation))
+    except (ValueError, TypeError) as exc:
+        if quiet:
+            return None
+        raise UserInputError(f"{display}: VirtualService {name}: annotation {STRATEGY_ANNOTATION}: {exc}") from None
+    candidate = next((d for d in docs if d.get("kind") == "Deployment"
+                      and (d.get("metadata") or {}).get("name") == candidate_name(name)), None)
+    containers = (((candidate or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get("containers")
+    if not containers:
+        if quiet:
+            return None
+        raise UserInputError(f"{display}: a {strategy.kind} is written on the VirtualService, but there is "
+                             f"no Deployment {candidate_name(name)} with the candidate's image")
+    try:
+        return TierTraffic(parse_image_ref(str(containers[0].get("image", ""))), strategy)
+    except (UserInputError, ValueError) as exc:
+        if quiet:
+            return None
+        raise UserInputError(f"{display}: Deployment {candidate_name(name)}: {exc}") from None
+
+
 def read(project: Project, tier: str, service: str, path: Path, display: str) -> TierTraffic:
     """What the traffic file at ``path`` says the tier runs; refused when it is not what devmesh
     writes for that (a hand edit of a field devmesh renders), naming the object and field."""
@@ -121,23 +231,7 @@ def read(project: Project, tier: str, service: str, path: Path, display: str) ->
     routes = kinds.get(("VirtualService", service))
     if routes is None:
         raise UserInputError(f"{display}: no VirtualService {service!r}: devmesh writes one per service")
-    annotation = ((routes.get("metadata") or {}).get("annotations") or {}).get(STRATEGY_ANNOTATION)
-    state = TierTraffic()
-    if annotation is not None:
-        try:
-            strategy = from_json(json.loads(annotation))
-        except ValueError as exc:
-            raise UserInputError(f"{display}: VirtualService {service}: annotation {STRATEGY_ANNOTATION}: {exc}") from None
-        candidate = kinds.get(("Deployment", candidate_name(service)))
-        containers = (((candidate or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get("containers")
-        if not containers:
-            raise UserInputError(f"{display}: a {strategy.kind} is written on the VirtualService, but there is "
-                                 f"no Deployment {candidate_name(service)} with the candidate's image")
-        try:
-            image = parse_image_ref(str(containers[0].get("image", "")))
-            state = TierTraffic(image, strategy)
-        except (UserInputError, ValueError) as exc:
-            raise UserInputError(f"{display}: Deployment {candidate_name(service)}: {exc}") from None
+    state = _state_of([d for d in docs if isinstance(d, dict)], service, display) or TierTraffic()
     _, wanted = render(project, tier, service, state)
     ordered = {(d["kind"], d["metadata"]["name"]): d for d in wanted}
     for key in sorted(set(kinds) | set(ordered), key=str):

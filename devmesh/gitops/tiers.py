@@ -1,4 +1,5 @@
-"""The service × tier matrix: what each tier runs, since when, by whom, and what may move up."""
+"""The service × tier matrix: what each tier runs (its primary version and, while a strategy
+runs there, the candidate and its split), since when, by whom, and what may move up."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from devmesh.gitops.cache import Checkout, require_app
 from devmesh.gitops.history import HistoryEntry, read_history
 from devmesh.gitops.images import ImageRef
 from devmesh.gitops.layout import Tier
+from devmesh.gitops.tier_strategy import takes_traffic_at
+from devmesh.gitops.tier_traffic import TierTraffic, state_json, summary
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,7 @@ class Cell:
     image: ImageRef | None
     last: HistoryEntry | None  # the promotion or rollback that set this image, if devmesh did
     next_may_take: bool | None  # None in the last tier
+    traffic: TierTraffic = TierTraffic()  # the candidate and its strategy, while one runs
 
     def to_json(self) -> dict[str, Any]:
         last = self.last
@@ -30,6 +34,8 @@ class Cell:
             "commit": last.commit if last else None,
             "via": last.kind if last else None,
             "next_may_take": self.next_may_take,
+            "traffic": state_json(self.traffic),
+            "split": summary(self.traffic),
         }
 
 
@@ -53,6 +59,8 @@ class TierMatrix:
 def _latest(history: list[HistoryEntry]) -> dict[tuple[str, str], HistoryEntry]:
     out: dict[tuple[str, str], HistoryEntry] = {}
     for entry in history:  # newest first: the first seen is the latest
+        if not entry.pins:
+            continue  # a strategy: the pin stays
         out.setdefault((entry.service, entry.tier), entry)
     return out
 
@@ -76,6 +84,6 @@ def tier_matrix(checkout: Checkout, *, app: str | None = None) -> TierMatrix:
             may: bool | None = None
             if i + 1 < len(tiers):
                 may = image is not None and pins[tiers[i + 1].name].get(service) != image
-            row[tier.name] = Cell(image, event, may)
+            row[tier.name] = Cell(image, event, may, takes_traffic_at(layout, tier.name, service))
         services[service] = row
     return TierMatrix(app_name, tiers, services)

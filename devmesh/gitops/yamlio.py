@@ -81,7 +81,12 @@ def write_file(path: Path, data: Any, yaml: YAML | None = None, header: str = ""
     path.write_text(dump(data, yaml, header), encoding="utf-8")
 
 
+def documents_text(docs: list[Any], header: str = "") -> str:
+    """Several YAML documents as one file's text, ``---`` between them."""
+    return header + "---\n".join(dump(doc) for doc in docs)
+
+
 def write_documents(path: Path, docs: list[Any], header: str = "") -> None:
     """Several YAML documents in one file, ``---`` between them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + "---\n".join(dump(doc) for doc in docs), encoding="utf-8")
+    path.write_text(documents_text(docs, header), encoding="utf-8")

@@ -191,9 +191,9 @@ def test_a_rollback_that_reverts_another_promotion_than_shown_says_so(
 
 
 def test_nothing_to_roll_back(repo: ManifestRepo) -> None:
-    with pytest.raises(UserInputError, match="nothing to roll back: api has no promotion left to revert"):
+    with pytest.raises(UserInputError, match="nothing to roll back: api has no promotion or strategy left to revert"):
         preview_rollback(repo, "api")
-    with pytest.raises(UserInputError, match="nothing to roll back: api has no promotion into beta left"):
+    with pytest.raises(UserInputError, match="nothing to roll back: api has no promotion or strategy in beta left"):
         preview_rollback(repo, "api", "beta")
 
 

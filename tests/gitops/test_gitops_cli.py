@@ -65,7 +65,7 @@ def test_tiers_json_schema(shop: Path, devmesh: Any) -> None:
     assert data["services"]["api"]["prod"]["next_may_take"] is None  # the last tier
     assert data["services"]["web"]["dev"] == {
         "image": None, "digest": None, "short": None, "promoted_at": None, "promoted_by": None,
-        "commit": None, "via": None, "next_may_take": False,
+        "commit": None, "via": None, "next_may_take": False, "traffic": None, "split": "one version",
     }
 
 

@@ -51,7 +51,7 @@ def test_rollbacks_step_back_through_promotions_then_refuse(checkout: Any) -> No
         assert pin_of(co, "dev", "api") == A
         rollback(co, "api", "dev")  # undoes A: nothing pinned
         assert pin_of(co, "dev", "api") is None
-        with pytest.raises(UserInputError, match="nothing to roll back: api has no promotion into dev left"):
+        with pytest.raises(UserInputError, match="nothing to roll back: api has no promotion or strategy in dev left"):
             rollback(co, "api", "dev")
         with pytest.raises(UserInputError, match="nothing to roll back"):
             rollback(co, "web", "prod")

@@ -215,7 +215,7 @@ async def test_b_with_nothing_to_roll_back_says_so(make_app: AppFactory, manifes
         await pilot.press("down", "down")  # worker: never promoted
         await pilot.press("b")
         screen = await _modal(pilot, app)
-        assert "nothing to roll back: worker has no promotion left to revert" in _modal_text(screen)
+        assert "nothing to roll back: worker has no promotion or strategy left to revert" in _modal_text(screen)
         await pilot.press("escape")
         await _back_to_main(pilot, app)
 
@@ -243,3 +243,59 @@ def test_preview_leaves_the_cached_clone_clean(manifests: ManifestSettings, make
     assert isinstance(preview, ChangePreview)
     with open_checkout(manifests) as checkout:
         assert checkout.git("status", "--porcelain").strip() == ""
+
+
+async def test_c_and_w_run_a_tier_canary_and_a_switch_as_commits(
+        make_app: AppFactory, manifests: ManifestSettings) -> None:
+    from tui.widgets.tier_table import TierTable
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await _cursor_on(pilot, app, "web", "beta")
+        await pilot.press("c")
+        screen = await _modal(pilot, app)
+        assert isinstance(screen.preview, ChangePreview), screen.refusal
+        text = _modal_text(screen)
+        assert "canary web in beta" in text and "to sha256:bbbbbbbbbbbb from dev" in text
+        assert "+  name: web-candidate" in text and "Devmesh-Traffic: " in text
+        await pilot.press("enter")
+        await _back_to_main(pilot, app)
+        first = remote_log(manifests)[0]
+        assert first.startswith("canary web in beta: ")
+        for _ in range(100):  # the matrix is read again after a landing
+            await pilot.pause(0.02)
+            if "⑂canary" in str(app.main.query_one(TierTable).get_row("web")):
+                break
+        assert "⑂canary" in str(app.main.query_one(TierTable).get_row("web"))
+
+        await _cursor_on(pilot, app, "web", "beta")
+        await pilot.press("c")  # the next step of the open canary
+        await _modal(pilot, app)
+        await pilot.press("enter")
+        await _back_to_main(pilot, app)
+        second = remote_log(manifests)[0]
+        assert second.startswith("canary web in beta: ") and second != first
+
+        await _cursor_on(pilot, app, "web", "beta")
+        await pilot.press("w")
+        await _modal(pilot, app)
+        await pilot.press("enter")
+        await _back_to_main(pilot, app)
+        assert remote_log(manifests)[0] == "switch web in beta to sha256:bbbbbbbbbbbb from dev"
+
+        await _cursor_on(pilot, app, "api", "beta")
+        await pilot.press("c")  # dev runs what beta runs: there is no second version
+        screen = await _modal(pilot, app)
+        assert isinstance(screen.refusal, Refusal)
+        assert "runs sha256:aaaaaaaaaaaa of api as its primary version already" in _modal_text(screen)
+
+
+async def test_c_outside_the_tiers_tab_says_where_it_works(make_app: AppFactory, manifests: ManifestSettings) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("1")
+        await pilot.press("c")
+        await pilot.pause()
+        assert "a canary runs in a tier" in "\n".join(app.main.query_one(ActivityLog).entries)

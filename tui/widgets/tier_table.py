@@ -1,4 +1,5 @@
-"""The service × tier matrix: which image each tier runs, and what may move up."""
+"""The service × tier matrix: which image each tier runs, its split while a strategy runs there,
+and what may move up."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from textual import on
 from textual.message import Message
 from textual.widgets import DataTable
 
+from devmesh.plan.strategy import Canary
 from tui.manifests import TiersView
 from tui.palette import service_colour
 
@@ -64,6 +66,10 @@ class TierTable(DataTable[Text | str]):
                         text.append(" ↶", style="yellow")
                 if verdict is not None and verdict.ok:
                     text.append(" ▸", style="bold green")
+                strategy = cell.traffic.strategy
+                if strategy is not None:
+                    share = f" {strategy.weight}%" if isinstance(strategy, Canary) else ""
+                    text.append(f" ⑂{strategy.kind}{share}", style="bold magenta")
                 cells.append(text)
             nxt = view.next_for(service)
             style = "green" if nxt.ok else "red" if nxt.text.startswith("blocked") else "dim"

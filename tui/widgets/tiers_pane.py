@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from devmesh.gitops.tier_traffic import summary
 from tui.manifests import TiersView
 from tui.widgets.tier_table import TierTable, age
 
@@ -73,6 +74,8 @@ class TiersPane(Vertical):
         if cell.last is not None and self.now is not None:
             lines.append(f"\n{cell.last.kind} {cell.last.commit[:10]} by {cell.last.author}, "
                          f"{age(cell.last.date, self.now)}: {cell.last.subject}", style="dim")
+        if cell.traffic.candidate is not None:
+            lines.append(f"\n{summary(cell.traffic)}: candidate {cell.traffic.candidate}", style="bold magenta")
         lines.append("\n")
         lines.append(verdict.text, style=_style(verdict.ok, verdict.text))
         detail.update(lines)

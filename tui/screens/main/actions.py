@@ -1,5 +1,5 @@
-"""What the main screen's keys do: up, down, sync, the preview URL, promote and rollback,
-the logs, refresh and the tabs (the keys themselves are listed in ``tui.keys``).
+"""What the main screen's keys do: up, down, sync, the preview URL, promote, rollback, the tier
+strategies, the logs, refresh and the tabs (the keys themselves are listed in ``tui.keys``).
 
 An action checks what it can on the UI thread, refuses with a note and a notification when
 it cannot run, and otherwise starts a worker or pushes a modal.
@@ -17,6 +17,7 @@ from tui.manifests import LandedChange
 from tui.screens.main.workers import MainWorkers
 from tui.screens.promote import PromoteScreen
 from tui.screens.rollback import RollbackScreen
+from tui.screens.tier_strategy import TierStrategyScreen
 from tui.widgets.activity_log import ActivityLog
 from tui.widgets.logs_pane import LogsPane
 from tui.widgets.route_table import RouteTable
@@ -134,6 +135,19 @@ class MainActions(MainWorkers):
             return
         service, tier, _ = target
         self.app.push_screen(RollbackScreen(self.sources, service, tier), self._change_landed)
+
+    def _tier_strategy(self, kind: str) -> None:
+        chosen = self.query_one(TiersPane).table.chosen if self.query_one(TabbedContent).active == "tiers" else None
+        if chosen is None or chosen[1] is None:
+            self._refuse(f"a {kind} runs in a tier: choose the service's cell in the Tiers tab (2)", kind)
+            return
+        self.app.push_screen(TierStrategyScreen(self.sources, chosen[0], chosen[1], kind), self._change_landed)
+
+    def action_canary(self) -> None:
+        self._tier_strategy("canary")
+
+    def action_switch(self) -> None:
+        self._tier_strategy("switch")
 
     def _change_landed(self, landed: LandedChange | None) -> None:
         if landed is None:
