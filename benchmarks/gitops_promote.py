@@ -10,7 +10,9 @@ plus a history of promotions), then times end to end (lock, fetch, edit, commit,
 - `promote` with a warm cache and with an empty cache each time;
 - a tier canary (one commit to a traffic file: read and checked against the render, the
   candidate by the tier rule, the file rendered) with the same warm cache, interleaved with
-  the promotions, and its ratio to the promotion (the target: at most 1.5×).
+  the promotions, and its ratio to the promotion (the target: at most 1.5×);
+- `manifests sync` after every service's timeout changed in devmesh.yaml: all N services'
+  traffic files in every tier rendered again, in one commit.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from devmesh.app.releases import tier_strategy_request
 from devmesh.config import Project, load_project
 from devmesh.gitops.cache import open_checkout
 from devmesh.gitops.images import ImageRef
+from devmesh.gitops.preset_sync import manifests_sync
 from devmesh.gitops.promote import PromotionRequest, promote
 from devmesh.gitops.render import traffic_path
 from devmesh.gitops.scaffold import scaffold, specs_from_project
@@ -42,14 +45,16 @@ def _digest(n: int) -> str:
     return "sha256:" + f"{n:064x}"
 
 
-def write_project(root: Path, services: int) -> Project:
+def write_project(root: Path, services: int, timeout: str | None = None) -> Project:
     """A devmesh.yaml of ``services`` services (each a build context with a Dockerfile)."""
     lines = ["app: bench", "services:"]
     for i in range(services):
         name = f"svc{i:03d}"
-        (root / name).mkdir(parents=True)
+        (root / name).mkdir(parents=True, exist_ok=True)
         (root / name / "Dockerfile").write_text("FROM scratch\n")
         lines += [f"  {name}:", f"    context: {name}", "    port: 8080"] + (["    entry: true"] if i == 0 else [])
+        if timeout is not None:
+            lines += ["    resilience:", f"      timeout: {timeout}"]
     (root / "devmesh.yaml").write_text("\n".join(lines) + "\n")
     return load_project(root / "devmesh.yaml")
 
@@ -146,6 +151,16 @@ def main() -> None:
         print(f"tier canary, cached clone:       median {k * 1000:.0f} ms (min {min(canary) * 1000:.0f}, max {max(canary) * 1000:.0f})")
         print(f"ratio (afresh / cached): {f / c:.1f}x")
         print(f"ratio (tier canary / promotion): {k / c:.2f}x (target: at most 1.5x)")
+
+        changed = write_project(root / "project", args.services, timeout="9s")
+        started = time.perf_counter()
+        with open_checkout(settings, cache=warm) as co:
+            synced = manifests_sync(co, changed)
+        took = time.perf_counter() - started
+        assert synced.landed.commit is not None
+        count = len(synced.plan.changes)
+        print(f"manifests sync of {len(synced.plan.services)} services ({count} files) in one commit: "
+              f"{took:.1f} s ({took / c:.0f}x a promotion)")
 
 
 if __name__ == "__main__":

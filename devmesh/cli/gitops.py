@@ -1,4 +1,4 @@
-"""``devmesh manifests init``, ``tiers``, ``promote``, ``rollback``, ``history``, and the tier
+"""``devmesh manifests init`` and ``sync``, ``tiers``, ``promote``, ``rollback``, ``history``, and the tier
 strategies (``canary``/``mirror``/``switch`` with ``--tier``)."""
 
 from __future__ import annotations
@@ -114,6 +114,57 @@ def manifests_init(state: State, tiers_text: str | None) -> None:
         _note(f"the tiers lacked the traffic of {', '.join(result.traffic)}: written under tiers/<tier>/traffic/")
     what = f"{done} for {project.app} ({', '.join(result.added_services) or 'no services added'}; tiers {', '.join(result.tiers)})"
     click.echo(landed_message(result.landed, what))
+
+
+@manifests.command("sync")
+@click.option("--dry-run", is_flag=True, help="Show the diff and the hand edits found; write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite fields edited by hand with what the presets give.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def manifests_sync(state: State, dry_run: bool, force: bool, yes: bool) -> None:
+    """Render again what devmesh renders in every service's base and every tier's traffic, from
+    devmesh.yaml and the presets as they are now, in one commit (the diff is shown first)."""
+    from devmesh.gitops.preset_sync import manifests_sync as sync_now
+    from devmesh.gitops.preset_sync import plan_sync
+
+    project, settings = _settings(state, project_required=True)
+    with _checkout(settings) as checkout:
+        checkout.require_tip()
+        plan = plan_sync(checkout.layout(), project, force=force)
+    prefix = "" if settings.path == "." else settings.path.rstrip("/") + "/"
+    if plan.not_in_layout:
+        _note(f"not in the manifest repo yet: {', '.join(plan.not_in_layout)} ('devmesh manifests init' adds them)")
+    if plan.missing_traffic:
+        _note(f"no traffic file for {', '.join(plan.missing_traffic)} ('devmesh manifests init' writes them)")
+    for edit in plan.edits:
+        click.echo(f"{'overwriting' if force else 'edited by hand'}: {edit.line()}", err=True)
+    diff = "".join(c.diff(prefix) for c in plan.changes)
+    services = plan.services
+    what = f"{len(plan.changes)} file(s) of {len(services)} service(s)"
+    if dry_run:
+        click.echo(diff, nl=False)
+        if plan.edits and not force:
+            click.echo(f"sync would refuse: {len(plan.edits)} field(s) edited by hand (--force overwrites them)", err=True)
+        click.echo(f"would sync {what}" if plan.changes else "nothing to sync", err=True)
+        return
+    if plan.edits and not force:
+        raise plan.refusal()
+    if not plan.changes:
+        click.echo(f"every tier of {project.app} is what devmesh.yaml and the presets give: nothing to sync")
+        return
+    click.echo(diff, nl=False)
+    _confirm(yes, f"sync {what} with devmesh.yaml and the presets?")
+    with _checkout(settings) as checkout:
+        result = sync_now(checkout, project, force=force)
+    if result.landed.unchanged:
+        click.echo(result.landed.unchanged)
+        return
+    landed = [c.path for c in result.plan.changes]
+    if landed != [c.path for c in plan.changes]:
+        _note(f"the manifest repo moved meanwhile: the sync was planned again and wrote {len(landed)} file(s), "
+              f"not the {len(plan.changes)} shown")
+    click.echo(landed_message(result.landed, f"synced {len(landed)} file(s) of {len(result.plan.services)} "
+                                             f"service(s) of {project.app}"))
 
 
 # --- tiers -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from devmesh.gitops.layout import KUSTOMIZATION, image_name
+from devmesh.gitops.managed import stamp_base, stamp_whole
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.k8s import ENV_LABEL
 
@@ -64,10 +65,11 @@ def service(app: str, name: str, port: int) -> dict[str, Any]:
 
 def base_files(app: str, name: str, port: int, env: dict[str, str]) -> dict[str, tuple[str, Any]]:
     """file name → (header comment, document) for ``base/<name>/``."""
-    header = f"# Rendered by 'devmesh manifests init' for service {name!r}; edit freely.\n"
+    header = (f"# Rendered by 'devmesh manifests init' for service {name!r}; edit freely. The container's\n"
+              "# image placeholder, ports and env come from devmesh.yaml: 'devmesh manifests sync' renders them.\n")
     return {
-        "deployment.yaml": (header, deployment(app, name, port, env)),
-        "service.yaml": (header, service(app, name, port)),
+        "deployment.yaml": (header, stamp_base(deployment(app, name, port, env), name)),
+        "service.yaml": (header, stamp_base(service(app, name, port), name)),
         KUSTOMIZATION: (
             header,
             {
@@ -89,7 +91,8 @@ def traffic_file(app: str, tier: str, name: str, traffic: Sequence[dict[str, Any
     DestinationRule and VirtualService, with the labels of the base objects."""
     header = (f"# Service {name!r} in tier {tier!r}: where its requests go, with its preset's timeout,\n"
               "# retries, connection limits and outlier detection. Rendered by devmesh from devmesh.yaml.\n")
-    docs = [{**doc, "metadata": {**doc["metadata"], "labels": base_labels(app, name)}} for doc in traffic]
+    docs = [stamp_whole({**doc, "metadata": {**doc["metadata"], "labels": base_labels(app, name)}})
+            for doc in traffic]
     return header, docs
 
 

@@ -67,7 +67,7 @@ def plan_rollback(layout: Layout, app: str, history: list[HistoryEntry], service
         if project is None:
             raise UserInputError(f"rolling back {target.commit[:10]} rewrites the traffic file of {service} in "
                                  f"{tier}, which is rendered from devmesh.yaml", hint="run it in the project")
-        now = current_traffic(layout, project, tier, service)
+        now = current_traffic(layout, project, tier, service, allow_stale=True)
         if now != target.traffic:
             raise UserInputError(
                 f"{service} in {tier} runs {summary(now)}, not {summary(target.traffic)} that "

@@ -22,7 +22,7 @@ from devmesh.gitops.images import ImageRef
 from devmesh.gitops.land import DEFAULT_ATTEMPTS, Change, Landed, Unchanged, land
 from devmesh.gitops.layout import Layout
 from devmesh.gitops.render import traffic_path
-from devmesh.gitops.tier_traffic import TierTraffic, file_text, peek, read, summary, takes_all
+from devmesh.gitops.tier_traffic import TierTraffic, file_text, inspect, peek, read, summary, takes_all
 from devmesh.gitops.trailers import TrafficChange
 from devmesh.plan.strategy import Strategy
 
@@ -59,14 +59,23 @@ def traffic_location(layout: Layout, tier: str, service: str) -> tuple[Path, str
     return path, f"{layout.display}: {path.relative_to(layout.root).as_posix()}"
 
 
-def current_traffic(layout: Layout, project: Project, tier: str, service: str) -> TierTraffic:
-    """What the tier runs of ``service`` beside its primary version, read and checked (a
-    hand edit of what devmesh renders is refused, naming the file, object and field)."""
+def current_traffic(layout: Layout, project: Project, tier: str, service: str, *,
+                    allow_stale: bool = False) -> TierTraffic:
+    """What the tier runs of ``service`` beside its primary version, read and checked: a hand
+    edit of what devmesh renders is refused, naming the file, object and field; so is a file
+    devmesh.yaml or a preset has changed since, unless ``allow_stale`` (a rollback or the
+    promotion that finishes a strategy is never held up by a pending ``manifests sync``)."""
     path, display = traffic_location(layout, tier, service)
     if not path.is_file():
         raise UserInputError(f"{display} is missing",
                              hint="run 'devmesh manifests init': it writes every service's traffic in every tier")
-    return read(project, tier, service, path, display)
+    if not allow_stale:
+        return read(project, tier, service, path, display)
+    state, findings = inspect(project, tier, service, path, display)
+    for finding in findings:
+        if finding.verdict.state == "edited":
+            raise finding.error(display)
+    return state
 
 
 def write_traffic(layout: Layout, project: Project, tier: str, service: str, state: TierTraffic) -> Path:
@@ -189,7 +198,7 @@ def finishing(layout: Layout, project: Project | None, tier: str, service: str,
     if project is None:
         raise UserInputError(f"finishing the {kind} of {service} in {tier} rewrites its traffic file, which "
                              "is rendered from devmesh.yaml", hint="run it in the project")
-    current_traffic(layout, project, tier, service)  # a hand-edited file is refused, not overwritten
+    current_traffic(layout, project, tier, service, allow_stale=True)  # a hand-edited file is refused
     return state
 
 

@@ -26,6 +26,7 @@ from ruamel.yaml.error import YAMLError
 
 from devmesh.errors import UserInputError
 from devmesh.gitops.images import ImageRef, parse_image_ref
+from devmesh.gitops.managed import Verdict, judge_whole, show, stamp_whole
 from devmesh.gitops.render import base_labels, deployment, traffic_file
 from devmesh.gitops.yamlio import documents_text
 from devmesh.plan.k8s import ENV_LABEL, tier_traffic
@@ -145,7 +146,7 @@ def render(project: Project, tier: str, service: str, state: TierTraffic = TierT
     selector[ENV_LABEL] = CANDIDATE
     candidate["spec"]["template"]["metadata"]["labels"] = {**base_labels(project.app, service), ENV_LABEL: CANDIDATE}
     candidate["spec"]["template"]["spec"]["containers"][0]["image"] = str(state.candidate)
-    return header, [rules, routes, candidate]
+    return header, [stamp_whole(doc) for doc in (rules, routes, candidate)]
 
 
 def file_text(project: Project, tier: str, service: str, state: TierTraffic = TierTraffic()) -> str:
@@ -164,29 +165,6 @@ def _load(path: Path, display: str) -> list[Any]:
         where = f":{mark.line + 1}" if mark is not None else ""
         raise UserInputError(f"{display}{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
     return docs
-
-
-def _first_difference(found: Any, wanted: Any, path: str = "") -> str | None:
-    """Where ``found`` differs from ``wanted`` (``spec.http[0].timeout``), or None."""
-    if isinstance(found, dict) and isinstance(wanted, dict):
-        for key in sorted(set(found) | set(wanted), key=str):
-            if key not in wanted:
-                return f"{path}.{key}".lstrip(".") + " (not devmesh's)"
-            if key not in found:
-                return f"{path}.{key}".lstrip(".") + " (removed)"
-            where = _first_difference(found[key], wanted[key], f"{path}.{key}")
-            if where is not None:
-                return where
-        return None
-    if isinstance(found, list) and isinstance(wanted, list):
-        if len(found) != len(wanted):
-            return f"{path} ({len(found)} items, devmesh writes {len(wanted)})".lstrip(".")
-        for i, (a, b) in enumerate(zip(found, wanted)):
-            where = _first_difference(a, b, f"{path}[{i}]")
-            if where is not None:
-                return where
-        return None
-    return None if found == wanted else path.lstrip(".")
 
 
 def _state_of(docs: list[Any], service: str | None, display: str) -> TierTraffic | None:
@@ -223,28 +201,69 @@ def _state_of(docs: list[Any], service: str | None, display: str) -> TierTraffic
         raise UserInputError(f"{display}: Deployment {candidate_name(name)}: {exc}") from None
 
 
-def read(project: Project, tier: str, service: str, path: Path, display: str) -> TierTraffic:
-    """What the traffic file at ``path`` says the tier runs; refused when it is not what devmesh
-    writes for that (a hand edit of a field devmesh renders), naming the object and field."""
-    docs = _load(path, display)
-    kinds = {(d.get("kind"), (d.get("metadata") or {}).get("name")): d for d in docs if isinstance(d, dict)}
-    routes = kinds.get(("VirtualService", service))
-    if routes is None:
-        raise UserInputError(f"{display}: no VirtualService {service!r}: devmesh writes one per service")
-    state = _state_of([d for d in docs if isinstance(d, dict)], service, display) or TierTraffic()
+class TrafficEdited(UserInputError):
+    """A field devmesh renders in a traffic file was changed by a person."""
+
+
+class TrafficStale(UserInputError):
+    """A traffic file is devmesh's as written, but devmesh.yaml or a preset says otherwise now."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One object of a traffic file that is not what devmesh renders now, and how."""
+
+    kind: str
+    name: str
+    verdict: Verdict
+
+    def error(self, display: str) -> UserInputError:
+        first = self.verdict.differences[0]
+        where = f"{display}: {self.kind} {self.name}: {first.field}"
+        more = len(self.verdict.differences) - 1
+        also = f" (and {more} more field{'s' if more > 1 else ''})" if more else ""
+        if self.verdict.state == "edited":
+            return TrafficEdited(
+                f"{where} was edited by hand{also}: it is {show(first.found)}, devmesh.yaml and the presets "
+                f"give {show(first.wanted)}",
+                hint="undo the edit, or set it in devmesh.yaml (or the preset's variables) and run "
+                     "'devmesh manifests sync --force'")
+        return TrafficStale(
+            f"{where} is {show(first.found)}{also}, but devmesh.yaml and the presets give {show(first.wanted)} now",
+            hint="'devmesh manifests sync' brings every tier up to date, in one commit")
+
+
+def inspect(project: Project, tier: str, service: str, path: Path, display: str) -> tuple[TierTraffic, list[Finding]]:
+    """What the traffic file says the tier runs, and every object of it that is not what
+    devmesh renders for that now (edited by a person, or stale); a missing or foreign object
+    is refused at once."""
+    docs = [d for d in _load(path, display) if isinstance(d, dict)]
+    kinds = {(d.get("kind"), (d.get("metadata") or {}).get("name")): d for d in docs}
+    if ("VirtualService", service) not in kinds:
+        raise TrafficEdited(f"{display}: no VirtualService {service!r}: devmesh writes one per service")
+    state = _state_of(docs, service, display) or TierTraffic()
     _, wanted = render(project, tier, service, state)
     ordered = {(d["kind"], d["metadata"]["name"]): d for d in wanted}
+    findings = []
     for key in sorted(set(kinds) | set(ordered), key=str):
         kind, name = key
         if key not in ordered:
-            raise UserInputError(f"{display}: {kind} {name} is not one devmesh writes here",
-                                 hint="the file is devmesh's: put your own objects in files of your own")
+            raise TrafficEdited(f"{display}: {kind} {name} is not one devmesh writes here",
+                                hint="the file is devmesh's: put your own objects in files of your own")
         if key not in kinds:
-            raise UserInputError(f"{display}: {kind} {name} is missing")
-        where = _first_difference(kinds[key], ordered[key])
-        if where is not None:
-            raise UserInputError(
-                f"{display}: {kind} {name}: {where} was edited by hand; devmesh renders it from "
-                "devmesh.yaml and the preset",
-                hint="set it in devmesh.yaml (or the preset's variables), or undo the edit")
+            raise TrafficEdited(f"{display}: {kind} {name} is missing")
+        verdict = judge_whole(kinds[key], ordered[key])
+        if verdict.state != "same":
+            findings.append(Finding(str(kind), str(name), verdict))
+    return state, findings
+
+
+def read(project: Project, tier: str, service: str, path: Path, display: str) -> TierTraffic:
+    """What the traffic file at ``path`` says the tier runs; refused when it is not what devmesh
+    writes for that: a hand edit of a field devmesh renders (TrafficEdited), or a file that
+    devmesh.yaml or a preset has changed since (TrafficStale), naming the object and field."""
+    state, findings = inspect(project, tier, service, path, display)
+    edited = [f for f in findings if f.verdict.state == "edited"]
+    for finding in edited or findings:
+        raise finding.error(display)
     return state

@@ -163,3 +163,26 @@ def test_the_kind_runtimes_publisher_names_an_unreachable_registry(local_image: 
         assert caught.value.hint is not None and "devmesh cluster up" in caught.value.hint
     finally:
         _untag(docker_client, built, f"127.0.0.1:{port}/shop/api:unreachable{os.getpid()}")
+
+
+def test_a_first_tier_canary_of_a_local_image_pushes_it_and_pins_the_registrys_digest(
+    registry: str, local_image: str, project_file: Path, devmesh: Any, remote: Path, docker_client: Any
+) -> None:
+    root = project_file.parent
+    config = project_file.read_text().replace("manifests:\n", f"manifests:\n  registry: '{registry}'\n")
+    project_file.write_text(config)
+    assert devmesh(root, "manifests", "init").code == 0
+    first = "127.0.0.1:5001/shop/api@sha256:" + "a" * 64
+    assert devmesh(root, "promote", "api", "--to", "dev", "--image", first, "--yes").code == 0
+    assert devmesh(root, "promote", "api", "--to", "beta", "--yes").code == 0
+
+    refused = devmesh(root, "canary", "api", "--tier", "beta", "--image", local_image, "--yes")
+    assert refused.code == 2 and "only for the first tier" in refused.err
+
+    result = devmesh(root, "canary", "api", "--tier", "dev", "--image", local_image, "--weight", "10", "--yes")
+    assert result.code == 0, result.err
+    traffic = json.loads(devmesh(root, "tiers", "--json").out)["services"]["api"]["dev"]["traffic"]
+    name, digest = traffic["candidate"].split("@")
+    assert name == f"{registry}/shop/api"
+    tag = "devmesh-" + str(docker_client.images.get(local_image).id).removeprefix("sha256:")[:12]
+    assert digest == _registry_digest(registry, "shop/api", tag)

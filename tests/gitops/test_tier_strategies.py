@@ -264,8 +264,8 @@ def test_pull_request_mode_proposes_the_strategy_on_a_branch(shop: Path, devmesh
 EIGHT = tuple(f"svc{i}" for i in range(8))
 
 
-def test_eight_processes_promote_canary_and_mirror_at_once(tmp_path: Path, remote: Path) -> None:
-    """Promotions, canaries and mirrors of eight services from eight processes: half share one
+def test_eight_processes_promote_canary_mirror_and_sync_at_once(tmp_path: Path, remote: Path) -> None:
+    """Promotions, canaries, a mirror and a sync of eight services from eight processes: half share one
     cached clone (the lock), half have their own (push races). History stays linear, nothing
     is lost, and every tier still builds and reads back as devmesh wrote it."""
     import os
@@ -290,6 +290,9 @@ def test_eight_processes_promote_canary_and_mirror_at_once(tmp_path: Path, remot
             promote(co, PromotionRequest(name, "dev", ref(name, "a")))
             promote(co, PromotionRequest(name, "beta"))
             promote(co, PromotionRequest(name, "dev", ref(name, "b")))
+    # svc7's timeout changes in devmesh.yaml: the sync renders its files in every tier again.
+    text = project_file.read_text()
+    project_file.write_text(text.replace("  svc7:\n", "  svc7:\n    resilience:\n      timeout: 3s\n", 1))
     base = git(remote, "rev-parse", "main").strip()
     procs = []
     for i, name in enumerate(EIGHT):
@@ -298,8 +301,10 @@ def test_eight_processes_promote_canary_and_mirror_at_once(tmp_path: Path, remot
             args = ["promote", name, "--to", "dev", "--image", str(ref(name, str(i)))]
         elif i < 6:
             args = ["canary", name, "--tier", "beta", "--weight", str(10 * i)]
-        else:
+        elif i < 7:
             args = ["mirror", name, "--tier", "beta", "--percent", "25"]
+        else:
+            args = ["manifests", "sync"]
         procs.append(subprocess.Popen([sys.executable, "-m", "devmesh", *args, "--yes"], cwd=project_file.parent,
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [(p.wait(timeout=180), *p.communicate()) for p in procs]
@@ -310,19 +315,24 @@ def test_eight_processes_promote_canary_and_mirror_at_once(tmp_path: Path, remot
     assert git(remote, "rev-list", "--merges", "main") == ""
     with open_checkout(settings, cache=tmp_path / "check") as co:
         entries = [e for e in read_history(co) if e.commit in new]
-        assert Counter(e.service for e in entries) == Counter(EIGHT)
-        assert Counter(e.kind for e in entries) == Counter({"promote": 3, "canary": 3, "mirror": 2})
+        assert Counter(e.service for e in entries) == Counter(EIGHT[:7])
+        assert Counter(e.kind for e in entries) == Counter({"promote": 3, "canary": 3, "mirror": 1})
+        assert sum(git(remote, "log", "-1", "--format=%s", c).startswith("manifests: sync 1 service") for c in new) == 1
+        project = load_project(project_file)
         layout = co.layout()
         for i, name in enumerate(EIGHT):
-            state = current_traffic(layout, project, "beta", name)  # every file reads back unedited
+            # Every file reads back as devmesh wrote it, and up to date with devmesh.yaml.
+            state = current_traffic(layout, project, "beta", name)
             if i < 3:
                 assert layout.pin("dev", "shop", name) == ref(name, str(i))
                 assert state == TierTraffic()
-            else:
+            elif i < 7:
                 assert state.candidate == ref(name, "b")  # the rule held: the candidate is dev's
                 assert layout.pin("beta", "shop", name) == ref(name, "a")
-                strategy = state.strategy
-                assert isinstance(strategy, Canary if i < 6 else Mirror)
+                assert isinstance(state.strategy, Canary if i < 6 else Mirror)
+            else:
+                assert state == TierTraffic()
+                assert "timeout: 3s" in (layout.root / "tiers" / "prod" / "traffic" / f"{name}.yaml").read_text()
         for tier in ("dev", "beta", "prod"):
             done = subprocess.run(["kubectl", "kustomize", str(layout.root / "tiers" / tier)],
                                   capture_output=True, text=True)

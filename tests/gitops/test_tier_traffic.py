@@ -12,7 +12,17 @@ import yaml
 
 from devmesh.config import Project, load_project
 from devmesh.errors import UserInputError
-from devmesh.gitops.tier_traffic import CANDIDATE, STRATEGY_ANNOTATION, TierTraffic, read, render
+from devmesh.gitops.managed import RENDERED
+from devmesh.gitops.tier_traffic import (
+    CANDIDATE,
+    STRATEGY_ANNOTATION,
+    TierTraffic,
+    TrafficEdited,
+    TrafficStale,
+    inspect,
+    read,
+    render,
+)
 from devmesh.gitops.yamlio import write_documents
 from devmesh.plan.strategy import Canary, Mirror, Switch
 from tests.gitops.gitops_helpers import digest_ref, write_project
@@ -37,7 +47,7 @@ def test_without_a_strategy_the_file_is_the_routes_to_the_tiers_version(project:
     assert header.startswith("# Service 'api' in tier 'prod'")
     assert [d["kind"] for d in docs] == ["DestinationRule", "VirtualService"]
     assert [s["name"] for s in docs[0]["spec"]["subsets"]] == ["baseline"]
-    assert "annotations" not in docs[1]["metadata"]
+    assert list(docs[1]["metadata"]["annotations"]) == [RENDERED]  # the fingerprint only: no strategy
 
 
 @pytest.mark.parametrize("strategy", [Canary("api", CANDIDATE, 20), Canary("api", CANDIDATE, 10, "x-user"),
@@ -78,7 +88,8 @@ def test_a_file_without_a_strategy_reads_back_as_nothing_beside_the_base(project
 
 @pytest.mark.parametrize(("edit", "says"), [
     (lambda docs: docs[1]["spec"]["http"][-1].__setitem__("timeout", "99s"),
-     "f: VirtualService api: spec.http[2].timeout (not devmesh's) was edited by hand"),
+     'f: VirtualService api: spec.http[2].timeout was edited by hand: it is "99s", devmesh.yaml and the '
+     "presets give no such field"),
     (lambda docs: docs[0]["spec"]["trafficPolicy"]["connectionPool"]["tcp"].__setitem__("maxConnections", 1)
      if "trafficPolicy" in docs[0]["spec"] else docs[0]["spec"].__setitem__("trafficPolicy", {"x": 1}),
      "f: DestinationRule api: spec.trafficPolicy"),
@@ -121,3 +132,49 @@ def test_a_canary_file_passes_the_schemas_and_istioctl_analyze(project: Project,
         validate(obj)
     verdict = analyze(istioctl, objects, tmp_path)
     assert verdict.returncode == 0, verdict.stdout + verdict.stderr
+
+
+def _with_timeout(tmp_path: Path, timeout: str) -> Project:
+    """The same project with api's resilience timeout set in devmesh.yaml."""
+    path = write_project(tmp_path / "shop", None)
+    text = path.read_text().replace("    entry: true\n", f"    entry: true\n    resilience:\n      timeout: {timeout}\n", 1)
+    path.write_text(text)
+    return load_project(path)
+
+
+def test_a_file_devmesh_wrote_that_devmesh_yaml_has_changed_since_is_stale_not_edited(tmp_path: Path) -> None:
+    before = _with_timeout(tmp_path, "5s")
+    path = _write(tmp_path, before, TierTraffic(CANDIDATE_IMAGE, Canary("api", CANDIDATE, 20)))
+    after = _with_timeout(tmp_path, "7s")
+    with pytest.raises(TrafficStale) as stale:
+        read(after, "prod", "api", path, "f")
+    assert "VirtualService api: spec.http[" in str(stale.value) and '"5s"' in str(stale.value)
+    assert '"7s" now' in str(stale.value) and "manifests sync" in (stale.value.hint or "")
+    state, findings = inspect(after, "prod", "api", path, "f")
+    assert state.candidate == CANDIDATE_IMAGE  # the state is still read
+    assert {f.verdict.state for f in findings} == {"stale"}
+
+
+def test_an_edit_on_top_of_a_stale_file_is_still_an_edit(tmp_path: Path) -> None:
+    before = _with_timeout(tmp_path, "5s")
+    path = _write(tmp_path, before, TierTraffic())
+    docs = list(yaml.safe_load_all(path.read_text()))
+    docs[0]["spec"]["host"] = "elsewhere"
+    path.write_text(yaml.safe_dump_all(docs))
+    with pytest.raises(TrafficEdited, match="DestinationRule api: spec.host was edited by hand"):
+        read(_with_timeout(tmp_path, "7s"), "prod", "api", path, "f")
+
+
+def test_a_file_without_fingerprints_is_devmesh_where_it_matches_the_render(project: Project, tmp_path: Path) -> None:
+    path = _write(tmp_path, project, TierTraffic())
+    docs = list(yaml.safe_load_all(path.read_text()))
+    for doc in docs:
+        del doc["metadata"]["annotations"][RENDERED]
+        if not doc["metadata"]["annotations"]:
+            del doc["metadata"]["annotations"]
+    path.write_text(yaml.safe_dump_all(docs))
+    assert read(project, "prod", "api", path, "f") == TierTraffic()
+    docs[1]["spec"]["hosts"] = ["other"]
+    path.write_text(yaml.safe_dump_all(docs))
+    with pytest.raises(TrafficEdited, match="spec.hosts"):
+        read(project, "prod", "api", path, "f")
