@@ -36,6 +36,7 @@ from devmesh.plan.envoy import (
     write_atomically,
 )
 from devmesh.plan.routing import Backend, RoutePlan
+from devmesh.traffic.records import Hop, RecordReader, dotted_upstream
 
 T = TypeVar("T")
 
@@ -282,6 +283,13 @@ class EnvoyProcess:
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
+
+    def hops(self, callers: Mapping[str, str] | None = None) -> list[Hop]:
+        """The access log's records so far (every line must be one)."""
+        reader = RecordReader(dotted_upstream, dict(callers or {}).get)
+        hops = [h for h in map(reader.read, self.stdout().splitlines()) if h is not None]
+        assert reader.unparsed == 0, reader.first_unparsed
+        return hops
 
     @property
     def running(self) -> bool:

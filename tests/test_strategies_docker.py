@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from devmesh.plan.strategy import bucket_of
+from devmesh.traffic.records import Hop, RecordReader, dotted_upstream
 from tests.conftest import GIT_ENV
 from tests.docker_env import cleanup, devmesh, remove_images, run_git, scaffold_shop
 
@@ -193,8 +194,11 @@ def test_routes_explain_agrees_with_what_envoy_did(shop: Shop, gateway: Gateway)
     explained = json.loads(shop.cli(*args).stdout)["explained"]
     assert [e["request"] for e in explained] == requests
 
-    def api_lines() -> list[str]:
-        return re.findall(r"^mesh:8000 \S+ api:8000/ .*$", shop.logs("envoy"), re.M)
+    def api_lines() -> list[Hop]:
+        """Envoy's records of the calls to api (its access log: one JSON line a request)."""
+        reader = RecordReader(dotted_upstream)
+        hops = [reader.read(line) for line in shop.logs("envoy").splitlines()]
+        return [h for h in hops if h is not None and h.authority == "api:8000" and not h.mirror]
 
     before = len(api_lines())
     for entry in explained:
@@ -211,11 +215,10 @@ def test_routes_explain_agrees_with_what_envoy_did(shop: Shop, gateway: Gateway)
         time.sleep(0.2)
     lines = api_lines()[before:]
     assert len(lines) == len(explained), lines
-    for entry, line in zip(explained, lines):
+    for entry, record in zip(explained, lines):
         hop = {h["at"]: h for h in entry["hops"]}["api"]
-        assert f"route={hop['rule']} " in line, (entry["request"], line)
-        upstream = re.search(r"upstream=(\S+)", line)
-        assert upstream and upstream.group(1) in {d["upstream"] for d in hop["to"]}
+        assert record.rule == hop["rule"], (entry["request"], record)
+        assert f"{record.service}.{record.env}" in {d["upstream"] for d in hop["to"]}
 
     text = shop.cli("routes", "--explain", "GET / -H 'x-user-id: 4217'").stdout
     assert "x-user-id: 4217 is in sticky bucket 25; web's canary takes buckets 0–29: feat's version" in text

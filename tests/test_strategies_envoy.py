@@ -27,6 +27,7 @@ from devmesh.plan.routing import (
     plan_routes,
 )
 from devmesh.plan.strategy import Canary, Mirror, Switch, bucket_of
+from devmesh.traffic.records import Hop
 from tests.envoy_harness import Mesh, wait_until
 from tests.strategies.recording import RecordingBackends
 
@@ -142,6 +143,22 @@ def test_mirror_copies_gets_and_heads_only(mesh: Mesh) -> None:
     assert conn.send("api", {HEADER: "feat"})[1] == "api.feat"
     time.sleep(0.2)
     assert [s.headers["host"] for s in copies[4:]] == ["api"]
+
+    # the access log holds each copy as a record of its own, with the original's request id
+    def records() -> tuple[list[Hop], list[Hop]]:
+        hops = mesh.envoy.hops()
+        return [h for h in hops if not h.mirror], [h for h in hops if h.mirror]
+
+    wait_until(lambda: len(records()[0]) == 8 and len(records()[1]) == 4, timeout=5,
+               what="8 request records and 4 mirror records")
+    originals, mirrored = records()
+    assert [(h.method, h.served_by) for h in originals[:7]] == [
+        (m, "api@baseline") for m in ("GET", "HEAD", "GET", "POST", "PUT", "DELETE", "HEAD")]
+    assert {(h.method, h.served_by, h.status) for h in mirrored} == {
+        ("GET", "api@feat", 200), ("HEAD", "api@feat", 200)}
+    by_id = {h.request_id: h for h in originals}
+    assert all(by_id[h.request_id].rule == "api-mirror" for h in mirrored)
+    assert all(h.authority.startswith("api-shadow") for h in mirrored)
 
 
 def test_mirror_percentage(mesh: Mesh) -> None:

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ls": ("devmesh.cli.env", "ls", "List environments, their services and preview URLs."),
     "status": ("devmesh.cli.env", "status", "Show the branch's environment and its services' health."),
     "logs": ("devmesh.cli.logs", "logs", "Print the environment's logs, merged and prefixed by service."),
+    "traffic": ("devmesh.cli.traffic", "traffic", "Show each request's path through the mesh and each version's figures."),
     "sync": ("devmesh.cli.sync", "sync", "Sync saved files into the branch's running containers until Ctrl-C."),
     "manifests": ("devmesh.cli.gitops", "manifests", "Write the GitOps manifest repo's layout (manifests init)."),
     "tiers": ("devmesh.cli.gitops", "tiers", "Show which image each rollout tier runs, per service."),

@@ -105,6 +105,20 @@ class RuntimeApp(Protocol):
         while following, versions that start later join until ``stop`` is set."""
         ...
 
+    def mesh_log(self, *, follow: bool, tail: int | None = None,
+                 stop: threading.Event | None = None) -> Iterator[str]:
+        """The mesh's request records: its proxies' access log lines (devmesh.traffic.records),
+        in time order; while following, until ``stop`` is set."""
+        ...
+
+    def mesh_callers(self) -> dict[str, str]:
+        """The address of each running service version → ``service@env`` (who called a hop)."""
+        ...
+
+    def upstream_of(self, cluster: str) -> tuple[str, str] | None:
+        """The (service, env) a proxy's upstream cluster stands for; None if not a version."""
+        ...
+
 
 class Runtime(RuntimeApp, Protocol):
     """A place to run a project's environments: docker (containers + Envoy) or kind

@@ -36,9 +36,8 @@ for minutes. A route-table update applies to the next request on every existing 
 Every response carries ``x-devmesh-route: <rule name>`` (the rule that matched) and
 ``x-devmesh-upstream: <service>.<env>`` (the cluster that answered), so ``routes --explain``
 and debugging can compare what the plan says with what Envoy did. Access logs go to Envoy's
-stdout, one line a request::
-
-    mesh:8000 GET api:8000/items env=feat route=api-feat upstream=api.feat status=200 flags=- 3ms
+stdout, one JSON line a request (and one a mirror copy, from the router's upstream log), in the
+format of ``devmesh.traffic.records``: ``devmesh traffic`` reads them into hop chains.
 
 Envoy reloads a file only when it is *renamed* into place (an in-place overwrite is never
 noticed): ``write_atomically`` writes each changed file to a temporary file in the same

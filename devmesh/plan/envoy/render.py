@@ -9,8 +9,9 @@ from devmesh.plan.envoy.clusters import all_backends, cluster_resource, socket_a
 from devmesh.plan.envoy.files import BOOTSTRAP_FILE, CDS_FILE, LDS_FILE, Doc, EnvoyFiles, rds_file
 from devmesh.plan.envoy.routes import GATEWAY_ROUTES, MESH_ROUTES, gateway_routes, mesh_routes
 from devmesh.plan.routing import Backend, RoutePlan
+from devmesh.traffic.records import GATEWAY, access_log_fields
 
-GATEWAY_LISTENER = "gateway"
+GATEWAY_LISTENER = GATEWAY
 
 _T_LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 _T_HCM = ("type.googleapis.com/envoy.extensions.filters.network."
@@ -71,7 +72,7 @@ def render_envoy(
         for port in sorted(by_port)
     ]
     listeners.append(_listener(GATEWAY_LISTENER, listen_address, gateway_port, GATEWAY_ROUTES,
-                               config_dir, log_prefix="gateway", header=plan.header))
+                               config_dir, log_prefix=GATEWAY, header=plan.header))
 
     rds = {
         MESH_ROUTES: {"resources": [mesh_routes(plan, listen_ports)]},
@@ -103,17 +104,19 @@ def _check_ports(listen_ports: Mapping[str, int], gateway_port: int, admin_port:
                                  f"which the Envoy {what} also uses")
 
 
-def _access_log(prefix: str, header: str) -> list[Doc]:
-    fmt = (
-        f"{prefix} %REQ(:METHOD)% %REQ(:AUTHORITY)%%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% "
-        f"env=%REQ({header})% route=%ROUTE_NAME% upstream=%UPSTREAM_CLUSTER% "
-        "status=%RESPONSE_CODE% flags=%RESPONSE_FLAGS% %DURATION%ms\n"
-    )
-    return [{
+def _access_log(listener: str, header: str, *, kind: str = "request") -> list[Doc]:
+    """One JSON line per request (see devmesh.traffic.records); ``kind="mirror"``: the router's
+    log of its upstream requests, filtered to the mirror copies (whose host Envoy suffixes with
+    ``-shadow``), so a copy is a record too."""
+    log: Doc = {
         "name": "envoy.access_loggers.stdout",
         "typed_config": {"@type": _T_STDOUT_LOG,
-                         "log_format": {"text_format_source": {"inline_string": fmt}}},
-    }]
+                         "log_format": {"json_format": access_log_fields(header, listener, kind=kind)}},
+    }
+    if kind == "mirror":
+        log["filter"] = {"header_filter": {"header": {
+            "name": ":authority", "string_match": {"safe_regex": {"regex": r"[^:]*-shadow(:\d+)?"}}}}}
+    return [log]
 
 
 def _listener(name: str, address: str, port: int, route_config: str, config_dir: str, *,
@@ -132,7 +135,8 @@ def _listener(name: str, address: str, port: int, route_config: str, config_dir:
         # Istio proxies WebSocket upgrades by default (dev servers' live reload uses them).
         "upgrade_configs": [{"upgrade_type": "websocket"}],
         "http_filters": [{"name": "envoy.filters.http.router",
-                          "typed_config": {"@type": _T_ROUTER}}],
+                          "typed_config": {"@type": _T_ROUTER,
+                                           "upstream_log": _access_log(log_prefix, header, kind="mirror")}}],
         "access_log": _access_log(log_prefix, header),
     }
     return {

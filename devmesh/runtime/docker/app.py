@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import docker
 
 from devmesh.build import docker_client
 from devmesh.dirs import state_dir
-from devmesh.errors import DevmeshError
+from devmesh.errors import DevmeshError, UserInputError
 from devmesh.events import Sink, Step
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.k8s import APP_LABEL, ENV_LABEL, MANAGED_BY, SERVICE_LABEL
 from devmesh.plan.routing import Backend
 from devmesh.routes_state import StrategyStore
 from devmesh.runtime.base import ServiceState
-from devmesh.runtime.logmerge import LogSource, Reader
+from devmesh.runtime.logmerge import LogSource, Reader, merge_logs
 from devmesh.runtime.shared import Describe, LabelledApp
+from devmesh.traffic.records import dotted_upstream
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -125,6 +127,47 @@ class DockerApp(LabelledApp["Container"]):
         # where it ended once the container runs again.
         return [LogSource(str(c.id), service, env, reader(c), running=c.status == "running", resumable=True)
                 for env, service, c in chosen]
+
+    # --- the mesh's request records (devmesh.traffic) ------------------------------------
+
+    def mesh_log(self, *, follow: bool, tail: int | None = None,
+                 stop: threading.Event | None = None) -> Iterator[str]:
+        """Envoy's access log (its stdout: one JSON record a request); while following, a
+        replaced Envoy's log joins, until ``stop`` is set."""
+        def reader(c: Container) -> Reader:
+            def read(follow: bool, tail: int | None, since: float | None) -> Iterable[str]:
+                for raw in c.logs(stream=True, follow=follow, timestamps=True, stdout=True, stderr=False,
+                                  tail="all" if tail is None else tail, since=since):
+                    yield from raw.decode(errors="replace").splitlines()
+
+            return read
+
+        def sources() -> list[LogSource]:
+            return [LogSource(str(c.id), "envoy", BASELINE_ENV, reader(c), running=c.status == "running",
+                              resumable=True)
+                    for c in self._containers(role="envoy")]
+
+        if not follow and not sources():
+            raise UserInputError(f"app {self.app!r} has no Envoy on the docker runtime: nothing has "
+                                 "routed a request yet", hint="'devmesh up' starts it")
+        for line in merge_logs(sources, follow=follow, tail=tail, stop=stop, gone=self.log_errors):
+            yield line.text
+
+    def mesh_callers(self) -> dict[str, str]:
+        """The address of each running service version on the app's network → ``service@env``."""
+        out = {}
+        for env, service, c in self._found():
+            if c.status != "running":
+                continue
+            networks = (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+            address = (networks.get(self.network_name) or {}).get("IPAddress")
+            if address:
+                out[address] = f"{service}@{env}"
+        return out
+
+    def upstream_of(self, cluster: str) -> tuple[str, str] | None:
+        """The version an Envoy cluster stands for (``<service>.<env>``)."""
+        return dotted_upstream(cluster)
 
     def _remove(self, c: Container, sink: Sink) -> str:
         c.remove(force=True, v=True)

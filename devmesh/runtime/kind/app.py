@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 
 from devmesh.dirs import state_dir
 from devmesh.errors import DevmeshError, UserInputError
@@ -71,6 +72,12 @@ def describe_obj(obj: Obj) -> str:
 def image_of(deployment: Obj) -> str:
     containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
     return str(containers[0].get("image", "")) if containers else ""
+
+
+def _no_records() -> UserInputError:
+    return UserInputError("the kind runtime does not read its Istio proxies' request records yet: "
+                          "'devmesh traffic' reads the docker runtime's Envoy",
+                          hint="run the environment with --runtime docker to see its traffic")
 
 
 class KindApp(LabelledApp[Obj]):
@@ -141,6 +148,18 @@ class KindApp(LabelledApp[Obj]):
 
         return [LogSource(p["metadata"]["name"], service, env, reader(p["metadata"]["name"], service))
                 for env, service, p in chosen]
+
+    # --- the mesh's request records ------------------------------------------------------
+
+    def mesh_log(self, *, follow: bool, tail: int | None = None,
+                 stop: threading.Event | None = None) -> Iterator[str]:
+        raise _no_records()
+
+    def mesh_callers(self) -> dict[str, str]:
+        raise _no_records()
+
+    def upstream_of(self, cluster: str) -> tuple[str, str] | None:
+        raise _no_records()
 
     def _remove_matching(self, sel: str, sink: Sink) -> list[str]:
         removed = []

@@ -6,23 +6,28 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SERVICE = "api"
 VERSION = os.environ.get("SHOP_VERSION", "v1")
 ENV = os.environ.get("DEVMESH_ENV")  # set by devmesh: which environment runs this copy
 HEADER = os.environ.get("DEVMESH_HEADER", "x-devmesh-env")
+REQUEST_ID = "x-request-id"  # the mesh gives each request one at the gateway
 STOCK_URL = os.environ.get("STOCK_URL", "http://stock:8000").rstrip("/")
 PRICES = {"apple": 0.5, "pear": 0.8}
 
 
-def call(url: str, method: str, route: str | None, body: bytes | None) -> dict:
-    """Call a downstream service, passing the routing header on."""
+def call(url: str, method: str, incoming: Message, body: bytes | None) -> dict:
+    """Call a downstream service, passing the routing header and the request id on."""
     request = urllib.request.Request(url, data=body, method=method)
     # Every app in the mesh must do this: copy the routing header from the incoming request
-    # onto each outgoing one, or the next hop falls back to the baseline version.
-    if route:
-        request.add_header(HEADER, route)
+    # onto each outgoing one, or the next hop falls back to the baseline version; and copy
+    # x-request-id, or 'devmesh traffic' cannot tell which request this call belongs to.
+    for name in (HEADER, REQUEST_ID):
+        value = incoming.get(name)
+        if value:
+            request.add_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read() or b"{}")  # a HEAD reply has no body
@@ -51,7 +56,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/healthz":
             status, reply = 200, {"service": SERVICE, "ok": True}
         elif self.path.split("?")[0] == "/":
-            stock = call(STOCK_URL + "/", self.command, route, body or None)
+            stock = call(STOCK_URL + "/", self.command, self.headers, body or None)
             status = 502 if "error" in stock else 200
             reply = {"service": SERVICE, "version": VERSION, "env": ENV, "method": self.command,
                      "header": route, "prices": PRICES, "stock": stock}
