@@ -410,7 +410,11 @@ def test_shipped_strategy_presets() -> None:
     assert {n: p.kind for n, p in found.items()} == {
         "canary": "canary", "mirror": "mirror", "red-black": "switch", "rolling": "rolling"}
     assert found["canary"].steps == (10, 25, 50, 100)
-    assert set(found["canary"].variables) == {"steps", "sticky_header"}
+    assert set(found["canary"].variables) == {"steps", "sticky_header", "min_requests", "max_error_increase",
+                                              "max_latency_ratio", "latency_slack_ms", "step_timeout"}
+    assert found["canary"].settings["analysis"] == {"min_requests": 20, "max_error_increase": 1,
+                                                    "max_latency_ratio": 1.2, "latency_slack_ms": 5,
+                                                    "step_timeout": 300}
     assert found["rolling"].settings == {"max_surge": "25%", "max_unavailable": 0}
     assert k8s.rolling_update(found["rolling"].settings) == {
         "type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}

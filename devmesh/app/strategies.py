@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from devmesh.errors import UserInputError
-from devmesh.events import Sink, discard
+from devmesh.events import Sink, Step, discard
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.explain import Hop, Request, explain, parse_request
 from devmesh.plan.routing import RoutePlan
@@ -151,7 +151,10 @@ def canary(project: Project, rt: Runtime, service: str, env: str, *, weight: int
     """A share of ``service``'s requests without the routing header to ``env``'s version
     (see ``choose_canary`` for the weight and the sticky header)."""
     require_fork(rt, env, service)
-    chosen = choose_canary(project, service, env, current(rt, service), weight=weight, next_step=next_step,
+    found = current(rt, service)
+    if isinstance(found, Canary) and found.status:
+        sink(Step(f"{service}'s canary was left by --auto: {found.status}"))
+    chosen = choose_canary(project, service, env, found, weight=weight, next_step=next_step,
                            sticky=sticky, preset=preset)
     return _store(project, rt, chosen, sink)
 

@@ -99,6 +99,9 @@ def _no_target_on_undo(flag: str, service: str, kind: str, branch: str | None, e
               help="Keep each value of this header (e.g. x-user-id) on one version ('' for none).")
 @click.option("--preset", default="canary", show_default=True, help="The canary strategy preset (its steps).")
 @click.option("--off", is_flag=True, help="End the canary: the baseline serves again.")
+@click.option("--auto", is_flag=True,
+              help="Walk the preset's steps by the numbers: advance while the branch's version does "
+                   "as well as the baseline, abort (weight 0) when it does not.")
 @BRANCH_OPTION
 @ENV_OPTION
 @RUNTIME_OPTION
@@ -108,12 +111,19 @@ def _no_target_on_undo(flag: str, service: str, kind: str, branch: str | None, e
 @YES_OPTION
 @pass_state
 def canary(state: State, service: str, weight: int | None, next_step: bool, sticky_header: str | None,
-           preset: str, off: bool, branch: str | None, env_name: str | None, runtime: str | None,
-           context: str | None, tier: str | None, image: str | None, yes: bool) -> None:
+           preset: str, off: bool, auto: bool, branch: str | None, env_name: str | None,
+           runtime: str | None, context: str | None, tier: str | None, image: str | None,
+           yes: bool) -> None:
     """Send a share of SERVICE's requests without the routing header to the branch's version
     (with --tier: to the candidate in that tier of the manifest repo).
 
-    Without --weight or --next it starts at the preset's first step."""
+    Without --weight or --next it starts at the preset's first step. With --auto it walks the
+    steps itself, judging each by the mesh's records (the preset's analysis thresholds)."""
+    if auto:
+        _auto(state, service, weight=weight, next_step=next_step, off=off, tier=tier,
+              sticky=sticky_header, preset=preset, branch=branch, env_name=env_name,
+              runtime=runtime, context=context)
+        return
     if off and (weight is not None or next_step or sticky_header is not None):
         raise UserInputError("--off takes no --weight, --next or --sticky-header")
     if weight is not None and next_step:
@@ -130,6 +140,26 @@ def canary(state: State, service: str, weight: int | None, next_step: bool, stic
     env = env_for(project, branch, env_name)
     _applied(strategies.canary(project, rt, service, env, weight=weight, next_step=next_step,
                                sticky=sticky_header, preset=preset, sink=EventPrinter()))
+
+
+def _auto(state: State, service: str, *, weight: int | None, next_step: bool, off: bool,
+          tier: str | None, sticky: str | None, preset: str, branch: str | None,
+          env_name: str | None, runtime: str | None, context: str | None) -> None:
+    from devmesh.app.canary_auto import auto_canary, check_auto_options
+
+    check_auto_options(weight=weight, next_step=next_step, off=off, tier=tier)
+    project, rt = _open(state, service, runtime, context)
+    env = env_for(project, branch, env_name)
+    outcome = auto_canary(project, rt, service, env, preset=preset, sticky=sticky, sink=EventPrinter())
+    if outcome.result == "passed":
+        click.echo(f"{service}: {outcome.message}")
+        return
+    click.echo(f"{service}: {outcome.message}", err=True)
+    if outcome.result == "aborted":
+        click.echo(f"hint: the baseline serves every request again; fix the branch and run "
+                   f"'devmesh canary {service} --auto' again, or end it with 'devmesh canary {service} --off'",
+                   err=True)
+    raise SystemExit(130 if outcome.result == "interrupted" else 1)
 
 
 @click.command()

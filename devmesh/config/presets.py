@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -247,11 +248,55 @@ def apply_presets(data: dict[str, Any], project_root: Path) -> tuple[dict[str, A
 #   rolling   max_surge, max_unavailable (the Deployment update of the kind runtime)
 
 STRATEGY_KINDS: dict[str, frozenset[str]] = {
-    "canary": frozenset({"steps", "sticky_header"}),
+    "canary": frozenset({"steps", "sticky_header", "analysis"}),
     "mirror": frozenset({"percent"}),
     "switch": frozenset(),
     "rolling": frozenset({"max_surge", "max_unavailable"}),
 }
+
+
+# ``canary --auto``'s thresholds (a canary preset's ``analysis``): name → (default, check, what
+# the check wants). Each step waits for min_requests of the canary's and of the baseline's
+# requests without the routing header, then the canary passes when its error rate is at most
+# the baseline's + max_error_increase points and its p95 latency at most max_latency_ratio × the
+# baseline's (or the baseline's + latency_slack_ms, whichever is more: a 2 ms p95 must not fail
+# a 3 ms one); step_timeout seconds without enough requests stop the run.
+ANALYSIS: dict[str, tuple[float, Callable[[Any], bool], str]] = {
+    "min_requests": (20, lambda v: _whole(v) and v >= 1, "a whole number of requests, at least 1"),
+    "max_error_increase": (1.0, lambda v: _number(v) and 0 <= v <= 100,
+                           "percentage points between 0 and 100"),
+    "max_latency_ratio": (1.2, lambda v: _number(v) and 1 <= v <= 1000, "a ratio of at least 1, e.g. 1.2"),
+    "latency_slack_ms": (5, lambda v: _whole(v) and 0 <= v <= 3_600_000, "whole milliseconds, 0 or more"),
+    "step_timeout": (300, lambda v: _number(v) and 0 < v <= 86_400,
+                     "seconds above 0 and at most a day"),
+}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def analysis_problem(analysis: Any) -> tuple[str, str] | None:
+    """(field, what is wrong) for a canary preset's ``analysis`` mapping, or None."""
+    if not isinstance(analysis, dict):
+        return "analysis", f"expected a mapping of {', '.join(ANALYSIS)}"
+    for key, value in analysis.items():
+        if key not in ANALYSIS:
+            return f"analysis.{key}", f"not an analysis threshold (they are: {', '.join(ANALYSIS)})"
+        _, check, wanted = ANALYSIS[key]
+        if not check(value):
+            return f"analysis.{key}", f"expected {wanted}, got {_quoted(value)}"
+    return None
+
+
+def analysis_settings(preset: StrategyPreset) -> dict[str, float]:
+    """A canary preset's analysis thresholds, each defaulted."""
+    given = preset.settings.get("analysis") or {}
+    return {key: float(given.get(key, default)) for key, (default, _, _) in ANALYSIS.items()}
 
 
 @dataclass(frozen=True)
@@ -285,6 +330,9 @@ def _strategy_problem(kind: Any, settings: dict[str, Any]) -> tuple[str, str] | 
         sticky = settings.get("sticky_header", "")
         if not isinstance(sticky, str) or (sticky and not re.fullmatch(r"[a-z0-9][a-z0-9-]*", sticky)):
             return "sticky_header", "expected a lower-case header name, or \"\" for none"
+        problem = analysis_problem(settings.get("analysis", {}))
+        if problem is not None:
+            return problem
     if kind == "mirror":
         percent = settings.get("percent", 100)
         if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 < percent <= 100:

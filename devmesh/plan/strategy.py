@@ -61,6 +61,9 @@ class Canary:
     sticky_header: str | None = None
     steps: tuple[int, ...] = ()  # from the preset, for ``canary --next``
     preset: str | None = None
+    # What automated analysis (``canary --auto``) says of it, one line: where it is, or why it
+    # was aborted or stopped, with the figures. None: moved by hand.
+    status: str | None = None
 
     kind = "canary"
 
@@ -105,7 +108,8 @@ def describe(strategy: Strategy, header: str) -> str:
     if isinstance(strategy, Canary):
         sticky = (f", sticky by {strategy.sticky_header} (buckets 0–{strategy.weight - 1} of "
                   f"{BUCKETS})" if strategy.sticky_header and strategy.weight else "")
-        return f"canary: {strategy.weight}% of requests without {header} go to {who}{sticky}"
+        status = f" — {strategy.status}" if strategy.status else ""
+        return f"canary: {strategy.weight}% of requests without {header} go to {who}{sticky}{status}"
     if isinstance(strategy, Mirror):
         return (f"mirror: copies of {_percent(strategy.percent)}% of GET and HEAD requests without "
                 f"{header} go to {who}; answers come from the baseline")
@@ -117,6 +121,8 @@ def to_json(strategy: Strategy) -> dict[str, Any]:
     if isinstance(strategy, Canary):
         out |= {"weight": strategy.weight, "sticky_header": strategy.sticky_header,
                 "steps": list(strategy.steps)}
+        if strategy.status is not None:
+            out["status"] = strategy.status
     elif isinstance(strategy, Mirror):
         out["percent"] = strategy.percent
     out["preset"] = strategy.preset
@@ -141,7 +147,10 @@ def from_json(data: Mapping[str, Any]) -> Strategy:
             raise ValueError("'sticky_header' must be a string")
         if not isinstance(steps, list) or not all(isinstance(s, int) for s in steps):
             raise ValueError("'steps' must be a list of integers")
-        return Canary(service, env, weight, sticky or None, tuple(steps), preset)
+        status = data.get("status")
+        if status is not None and not isinstance(status, str):
+            raise ValueError("'status' must be a string")
+        return Canary(service, env, weight, sticky or None, tuple(steps), preset, status)
     if kind == "mirror":
         percent = data.get("percent", 100.0)
         if isinstance(percent, bool) or not isinstance(percent, (int, float)):

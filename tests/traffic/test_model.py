@@ -176,3 +176,58 @@ def test_percentiles_are_exact_when_fast_and_within_two_percent_when_slow() -> N
     assert percentile(Counter(), 0.5) is None
     with pytest.raises(ValueError, match="longer than 0 s"):
         WindowStats(window=0)
+
+
+def figures(env: str, requests: int, failed: int = 0, p95: int | None = 10, limited: int = 0) -> Any:
+    from devmesh.traffic.stats import VersionFigures
+
+    return VersionFigures("api", env, requests, failed, limited, 0, 60.0, p95, p95)
+
+
+def test_a_canary_is_judged_only_with_enough_requests_on_both_sides() -> None:
+    from devmesh.traffic.analysis import Thresholds, judge
+
+    t = Thresholds(min_requests=10, max_error_increase=1, max_latency_ratio=1.2, latency_slack_ms=5)
+    assert judge(figures("feat", 9), figures("baseline", 100), t) is None
+    assert judge(figures("feat", 100), figures("baseline", 9), t) is None
+    # refused by a rate limit: not answers of the version
+    assert judge(figures("feat", 15, limited=6), figures("baseline", 100), t) is None
+    ok = judge(figures("feat", 10), figures("baseline", 10), t)
+    assert ok is not None and ok.passed
+
+
+def test_error_rate_and_latency_thresholds() -> None:
+    from devmesh.traffic.analysis import Thresholds, judge
+
+    t = Thresholds(min_requests=10, max_error_increase=1, max_latency_ratio=1.2, latency_slack_ms=5)
+    bad = judge(figures("feat", 100, failed=3), figures("baseline", 100, failed=1), t)
+    assert bad is not None and not bad.passed
+    assert bad.reason == "error rate 3.0% is above the baseline's 1.0% + 1 point(s)"
+    assert "canary 100 requests, 3.0% errors (3), p95 10 ms; baseline 100 requests" in bad.figures()
+    edge = judge(figures("feat", 100, failed=2), figures("baseline", 100, failed=1), t)
+    assert edge is not None and edge.passed  # at most the baseline's + 1 point
+    # small latencies: the slack decides (2 ms → up to 7 ms); large ones: the ratio (100 → 120)
+    assert judge(figures("feat", 50, p95=7), figures("baseline", 50, p95=2), t).passed  # type: ignore[union-attr]
+    slow = judge(figures("feat", 50, p95=8), figures("baseline", 50, p95=2), t)
+    assert slow is not None and not slow.passed and slow.reason.startswith("p95 latency 8 ms is above 7 ms")
+    assert judge(figures("feat", 50, p95=120), figures("baseline", 50, p95=100), t).passed  # type: ignore[union-attr]
+    assert not judge(figures("feat", 50, p95=121), figures("baseline", 50, p95=100), t).passed  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("analysis", "problem"), [
+    ({"min_requests": 0}, ("analysis.min_requests", "a whole number of requests, at least 1")),
+    ({"min_requests": 2.5}, ("analysis.min_requests", "a whole number")),
+    ({"max_error_increase": -1}, ("analysis.max_error_increase", "between 0 and 100")),
+    ({"max_latency_ratio": 0.9}, ("analysis.max_latency_ratio", "a ratio of at least 1")),
+    ({"max_latency_ratio": True}, ("analysis.max_latency_ratio", "a ratio of at least 1")),
+    ({"latency_slack_ms": -5}, ("analysis.latency_slack_ms", "0 or more")),
+    ({"step_timeout": 0}, ("analysis.step_timeout", "above 0")),
+    ({"p99": 3}, ("analysis.p99", "not an analysis threshold")),
+    ([1], ("analysis", "expected a mapping")),
+])
+def test_analysis_thresholds_that_make_no_sense(analysis: Any, problem: tuple[str, str]) -> None:
+    from devmesh.config.presets import analysis_problem
+
+    found = analysis_problem(analysis)
+    assert found is not None and found[0] == problem[0] and problem[1] in found[1], found
+    assert analysis_problem({"min_requests": 5, "max_latency_ratio": 1, "step_timeout": 0.5}) is None
