@@ -28,7 +28,8 @@ KEYS: tuple[Key, ...] = (
         "or take it to the preset's next step (shows the diff first)"),
     Key("w", "w", "switch", "Switch", "Tiers tab: send all of the service's traffic in that tier to its "
         "candidate (shows the diff first)"),
-    Key("slash", "/", "filter_logs", "Filter", "Filter the logs as you type (esc leaves the filter)"),
+    Key("slash", "/", "filter_logs", "Filter", "Filter the logs (or, in the Traffic tab, the requests) as you "
+        "type (esc leaves the filter)"),
     Key("f", "f", "follow", "Follow", "Follow the logs, or pause them where they are"),
     Key("r", "r", "refresh", "Refresh", "Read environments, routes and tiers again"),
     Key("question_mark", "?", "app.help", "Help", "Show these keys"),
@@ -39,7 +40,8 @@ TABS: tuple[tuple[str, str, str], ...] = (
     ("1", "routing", "Routing"),
     ("2", "tiers", "Tiers"),
     ("3", "logs", "Logs"),
-    ("4", "activity", "Activity"),
+    ("4", "traffic", "Traffic"),
+    ("5", "activity", "Activity"),
 )
 
 

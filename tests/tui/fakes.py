@@ -71,6 +71,35 @@ def log_lines(count: int = 12, env: str = ENV) -> list[LogLine]:
     return out
 
 
+def mesh_records(env: str = ENV, count: int = 3, at: float | None = None) -> list[str]:
+    """Access log lines in the real record format: ``count`` three-hop requests through the
+    gateway by ``env``'s preview host (api forked), and as many to the baseline."""
+    import json
+
+    from devmesh.traffic.records import FORMAT, GATEWAY
+
+    start = time.time() - 5 if at is None else at
+    out = []
+    for i in range(count):
+        for preview in (True, False):
+            rid = f"{'p' if preview else 'b'}{i}"
+            header = env if preview else None
+            api = env if preview else "baseline"
+            t = start + i * 0.1 + (0.05 if preview else 0)
+            base = {"devmesh": FORMAT, "kind": "request", "id": rid, "route_header": header,
+                    "method": "GET", "path": "/", "flags": "-", "attempts": 1, "status": 200}
+            out += [
+                json.dumps(dict(base, listener="mesh:8000", time=f"{t + 0.002:.3f}", authority="stock:8000",
+                                peer=f"10.1.0.{3 if preview else 2}", upstream="stock.baseline", ms=1)),
+                json.dumps(dict(base, listener="mesh:8000", time=f"{t + 0.001:.3f}", authority="api:8000",
+                                peer="10.1.0.1", upstream=f"api.{api}", ms=3)),
+                json.dumps(dict(base, listener=GATEWAY, time=f"{t:.3f}", peer="172.18.0.1",
+                                authority=f"{env + '.' if preview else ''}shop.localhost:8080",
+                                upstream="web.baseline", ms=6)),
+            ]
+    return out
+
+
 @dataclass
 class FakeRuntime:
     """A runtime that serves recorded state; ``down``, ``logs`` and ``route_plan`` (the recorded
@@ -86,6 +115,30 @@ class FakeRuntime:
     streams: list[str] = field(default_factory=list)
     live: list[LogLine] = field(default_factory=list)  # handed out while following
     stopped: threading.Event = field(default_factory=threading.Event)
+    records: list[str] = field(default_factory=mesh_records)
+    callers: dict[str, str] = field(default_factory=lambda: {
+        "10.1.0.1": "web@baseline", "10.1.0.2": "api@baseline", "10.1.0.3": f"api@{ENV}"})
+    live_records: list[str] = field(default_factory=list)  # handed out while following
+
+    def mesh_log(self, *, follow: bool, tail: int | None = None,
+                 stop: threading.Event | None = None) -> Iterator[str]:
+        if self.error is not None:
+            raise self.error
+        yield from self.records
+        stop = stop or threading.Event()
+        while follow and not stop.is_set():
+            if self.live_records:
+                yield self.live_records.pop(0)
+            else:
+                stop.wait(0.01)
+
+    def mesh_callers(self) -> dict[str, str]:
+        return dict(self.callers)
+
+    def upstream_of(self, cluster: str) -> tuple[str, str] | None:
+        from devmesh.traffic.records import dotted_upstream
+
+        return dotted_upstream(cluster)
 
     def environments(self) -> list[EnvironmentState]:
         if self.error is not None:

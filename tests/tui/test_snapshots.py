@@ -84,7 +84,7 @@ def test_error_state_engine_unreachable(snap_compare: Any, make_app: AppFactory,
 
     async def run_before(pilot: Any) -> None:
         await settle(pilot)
-        await pilot.press("4")
+        await pilot.press("5")
         await pilot.wait_for_animation()  # the tab's underline slides; a loaded machine is slower
         await pilot.pause()
 

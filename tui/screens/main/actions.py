@@ -23,6 +23,7 @@ from tui.widgets.logs_pane import LogsPane
 from tui.widgets.route_table import RouteTable
 from tui.widgets.service_table import ServiceTable
 from tui.widgets.tiers_pane import TiersPane
+from tui.widgets.traffic_pane import TrafficPane
 
 if TYPE_CHECKING:
     from devmesh.environments import Selection
@@ -160,6 +161,9 @@ class MainActions(MainWorkers):
         self.read_tier_matrix()
 
     def action_filter_logs(self) -> None:
+        if self.query_one(TabbedContent).active == "traffic":
+            self.query_one(TrafficPane).focus_filter()
+            return
         self.action_show_tab("logs")
         self.query_one(LogsPane).focus_filter()
 
@@ -183,9 +187,10 @@ class MainActions(MainWorkers):
         if focused is not None and tabs in focused.ancestors:
             self.query_one(ServiceTable).focus()
         tabs.active = tab
-        target = {"routing": RouteTable, "tiers": TiersPane, "logs": LogsPane}.get(tab)
+        target = {"routing": RouteTable, "tiers": TiersPane, "logs": LogsPane, "traffic": TrafficPane}.get(tab)
         if target is not None and focused is not None and tabs in focused.ancestors:
             widget = self.query_one(target)
             focus_to = widget.table if isinstance(widget, TiersPane) else \
-                widget.view if isinstance(widget, LogsPane) else widget
+                widget.view if isinstance(widget, LogsPane) else \
+                widget.query_one("#traffic-figures") if isinstance(widget, TrafficPane) else widget
             self.call_after_refresh(focus_to.focus)

@@ -34,6 +34,7 @@ from tui.widgets.logs_pane import LogsPane
 from tui.widgets.route_table import RouteTable
 from tui.widgets.service_table import ServiceTable, SyncNote
 from tui.widgets.tiers_pane import TiersPane
+from tui.widgets.traffic_pane import TrafficPane
 
 if TYPE_CHECKING:
     from devmesh.environments import Selection
@@ -83,6 +84,7 @@ class MainScreen(MainActions, Screen[None]):
         self._stream_stop: threading.Event | None = None
         self._stream_env: str | None = None
         self._services = list(sources.project.services)
+        self._traffic_stop: threading.Event | None = None
 
     def compose(self) -> ComposeResult:
         yield AppHeader(HeaderInfo(self.sources.project.app), id="header")
@@ -99,6 +101,8 @@ class MainScreen(MainActions, Screen[None]):
                 yield TiersPane(id="tiers-pane")
             with TabPane("Logs", id="logs"):
                 yield LogsPane(self.log_lines, cursor_blink=self.cursor_blink, id="logs-pane")
+            with TabPane("Traffic", id="traffic"):
+                yield TrafficPane(cursor_blink=self.cursor_blink, id="traffic-pane")
             with TabPane("Activity", id="activity"):
                 yield ActivityLog(clock=lambda: self.sources.now().timestamp(), id="activity-log")
         yield Footer(compact=True, show_command_palette=False)
@@ -117,6 +121,8 @@ class MainScreen(MainActions, Screen[None]):
 
     def on_unmount(self) -> None:
         self._stop_stream()
+        if self._traffic_stop is not None:
+            self._traffic_stop.set()
 
     # --- handlers ---------------------------------------------------------------------------------
 
@@ -165,6 +171,10 @@ class MainScreen(MainActions, Screen[None]):
         if message.stream == self._stream and lines:
             self.query_one(LogsPane).append(lines)
 
+    @on(MainWorkers.TrafficRead)
+    def _traffic_read(self, message: MainWorkers.TrafficRead) -> None:
+        self.query_one(TrafficPane).show(message.snapshot)
+
     @on(MainWorkers.WorkFailed)
     def _work_failed(self, message: MainWorkers.WorkFailed) -> None:
         activity = self.query_one(ActivityLog)
@@ -184,6 +194,9 @@ class MainScreen(MainActions, Screen[None]):
             activity.finish_all()
         if message.what == "logs":
             self.query_one(LogsPane).stream_note = "stream stopped"
+        if message.what == "traffic":
+            self.query_one(TrafficPane).show_problem(message.message, message.hint)
+            self._traffic_stop = None  # the next state read that answers starts it again
         activity.error(f"{message.what}: {message.message}", message.hint)
         self.notify(message.message, title=f"{message.what} failed", severity="error")
 
@@ -226,6 +239,7 @@ class MainScreen(MainActions, Screen[None]):
         self._show_services()
         if error is None:
             self._follow_logs()
+            self._follow_traffic()
 
     def _show_header(self) -> None:
         error = self._poll_error
@@ -269,6 +283,13 @@ class MainScreen(MainActions, Screen[None]):
         self.inbox.take()
         self.query_one(LogsPane).restart(f"{env}")
         self.stream_logs(env, self._stream, self._stream_stop)
+
+    def _follow_traffic(self) -> None:
+        """The whole mesh's traffic (every environment), once the runtime has answered."""
+        if self._traffic_stop is not None or self.plan is None:
+            return
+        self._traffic_stop = threading.Event()
+        self.follow_traffic(self._traffic_stop)
 
     def _stop_stream(self) -> None:
         if self._stream_stop is not None:

@@ -20,6 +20,7 @@ from devmesh.events import Event
 from devmesh.runtime.base import EnvironmentState
 from tui.log_inbox import LineInbox
 from tui.manifests import TiersView, read_tiers
+from tui.traffic_view import TrafficFollower, TrafficSnapshot
 
 if TYPE_CHECKING:
     from textual.screen import Screen
@@ -35,6 +36,7 @@ else:
     _ScreenBase = object
 
 LOG_TAIL = 200  # lines of history per container when a stream starts
+TRAFFIC_SECONDS = 1.0  # how often the Traffic tab's rows are rebuilt
 
 
 def _problem(exc: BaseException, debug: bool) -> tuple[str, str | None]:
@@ -91,6 +93,13 @@ class MainWorkers(_ScreenBase):
         def __init__(self, stream: int) -> None:
             super().__init__()
             self.stream = stream
+
+    class TrafficRead(Message):
+        """The Traffic tab's rows, built on the follower's side."""
+
+        def __init__(self, snapshot: TrafficSnapshot) -> None:
+            super().__init__()
+            self.snapshot = snapshot
 
     class WorkFailed(Message):
         def __init__(self, what: str, message: str, hint: str | None) -> None:
@@ -175,6 +184,24 @@ class MainWorkers(_ScreenBase):
             self.post_message(self.WorkFailed("sync", *_problem(exc, self.debug)))
             return
         self.post_message(self.WorkDone("sync", f"live sync {'on' if on else 'off'}", refresh=False))
+
+    @work(thread=True, exclusive=True, group="traffic")
+    def follow_traffic(self, stop: threading.Event) -> None:
+        """The mesh's records into the Traffic tab, its rows rebuilt once a second."""
+        worker = get_current_worker()
+        follower: TrafficFollower | None = None
+        try:
+            follower = TrafficFollower(self.sources.runtime(), stop)
+            follower.start()
+            while not stop.wait(TRAFFIC_SECONDS) and not worker.is_cancelled:
+                if follower.error is not None:
+                    raise follower.error
+                self.post_message(self.TrafficRead(follower.snapshot()))
+        except Exception as exc:
+            if not stop.is_set():
+                self.post_message(self.WorkFailed("traffic", *_problem(exc, self.debug)))
+        finally:
+            stop.set()
 
     @work(thread=True, exclusive=True, group="logs")
     def stream_logs(self, env: str, stream: int, stop: threading.Event) -> None:

@@ -1,0 +1,83 @@
+"""The Traffic tab's data: what a follower thread read, made into rows off the UI thread.
+
+``TrafficFollower`` reads the runtime's mesh records into a TrafficStore on a thread of its own
+(under a lock); ``snapshot`` builds the latest chains and the window's figures there too, so the
+UI thread only shows finished rows and filters them as the user types.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from devmesh.app.traffic import MeshRecords, TrafficFeed
+from devmesh.traffic.chains import build_chains
+from devmesh.traffic.stats import VersionFigures
+
+SHOWN_CHAINS = 200
+HISTORY_LINES = 2000  # of the mesh's log, read when the tab starts following
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    text: str  # "10:42:07  GET host/  web@baseline → api@feat → stock@baseline  200  12 ms"
+    envs: frozenset[str]
+    linked: bool
+
+
+@dataclass(frozen=True)
+class TrafficSnapshot:
+    chains: tuple[ChainRow, ...] = ()
+    figures: tuple[VersionFigures, ...] = ()
+    records: int = 0
+    unparsed: int = 0
+    notes: tuple[str, ...] = ()
+    window: float = 60.0
+
+    def shown(self, text: str) -> list[ChainRow]:
+        """The chains whose line or environments hold ``text`` (case-insensitive)."""
+        needle = text.strip().lower()
+        if not needle:
+            return list(self.chains)
+        return [c for c in self.chains if needle in c.text.lower() or needle in c.envs]
+
+
+@dataclass
+class TrafficFollower:
+    rt: MeshRecords
+    stop: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self.feed = TrafficFeed(self.rt)
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._pump, name="traffic-tab", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for line in self.rt.mesh_log(follow=True, tail=HISTORY_LINES, stop=self.stop):
+                with self._lock:
+                    self.feed.store.add_line(line)
+        except Exception as exc:  # the tab shows it
+            self.error = exc
+
+    def snapshot(self) -> TrafficSnapshot:
+        store = self.feed.store
+        with self._lock:
+            hops = list(store.hops)
+            figures = store.stats.figures(now=time.time())
+            records, unparsed = store.reader.records, store.reader.unparsed
+        chains = build_chains(hops)[-SHOWN_CHAINS:]
+        rows = tuple(ChainRow(_line(c.root.hop.time, c.root.hop.method, c.root.hop.authority,
+                                    c.root.hop.path, c.text()), frozenset(c.envs()), c.linked)
+                     for c in reversed(chains))
+        return TrafficSnapshot(rows, tuple(figures), records, unparsed, tuple(store.notes(chains)),
+                               store.stats.window)
+
+
+def _line(at: float, method: str, authority: str, path: str, chain: str) -> str:
+    return f"{time.strftime('%H:%M:%S', time.localtime(at))}  {method} {authority}{path}  {chain}"
