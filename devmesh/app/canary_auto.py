@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from devmesh.app.strategies import Applied, _store, current, require_fork, sticky_header
+from devmesh.app.strategies import Applied, _store, canary_sticky, current, require_fork
 from devmesh.app.traffic import TrafficFeed
 from devmesh.config.presets import analysis_settings, strategy_preset
 from devmesh.errors import UserInputError
@@ -106,11 +106,7 @@ def auto_canary(project: Project, rt: Runtime, service: str, env: str, *, preset
     resume = same is not None and same.weight in steps and not (same.status or "").startswith("aborted")
     index = steps.index(same.weight) if resume and same is not None else 0
     header = project.routing.header
-    if sticky is None:
-        default = same.sticky_header if same is not None else chosen.settings.get("sticky_header")
-        sticky_name = sticky_header(default, header)
-    else:
-        sticky_name = sticky_header(sticky, header)
+    sticky_name = canary_sticky(chosen, same, sticky, header)
     feed = TrafficFeed(rt)  # refuses a runtime whose records cannot be read, before any change
     watch = _Watch(feed, service, env)
     watch.thread.start()

@@ -18,7 +18,7 @@ from devmesh.naming import BASELINE_ENV
 from devmesh.plan.explain import Hop, Request, explain, parse_request
 from devmesh.plan.routing import RoutePlan
 from devmesh.plan.strategy import Canary, Mirror, Strategy, Switch, describe
-from devmesh.config.presets import strategy_preset
+from devmesh.config.presets import StrategyPreset, strategy_preset
 from devmesh.runtime.base import Runtime
 
 if TYPE_CHECKING:
@@ -121,13 +121,18 @@ def choose_canary(project: Project, service: str, env: str, found: Strategy | No
             weight = steps[0]
     if not 0 <= weight <= 100:
         raise UserInputError(f"--weight: {weight} is not a percentage of requests (0–100)")
-    header = project.routing.header
+    return Canary(service, env, weight, canary_sticky(chosen, same, sticky, project.routing.header),
+                  steps, preset)
+
+
+def canary_sticky(chosen: StrategyPreset, same: Canary | None, sticky: str | None,
+                  routing_header: str) -> str | None:
+    """A canary's sticky header: ``sticky`` when given ('' turns it off), else the one the
+    same version's canary has now, else the preset's."""
     if sticky is None:
         default = same.sticky_header if same is not None else chosen.settings.get("sticky_header")
-        chosen_sticky = sticky_header(default, header)
-    else:
-        chosen_sticky = sticky_header(sticky, header)
-    return Canary(service, env, weight, chosen_sticky, steps, preset)
+        return sticky_header(default, routing_header)
+    return sticky_header(sticky, routing_header)
 
 
 def choose_mirror(project: Project, service: str, env: str, *, percent: float | None = None,
