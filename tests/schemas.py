@@ -51,9 +51,10 @@ def validate(obj: dict[str, Any]) -> None:
     """Raise AssertionError naming the object and what is wrong with it."""
     name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
     if obj["apiVersion"].startswith("networking.istio.io/"):
-        from cloudcoil.models.istio.networking import v1
+        import importlib
 
-        model = getattr(v1, obj["kind"])
+        version = obj["apiVersion"].split("/", 1)[1]
+        model = getattr(importlib.import_module(f"cloudcoil.models.istio.networking.{version}"), obj["kind"])
         parsed = model.model_validate(obj)
         kept = parsed.model_dump(by_alias=True, exclude_none=True)
         dropped = _dropped(obj, kept)

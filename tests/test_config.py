@@ -104,7 +104,7 @@ EXPECTED: dict[str, str] = {
     "30-undeclared-preset-variable.yaml":
         "devmesh.yaml:7: services.api.values.prot: preset 'python-web' declares no variable "
         "'prot'; did you mean 'port'? it declares: consecutive_5xx, ejection_time, "
-        "max_connections, max_pending_requests, max_requests, port, retries, retry_on, "
+        "max_connections, max_pending_requests, max_requests, port, rate_limit, rate_limit_burst, retries, retry_on, "
         "timeout",
     "31-manifests-without-repo.yaml":
         "devmesh.yaml:2: manifests.repo: required field is missing; expected the manifest "

@@ -520,6 +520,43 @@ def test_resilience_comes_from_the_preset_and_its_values(tmp_path: Path) -> None
     assert (route["timeout"], route["retries"]) == ("0.25s", {"attempts": 0})
 
 
+def test_a_rate_limit_comes_from_the_preset_and_renders_for_both_meshes(tmp_path: Path) -> None:
+    from devmesh.plan.routing import RateLimit, plan_for_project, resilience_of
+
+    assert resilience_of(_project(tmp_path))["api"].rate_limit is None  # 0: no limit
+    assert resilience_of(_project(tmp_path, "    values:\n      rate_limit: 5\n"))["api"].rate_limit \
+        == RateLimit(5, 5)  # a burst of a second's worth
+    project = _project(tmp_path, "    values:\n      rate_limit: 5\n      rate_limit_burst: 12\n")
+    plan = plan_for_project(project, [Environment("feat", ("api",))], [Canary("api", "feat", 50)])
+    assert plan.routes_for("api").resilience.rate_limit == RateLimit(5, 12)  # type: ignore[union-attr]
+    # Istio: one EnvoyFilter for the service, a bucket on each pod's sidecar (one pod a version)
+    objects = k8s.render_objects(project, plan)
+    filters = [o for o in objects if o["kind"] == "EnvoyFilter"]
+    assert [f["metadata"]["name"] for f in filters] == ["api-rate-limit"]
+    validate(filters[0])
+    spec = filters[0]["spec"]
+    assert spec["workloadSelector"] == {"labels": {k8s.APP_LABEL: "shop", k8s.SERVICE_LABEL: "api"}}
+    patch = spec["configPatches"][0]
+    assert patch["match"]["context"] == "SIDECAR_INBOUND" and patch["patch"]["operation"] == "INSERT_BEFORE"
+    assert patch["patch"]["value"]["typed_config"]["token_bucket"] == {
+        "max_tokens": 12, "tokens_per_fill": 5, "fill_interval": "1s"}
+    assert [o["kind"] for o in k8s.tier_traffic(plan, "api")] == ["DestinationRule", "VirtualService", "EnvoyFilter"]
+    # Envoy: every route to api asks for the bucket of the cluster it chose, one per version
+    for route in _envoy_routes(plan, "api").values():
+        assert route["route"]["rate_limits"] == [{"actions": [{"destination_cluster": {}}]}]
+    files = _envoy(plan)
+    hcm = files.lds["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    limiter = hcm["http_filters"][0]["typed_config"]
+    assert hcm["http_filters"][-1]["name"] == "envoy.filters.http.router"
+    assert {d["entries"][0]["value"]: d["token_bucket"]["tokens_per_fill"] for d in limiter["descriptors"]} \
+        == {"api.baseline": 5, "api.feat": 5}
+    # without a limit nothing is rendered for it, in either mesh
+    plain = plan_for_project(_project(tmp_path), [])
+    assert not [o for o in k8s.render_objects(_project(tmp_path), plain) if o["kind"] == "EnvoyFilter"]
+    hcm = _envoy(plain).lds["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert [f["name"] for f in hcm["http_filters"]] == ["envoy.filters.http.router"]
+
+
 @pytest.mark.parametrize("values, message", [
     ("      timeout: soon\n",
      'devmesh.yaml:7: services.api.values.timeout: expected a duration such as 30s, 1.5s, '
@@ -531,6 +568,8 @@ def test_resilience_comes_from_the_preset_and_its_values(tmp_path: Path) -> None
     ("      max_connections: 0\n",
      "devmesh.yaml:7: services.api.values.max_connections: expected a whole number of at "
      "least 1, got 0"),
+    ("      rate_limit: fast\n",
+     'devmesh.yaml:7: services.api.values.rate_limit: expected a whole number of at least 0, got "fast"'),
 ])
 def test_bad_resilience_values_are_blamed_on_the_value(tmp_path: Path, values: str,
                                                        message: str) -> None:

@@ -20,6 +20,7 @@ from devmesh.plan.routing import (
     CircuitBreaker,
     Environment,
     OutlierDetection,
+    RateLimit,
     Resilience,
     Retries,
     RoutePlan,
@@ -302,3 +303,21 @@ def test_weights_are_exact_in_expectation(mesh: Mesh) -> None:
         hits = sum(conn.send("api")[1] == "api.feat" for _ in range(n))
         sd = math.sqrt(n * weight / 100 * (1 - weight / 100))
         assert abs(hits - n * weight / 100) <= 4.5 * sd + 1, (weight, hits)
+
+
+def test_a_rate_limit_refuses_each_version_beyond_its_own_bucket(mesh: Mesh) -> None:
+    limited = Resilience(rate_limit=RateLimit(requests_per_second=5, burst=5))
+    mesh.start(plan(Canary("api", "feat", 50), resilience={"api": limited}))
+    conn = Conn(mesh.listen_ports["api"])
+    answers = Counter((status, upstream) for status, upstream, _ in (conn.send("api") for _ in range(60)))
+    # 60 quick requests split 50/50: each version lets about its burst (5, plus what a second
+    # refills while they run) through and the mesh answers the rest 429 itself
+    for version in ("api.baseline", "api.feat"):
+        assert 5 <= answers[(200, version)] <= 15, answers
+    assert sum(n for (status, _), n in answers.items() if status == 429) >= 30, answers
+    # a service without a limit is not touched
+    stock = Conn(mesh.listen_ports["stock"])
+    assert {stock.send("stock")[0] for _ in range(60)} == {200}
+    # the records name the refusals as the mesh's own (flag RL): limited, not failed
+    wait_until(lambda: sum(h.limited for h in mesh.envoy.hops()) >= 30, timeout=5, what="limited records")
+    assert not any(h.failed for h in mesh.envoy.hops())

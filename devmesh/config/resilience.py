@@ -117,6 +117,14 @@ class OutlierDetectionSettings(StrictModel):
     max_ejection_percent: Percentage = 100
 
 
+class RateLimitSettings(StrictModel):
+    """At most ``requests_per_second`` to each version of the service, with bursts of up to
+    ``burst`` (0: as many as a second's); 0 requests per second: no limit."""
+
+    requests_per_second: Count = 0
+    burst: Count = 0
+
+
 class ResilienceSettings(StrictModel):
     """A service's traffic policy (from its preset, usually): both runtimes render it."""
 
@@ -124,4 +132,5 @@ class ResilienceSettings(StrictModel):
     retries: RetrySettings | None = None
     circuit_breaker: CircuitBreakerSettings | None = None
     outlier_detection: OutlierDetectionSettings | None = None
+    rate_limit: RateLimitSettings | None = None
 

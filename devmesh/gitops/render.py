@@ -4,7 +4,8 @@ plan as the kind runtime's: ``devmesh.plan.k8s.tier_traffic``).
 
 The base holds the container port, the environment and devmesh's labels; the tiers swap its
 image (by digest). A tier's traffic file holds what that tier sends where, with the preset's
-timeouts, retries, connection limits and outlier detection — nothing about preview routing.
+timeouts, retries, connection limits, outlier detection and rate limit (an EnvoyFilter) —
+nothing about preview routing.
 It is a file of its own per tier, wholly rendered by devmesh, so that what one tier routes
 (a canary, later) is one file's change. The Deployment's pods are the tier's primary version:
 the ``baseline`` subset of the DestinationRule, by the ``devmesh.dev/env`` label.
@@ -90,7 +91,8 @@ def traffic_file(app: str, tier: str, name: str, traffic: Sequence[dict[str, Any
     """(header comment, documents) of ``tiers/<tier>/traffic/<name>.yaml``: the service's
     DestinationRule and VirtualService, with the labels of the base objects."""
     header = (f"# Service {name!r} in tier {tier!r}: where its requests go, with its preset's timeout,\n"
-              "# retries, connection limits and outlier detection. Rendered by devmesh from devmesh.yaml.\n")
+              "# retries, connection limits, outlier detection and rate limit. Rendered by devmesh from\n"
+              "# devmesh.yaml.\n")
     docs = [stamp_whole({**doc, "metadata": {**doc["metadata"], "labels": base_labels(app, name)}})
             for doc in traffic]
     return header, docs

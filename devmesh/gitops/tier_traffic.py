@@ -1,9 +1,9 @@
 """A service's traffic file in a tier (``tiers/<tier>/traffic/<service>.yaml``): what it holds,
 rendered from the route plan, and read back.
 
-The file is wholly devmesh's. It holds the service's DestinationRule and VirtualService and,
-while a strategy runs in the tier, the second version: a Deployment ``<service>-candidate``
-whose pods run the candidate image (by digest) and carry ``devmesh.dev/env: candidate``, the
+The file is wholly devmesh's. It holds the service's DestinationRule and VirtualService (and
+the EnvoyFilter of its rate limit, when its preset sets one) and, while a strategy runs in the
+tier, the second version: a Deployment ``<service>-candidate`` whose pods run the candidate image (by digest) and carry ``devmesh.dev/env: candidate``, the
 subset the strategy sends traffic to. The route plan is the runtimes' own: the tier's primary
 version is the plan's baseline, the candidate an environment that forks the service, and the
 strategy one of ``devmesh.plan.strategy``'s (canary, mirror, switch). The strategy is written on
@@ -26,10 +26,10 @@ from ruamel.yaml.error import YAMLError
 
 from devmesh.errors import UserInputError
 from devmesh.gitops.images import ImageRef, parse_image_ref
-from devmesh.gitops.managed import Verdict, judge_whole, show, stamp_whole
+from devmesh.gitops.managed import Difference, Verdict, judge_whole, show, stamp_whole
 from devmesh.gitops.render import base_labels, deployment, traffic_file
 from devmesh.gitops.yamlio import documents_text
-from devmesh.plan.k8s import ENV_LABEL, tier_traffic
+from devmesh.plan.k8s import ENV_LABEL, RATE_LIMIT_SUFFIX, tier_traffic
 from devmesh.plan.routing import Environment, plan_for_project
 from devmesh.plan.strategy import Canary, Mirror, Strategy, Switch, from_json, to_json
 
@@ -136,7 +136,7 @@ def render(project: Project, tier: str, service: str, state: TierTraffic = TierT
     header, docs = traffic_file(project.app, tier, service, tier_traffic(plan, service))
     if state.candidate is None or state.strategy is None:
         return header, docs
-    rules, routes = docs
+    routes = next(d for d in docs if d["kind"] == "VirtualService")
     routes["metadata"]["annotations"] = {STRATEGY_ANNOTATION: json.dumps(to_json(state.strategy),
                                                                         sort_keys=True)}
     candidate = deployment(project.app, service, project.port_of(service),
@@ -146,7 +146,7 @@ def render(project: Project, tier: str, service: str, state: TierTraffic = TierT
     selector[ENV_LABEL] = CANDIDATE
     candidate["spec"]["template"]["metadata"]["labels"] = {**base_labels(project.app, service), ENV_LABEL: CANDIDATE}
     candidate["spec"]["template"]["spec"]["containers"][0]["image"] = str(state.candidate)
-    return header, [stamp_whole(doc) for doc in (rules, routes, candidate)]
+    return header, [stamp_whole(doc) for doc in (*docs, candidate)]
 
 
 def file_text(project: Project, tier: str, service: str, state: TierTraffic = TierTraffic()) -> str:
@@ -247,6 +247,11 @@ def inspect(project: Project, tier: str, service: str, path: Path, display: str)
     findings = []
     for key in sorted(set(kinds) | set(ordered), key=str):
         kind, name = key
+        if kind == "EnvoyFilter" and name == service + RATE_LIMIT_SUFFIX and (key in kinds) != (key in ordered):
+            # a rate limit set or dropped in the presets since the file was written
+            found, wanted_spec = (kinds[key].get("spec"), None) if key in kinds else (None, ordered[key]["spec"])
+            findings.append(Finding(kind, name, Verdict("stale", (Difference("spec", found, wanted_spec),))))
+            continue
         if key not in ordered:
             raise TrafficEdited(f"{display}: {kind} {name} is not one devmesh writes here",
                                 hint="the file is devmesh's: put your own objects in files of your own")

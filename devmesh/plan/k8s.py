@@ -273,6 +273,53 @@ def _destination_rule(plan: RoutePlan, service: str, ns: str | None) -> Obj:
     }
 
 
+RATE_LIMIT_SUFFIX = "-rate-limit"
+_T_LOCAL_RATELIMIT = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+
+
+def _rate_limit(plan: RoutePlan, service: str, ns: str | None) -> Obj | None:
+    """An EnvoyFilter that gives each pod of the service (one per version) Envoy's local rate
+    limit on its sidecar's inbound side, before the router: the same token bucket as the docker
+    runtime's Envoy keeps per version; the mesh answers the rest 429 (flag RL). None without a
+    limit."""
+    resilience = plan.routes_for(service).resilience
+    limit = resilience.rate_limit if resilience is not None else None
+    if limit is None:
+        return None
+    always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+    meta = _meta(service + RATE_LIMIT_SUFFIX, ns, labels(plan.app, BASELINE_ENV, service))
+    # Istio has no other API for a local rate limit: its warning that an EnvoyFilter reaches
+    # into Envoy's own config is known and taken.
+    meta["annotations"] = {"galley.istio.io/analyze-suppress": "IST0133"}
+    return {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "EnvoyFilter",
+        "metadata": meta,
+        "spec": {
+            # a patch placed relative to another filter applies in a set order only with a
+            # priority of its own (istioctl analyze's IST0151): after a user's (priority 0)
+            "priority": 10,
+            "workloadSelector": {"labels": {APP_LABEL: plan.app, SERVICE_LABEL: service}},
+            "configPatches": [{
+                "applyTo": "HTTP_FILTER",
+                "match": {"context": "SIDECAR_INBOUND", "listener": {"filterChain": {"filter": {
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "subFilter": {"name": "envoy.filters.http.router"}}}}},
+                "patch": {"operation": "INSERT_BEFORE", "value": {
+                    "name": "envoy.filters.http.local_ratelimit",
+                    "typed_config": {
+                        "@type": _T_LOCAL_RATELIMIT,
+                        "stat_prefix": "devmesh_rate_limit",
+                        "token_bucket": {"max_tokens": limit.burst, "tokens_per_fill": limit.requests_per_second,
+                                         "fill_interval": "1s"},
+                        "filter_enabled": always,
+                        "filter_enforced": always,
+                    }}},
+            }],
+        },
+    }
+
+
 def _virtual_service(plan: RoutePlan, service: str, ns: str | None) -> Obj:
     routes = plan.routes_for(service)
     return {
@@ -402,6 +449,7 @@ def render_objects(project: Project, plan: RoutePlan, image_for: ImageFor | None
     ns = namespace_for(plan.app)
     objects += [_destination_rule(plan, r.service, ns) for r in plan.services]
     objects += [_virtual_service(plan, r.service, ns) for r in plan.services]
+    objects += [f for r in plan.services if (f := _rate_limit(plan, r.service, ns)) is not None]
     objects.append(_gateway(plan))
     objects += _gateway_virtual_services(plan)
     return objects
@@ -409,11 +457,13 @@ def render_objects(project: Project, plan: RoutePlan, image_for: ImageFor | None
 
 def tier_traffic(plan: RoutePlan, service: str) -> list[Obj]:
     """A service's traffic in a tier of the manifest repo: its DestinationRule (a subset per
-    version, the preset's connection limits and outlier detection) and VirtualService (the
-    routes, timeouts and retries), rendered as for the kind runtime but with no namespace and
-    short hosts, since the cluster that applies the tier decides the namespace. The tier's
-    primary version is the plan's baseline."""
-    return [_destination_rule(plan, service, None), _virtual_service(plan, service, None)]
+    version, the preset's connection limits and outlier detection), VirtualService (the
+    routes, timeouts and retries) and, with a rate limit, its EnvoyFilter; rendered as for the
+    kind runtime but with no namespace and short hosts, since the cluster that applies the tier
+    decides the namespace. The tier's primary version is the plan's baseline."""
+    objects = [_destination_rule(plan, service, None), _virtual_service(plan, service, None)]
+    limit = _rate_limit(plan, service, None)
+    return objects if limit is None else [*objects, limit]
 
 
 def to_yaml(objects: list[Obj]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.rules import Backend, Match, Mirror, Rule, Weighted
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backend", "CircuitBreaker", "Environment", "Match", "Mirror", "OutlierDetection",
-    "Resilience", "Retries", "RoutePlan", "Rule", "ServiceRoutes", "Weighted", "first_match",
+    "RateLimit", "Resilience", "Retries", "RoutePlan", "Rule", "ServiceRoutes", "Weighted", "first_match",
     "plan_for_project", "plan_routes", "preview_host", "resilience_of",
 ]
 
@@ -69,6 +69,15 @@ class OutlierDetection:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """Each version of the service takes at most ``requests_per_second``, in bursts of up to
+    ``burst``; the mesh answers the rest 429 itself."""
+
+    requests_per_second: int
+    burst: int
+
+
+@dataclass(frozen=True)
 class Resilience:
     """A service's traffic policy: route timeout and retries, connection limits, ejection.
 
@@ -80,6 +89,7 @@ class Resilience:
     retries: Retries | None = None
     circuit_breaker: CircuitBreaker | None = None
     outlier_detection: OutlierDetection | None = None
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +258,12 @@ def _check_strategies(strategies: Sequence[Strategy], ports: Mapping[str, int],
     return chosen
 
 
+def _rate_limit(settings: Any) -> RateLimit | None:
+    if settings is None or settings.requests_per_second == 0:
+        return None
+    return RateLimit(settings.requests_per_second, settings.burst or settings.requests_per_second)
+
+
 def resilience_of(project: Project) -> dict[str, Resilience]:
     """Each service's traffic policy from its (preset-filled) ``resilience`` settings."""
     out = {}
@@ -271,6 +287,7 @@ def resilience_of(project: Project) -> dict[str, Resilience]:
                 consecutive_5xx=outlier.consecutive_5xx, interval=outlier.interval,
                 base_ejection_time=outlier.base_ejection_time,
                 max_ejection_percent=outlier.max_ejection_percent),
+            rate_limit=_rate_limit(settings.rate_limit),
         )
     return out
 

@@ -146,7 +146,8 @@ def _wait_gone(client: KubeClient, api: str, kind: str, name: str, timeout: floa
 
 @pytest.fixture(scope="module")
 def shop(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    """The starter app on branch feature/cheaper-stock (api changed), up through the CLI."""
+    """The starter app on branch feature/cheaper-stock (api changed; stock with a rate limit),
+    up through the CLI."""
     _require_docker().close()
     base = tmp_path_factory.mktemp("cli-up-real")
     client = control_plane.client()
@@ -155,8 +156,11 @@ def shop(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) 
             mp.setenv(key, value)
         root, app, _ = scaffold_shop(base / "shop")
         config = root / "devmesh.yaml"
-        config.write_text(config.read_text() + f"cluster:\n  registry: {registry}\n")
-        run_git(root, "commit", "-qam", "registry")
+        # a rate limit on stock: every kind of object devmesh applies is applied here
+        text = config.read_text().replace("    context: services/stock\n",
+                                          "    context: services/stock\n    values: {rate_limit: 50}\n", 1)
+        config.write_text(text + f"cluster:\n  registry: {registry}\n")
+        run_git(root, "commit", "-qam", "registry, stock's rate limit")
         run_git(root, "checkout", "-q", "-b", FEATURE)
         api = root / "services/api/app.py"
         api.write_text(api.read_text().replace('"SHOP_VERSION", "v1"', '"SHOP_VERSION", "v2"'))

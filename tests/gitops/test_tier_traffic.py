@@ -155,6 +155,32 @@ def test_a_file_devmesh_wrote_that_devmesh_yaml_has_changed_since_is_stale_not_e
     assert {f.verdict.state for f in findings} == {"stale"}
 
 
+def _with_rate_limit(tmp_path: Path, per_second: int) -> Project:
+    path = write_project(tmp_path / "shop", None)
+    if per_second:
+        text = path.read_text().replace(
+            "    entry: true\n",
+            f"    entry: true\n    resilience:\n      rate_limit:\n        requests_per_second: {per_second}\n", 1)
+        path.write_text(text)
+    return load_project(path)
+
+
+def test_a_rate_limit_set_or_dropped_since_the_file_was_written_is_stale(tmp_path: Path) -> None:
+    plain = _with_rate_limit(tmp_path, 0)
+    path = _write(tmp_path, plain, TierTraffic())
+    limited = _with_rate_limit(tmp_path, 5)
+    with pytest.raises(TrafficStale, match="EnvoyFilter api-rate-limit: spec is no such field"):
+        read(limited, "prod", "api", path, "f")
+    path = _write(tmp_path, limited, TierTraffic(CANDIDATE_IMAGE, Canary("api", CANDIDATE, 20)))
+    assert [d["kind"] for d in yaml.safe_load_all(path.read_text())] == [
+        "DestinationRule", "VirtualService", "EnvoyFilter", "Deployment"]
+    assert read(limited, "prod", "api", path, "f").candidate == CANDIDATE_IMAGE
+    state, findings = inspect(plain, "prod", "api", path, "f")
+    assert state.candidate == CANDIDATE_IMAGE
+    assert [(f.kind, f.verdict.state) for f in findings] == [("EnvoyFilter", "stale")]
+    assert "but devmesh.yaml and the presets give no such field now" in str(findings[0].error("f"))
+
+
 def test_an_edit_on_top_of_a_stale_file_is_still_an_edit(tmp_path: Path) -> None:
     before = _with_timeout(tmp_path, "5s")
     path = _write(tmp_path, before, TierTraffic())

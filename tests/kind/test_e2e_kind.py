@@ -358,6 +358,40 @@ def test_mirror_through_istio_copies_gets_never_posts(feat: tuple[Path, str]) ->
 
 
 @full_suite
+def test_a_rate_limit_through_istio_answers_429_beyond_it_on_each_version(feat: tuple[Path, str]) -> None:
+    root, app = feat
+    gateway = Gateway(GATEWAY_PORT, app)
+    config = root / "devmesh.yaml"
+    before = config.read_text()
+    config.write_text(before.replace("    entry: true", "    entry: true\n    values: {rate_limit: 5}", 1))
+
+    def burst(headers: dict[str, str] | None = None) -> Counter[int]:
+        return Counter(gateway.send(headers=headers)[0] for _ in range(40))
+
+    try:
+        _cli(root, "up", "--detach")
+        deadline = time.monotonic() + 60
+        while (statuses := burst())[429] == 0:  # Istio programs the sidecars within seconds
+            assert time.monotonic() < deadline, "the rate limit did not take effect"
+            time.sleep(1.5)
+        # 40 quick requests to web@baseline, 5 a second: its burst and what refills get through
+        assert 3 <= statuses[200] <= 20 and statuses[200] + statuses[429] == 40, statuses
+        time.sleep(1.5)
+        # feat's web has a bucket of its own (its own pod's sidecar): the baseline's being empty
+        # does not refuse it
+        both = burst()
+        tagged = Counter(gateway.send(headers={HEADER: "feat"})[0] for _ in range(5))
+        assert both[429] > 0 and tagged == {200: 5}, (both, tagged)
+    finally:
+        config.write_text(before)
+        _cli(root, "up", "--detach")
+    deadline = time.monotonic() + 60
+    while burst()[429]:
+        assert time.monotonic() < deadline, "the rate limit stayed after it was unset"
+        time.sleep(1.5)
+
+
+@full_suite
 def test_cluster_status_reports_each_part_of_the_real_cluster(cluster: Path) -> None:
     done = devmesh(cluster, "cluster", "status", "--json")
     assert done.returncode == 0, done.stdout

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from devmesh.config import Project
+from devmesh.config import Project, load_project
 from devmesh.naming import BASELINE_ENV
 from devmesh.plan.routing import Backend, Environment
 from devmesh.runtime.kind.rollout import assess
 from devmesh.runtime.kind.runtime import KindRuntime, RolloutFailed
-from tests.kind.conftest import Events, FakePublisher
+from tests.conftest import ProjectFactory
+from tests.kind.conftest import KIND_YAML, Events, FakePublisher
 from tests.kind.fake_cluster import FakeCluster
 
 NS = "devmesh-shop"
@@ -136,6 +137,25 @@ def test_a_service_the_branch_no_longer_changes_goes_away(project: Project, fake
     result = rt.up(only_api, images=images(project, only_api))
     assert "stock-one" not in names(fake, "Deployment")
     assert any(a.startswith("removed Deployment stock-one") for a in result.actions)
+
+
+def test_a_rate_limit_is_an_envoyfilter_that_goes_when_the_limit_does(make_project: ProjectFactory,
+                                                                       fake: FakeCluster) -> None:
+    limited = KIND_YAML.replace("    port: 8000\n  stock:",
+                                "    port: 8000\n    resilience:\n      rate_limit:\n"
+                                "        requests_per_second: 5\n  stock:")
+    root = make_project(limited)
+    one = Environment("one", ("api",), "one")
+    project = load_project(root / "devmesh.yaml")
+    rt = runtime(project, fake)
+    rt.up(one, images=images(project, one))
+    assert names(fake, "EnvoyFilter", "networking.istio.io/v1alpha3") == ["api-rate-limit"]
+    (root / "devmesh.yaml").write_text(KIND_YAML)
+    project = load_project(root / "devmesh.yaml")
+    result = runtime(project, fake).up(one, images=images(project, one))
+    assert names(fake, "EnvoyFilter", "networking.istio.io/v1alpha3") == []
+    assert "removed EnvoyFilter api-rate-limit: its service has no rate limit now" in result.actions
+    assert not runtime(project, fake).up(one, images=images(project, one)).changed
 
 
 def test_another_managers_change_is_taken_back_on_the_next_change(project: Project, fake: FakeCluster) -> None:

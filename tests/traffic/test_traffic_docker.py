@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,3 +191,31 @@ def test_bad_input_is_refused_with_exit_2(shop: Shop) -> None:
     assert done.returncode == 2 and "has no service 'nosuch'" in done.stderr
     done = shop.cli("traffic", "--window", "0", ok=False)
     assert done.returncode == 2 and "--window" in done.stderr
+
+
+def test_a_rate_limit_answers_429_beyond_it_and_goes_when_unset(shop: Shop) -> None:
+    config = shop.root / "devmesh.yaml"
+    before = config.read_text()
+    limited = before.replace("    entry: true", "    entry: true\n    values: {rate_limit: 5}", 1)
+    assert limited != before
+    config.write_text(limited)
+    try:
+        shop.cli("up", "--detach")
+        statuses = Counter(get(shop.port, shop.host(), "/", {"x-request-id": f"limit-{i}"})[0]
+                           for i in range(40))
+        # 40 quick requests to web@baseline, 5 a second: its burst (5) and what refills while
+        # they run get through, the mesh answers the rest itself
+        assert 5 <= statuses[200] <= 15 and statuses[429] == 40 - statuses[200], statuses
+        ids = {f"limit-{i}" for i in range(40)}
+        chains = shop.chains_of(ids)
+        refused = [c for c in chains.values() if c["status"] == 429]
+        assert len(refused) == statuses[429]
+        assert all(c["hops"][0]["limited"] and c["path_text"] == "web@baseline (limited)"
+                   for c in refused), json.dumps(refused[:1])
+        figures = {(v["service"], v["env"]): v for v in shop.traffic()["versions"]}
+        assert figures[("web", "baseline")]["limited"] >= statuses[429]
+        assert figures[("web", "baseline")]["error_pct"] == 0  # the mesh's refusals are not web's errors
+    finally:
+        config.write_text(before)
+        shop.cli("up", "--detach")
+    assert {get(shop.port, shop.host(), "/")[0] for _ in range(40)} == {200}

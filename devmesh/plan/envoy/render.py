@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from devmesh.plan.envoy.clusters import all_backends, cluster_resource, socket_address
+from devmesh.plan.envoy.clusters import all_backends, cluster_name, cluster_resource, socket_address
 from devmesh.plan.envoy.files import BOOTSTRAP_FILE, CDS_FILE, LDS_FILE, Doc, EnvoyFiles, rds_file
 from devmesh.plan.envoy.routes import GATEWAY_ROUTES, MESH_ROUTES, gateway_routes, mesh_routes
 from devmesh.plan.routing import Backend, RoutePlan
@@ -17,6 +17,8 @@ _T_LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 _T_HCM = ("type.googleapis.com/envoy.extensions.filters.network."
           "http_connection_manager.v3.HttpConnectionManager")
 _T_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+_T_LOCAL_RATELIMIT = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+_UNLIMITED = 2**31 - 1  # the bucket of requests to versions without a limit
 _T_STDOUT_LOG = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
 
 AddressOf = Callable[[Backend], tuple[str, int]]
@@ -63,16 +65,17 @@ def render_envoy(
     policies = {r.service: r.resilience for r in plan.services}
     clusters = [cluster_resource(b, address_of(b), policies.get(b.service)) for b in backends]
 
+    limits = _rate_limit_filter(plan, backends)
     by_port: dict[int, list[str]] = {}
     for service, port in listen_ports.items():
         by_port.setdefault(port, []).append(service)
     listeners = [
         _listener(f"mesh-{port}", listen_address, port, MESH_ROUTES, config_dir,
-                  log_prefix=f"mesh:{port}", header=plan.header)
+                  log_prefix=f"mesh:{port}", header=plan.header, filters=limits)
         for port in sorted(by_port)
     ]
     listeners.append(_listener(GATEWAY_LISTENER, listen_address, gateway_port, GATEWAY_ROUTES,
-                               config_dir, log_prefix=GATEWAY, header=plan.header))
+                               config_dir, log_prefix=GATEWAY, header=plan.header, filters=limits))
 
     rds = {
         MESH_ROUTES: {"resources": [mesh_routes(plan, listen_ports)]},
@@ -119,8 +122,35 @@ def _access_log(listener: str, header: str, *, kind: str = "request") -> list[Do
     return [log]
 
 
+def _rate_limit_filter(plan: RoutePlan, backends: list[Backend]) -> list[Doc]:
+    """Envoy's local rate limit, one token bucket per limited version (its cluster's name as
+    the descriptor a route's ``destination_cluster`` action gives); nothing when no service has
+    a limit. Requests of other services match no descriptor and fall to a bucket that never
+    runs dry."""
+    limits = {r.service: r.resilience.rate_limit for r in plan.services
+              if r.resilience is not None and r.resilience.rate_limit is not None}
+    if not limits:
+        return []
+    always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+    descriptors = [
+        {"entries": [{"key": "destination_cluster", "value": cluster_name(b)}],
+         "token_bucket": {"max_tokens": limits[b.service].burst,
+                          "tokens_per_fill": limits[b.service].requests_per_second,
+                          "fill_interval": "1s"}}
+        for b in backends if b.service in limits
+    ]
+    return [{"name": "envoy.filters.http.local_ratelimit", "typed_config": {
+        "@type": _T_LOCAL_RATELIMIT,
+        "stat_prefix": "devmesh_rate_limit",
+        "token_bucket": {"max_tokens": _UNLIMITED, "tokens_per_fill": _UNLIMITED, "fill_interval": "1s"},
+        "filter_enabled": always,
+        "filter_enforced": always,
+        "descriptors": descriptors,
+    }}]
+
+
 def _listener(name: str, address: str, port: int, route_config: str, config_dir: str, *,
-              log_prefix: str, header: str) -> Doc:
+              log_prefix: str, header: str, filters: list[Doc]) -> Doc:
     hcm: Doc = {
         "@type": _T_HCM,
         "stat_prefix": name.replace("-", "_"),
@@ -134,7 +164,7 @@ def _listener(name: str, address: str, port: int, route_config: str, config_dir:
         },
         # Istio proxies WebSocket upgrades by default (dev servers' live reload uses them).
         "upgrade_configs": [{"upgrade_type": "websocket"}],
-        "http_filters": [{"name": "envoy.filters.http.router",
+        "http_filters": [*filters, {"name": "envoy.filters.http.router",
                           "typed_config": {"@type": _T_ROUTER,
                                            "upstream_log": _access_log(log_prefix, header, kind="mirror")}}],
         "access_log": _access_log(log_prefix, header),

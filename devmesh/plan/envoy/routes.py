@@ -42,6 +42,10 @@ def route_policy(rule: Rule, resilience: Resilience | None = None) -> Doc:
         if retries.per_try_timeout > 0:
             policy["per_try_timeout"] = duration(retries.per_try_timeout)
         out["retry_policy"] = policy
+    if resilience.rate_limit is not None:
+        # The cluster the route chose (after a weighted split too) names the token bucket:
+        # one bucket per version (see render's local rate limit filter).
+        out["rate_limits"] = [{"actions": [{"destination_cluster": {}}]}]
     return out
 
 

@@ -33,6 +33,7 @@ ROUTE_KINDS = ("VirtualService", "DestinationRule")
 
 # Every kind devmesh creates for an app, in delete order (routes before what they route to).
 KINDS: tuple[tuple[str, str], ...] = (
+    ("networking.istio.io/v1alpha3", "EnvoyFilter"),
     ("networking.istio.io/v1", "VirtualService"),
     ("networking.istio.io/v1", "Gateway"),
     ("networking.istio.io/v1", "DestinationRule"),

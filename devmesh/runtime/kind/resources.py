@@ -41,6 +41,7 @@ RESOURCES: dict[tuple[str, str], Resource] = {
         Resource("networking.istio.io/v1", "VirtualService", "virtualservices", True),
         Resource("networking.istio.io/v1", "DestinationRule", "destinationrules", True),
         Resource("networking.istio.io/v1", "Gateway", "gateways", True),
+        Resource("networking.istio.io/v1alpha3", "EnvoyFilter", "envoyfilters", True),
     )
 }
 

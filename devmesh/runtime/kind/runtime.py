@@ -22,7 +22,7 @@ from devmesh.build import docker_client
 from devmesh.errors import DevmeshError, UserInputError
 from devmesh.events import Sink, Step, discard
 from devmesh.naming import BASELINE_ENV
-from devmesh.plan.k8s import ENV_LABEL, SERVICE_LABEL, deployment_name, render_objects
+from devmesh.plan.k8s import ENV_LABEL, SERVICE_LABEL, deployment_name, render_objects, selector
 from devmesh.plan.routing import Backend, Environment, RoutePlan
 from devmesh.runtime.base import Health, UpResult
 from devmesh.runtime.kind.app import (
@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     from devmesh.config import Project
 
 __all__ = ["KindApp", "KindRuntime", "RolloutFailed"]
+
+_FILTER = ("networking.istio.io/v1alpha3", "EnvoyFilter")  # a rate limit (devmesh.plan.k8s)
 
 
 class KindRuntime(KindApp, ProjectRuntime[Obj]):
@@ -149,6 +151,13 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
         try:
             for obj in objects:
                 progress.applied(self._apply(obj, act))
+            # A rate limit the presets no longer set goes with its EnvoyFilter.
+            progress.phase = "while looking for rate limits no longer set"
+            for name in self._unwanted_filters(objects):
+                progress.phase = f"while removing EnvoyFilter {name}"
+                self.cluster.delete(*_FILTER, name, self.namespace)
+                progress.removed.append(f"EnvoyFilter {name}")
+                act(f"removed EnvoyFilter {name}: its service has no rate limit now")
             # Services this environment no longer forks (the branch reverted them) go away.
             if not environment.is_baseline:
                 progress.phase = "while looking for Deployments the branch no longer needs"
@@ -166,6 +175,12 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
         except ClusterUnreachable as exc:
             raise progress.interrupted(exc, self.cluster.context) from None
         return UpResult(state, bool(actions), tuple(actions))
+
+    def _unwanted_filters(self, objects: Sequence[Obj]) -> list[str]:
+        wanted = {o["metadata"]["name"] for o in objects if o["kind"] == _FILTER[1]}
+        return sorted(name for f in self.cluster.list(*_FILTER, namespace=self.namespace,
+                                                      selector=selector(self.app))
+                      if (name := f["metadata"]["name"]) not in wanted)
 
     def _apply(self, obj: Obj, act: Any) -> str | None:
         """Apply unless the cluster already holds exactly this: ``created``, ``updated``, or
