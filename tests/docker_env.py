@@ -11,8 +11,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import pytest
 
 BASE_IMAGE = os.environ.get("DEVMESH_TEST_BASE_IMAGE", "devmesh/python-base:bookworm")
 ENVOY_IMAGE = os.environ.get("DEVMESH_TEST_ENVOY_IMAGE", "devmesh/envoy:test")
@@ -117,3 +122,53 @@ def remove_images(app: str) -> None:
             client.images.remove(image.id, force=True)
     finally:
         client.close()
+
+
+@dataclass
+class StarterShop:
+    """The starter app up on the docker runtime for a module of tests, with its own state
+    directory: the real CLI run in it (``run``; ``ok`` also checks it succeeded)."""
+
+    root: Path
+    app: str
+    port: int
+    state: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"DEVMESH_STATE_DIR": str(self.state)}
+
+    def host(self, env: str | None = None) -> str:
+        return f"{env}.{self.app}.localhost" if env else f"{self.app}.localhost"
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return devmesh(self.root, *args, env=self.env, timeout=timeout)
+
+    def ok(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        done = self.run(*args, timeout=timeout)
+        assert done.returncode == 0, f"devmesh {' '.join(args)}: {done.stdout}{done.stderr}"
+        return done
+
+
+Shop = TypeVar("Shop", bound=StarterShop)
+
+
+@contextmanager
+def starter_shop(tmp: Path, cls: type[Shop]) -> Iterator[Shop]:
+    """The starter app scaffolded in ``tmp`` (git identity, HOME and state directory set for the
+    whole module); brought down with its containers and images afterwards, whatever happened."""
+    from tests.conftest import GIT_ENV
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in GIT_ENV.items():
+            mp.setenv(key, value)
+        mp.setenv("HOME", str(tmp))
+        mp.setenv("DEVMESH_STATE_DIR", str(tmp / "state"))
+        root, app, port = scaffold_shop(tmp / "shop")
+        shop = cls(root, app, port, tmp / "state")
+        try:
+            yield shop
+        finally:
+            devmesh(root, "down", "--baseline", env=shop.env)
+            cleanup(app)
+            remove_images(app)

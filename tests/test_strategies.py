@@ -531,7 +531,7 @@ def test_a_rate_limit_comes_from_the_preset_and_renders_for_both_meshes(tmp_path
     assert plan.routes_for("api").resilience.rate_limit == RateLimit(5, 12)  # type: ignore[union-attr]
     # Istio: one EnvoyFilter for the service, a bucket on each pod's sidecar (one pod a version)
     objects = k8s.render_objects(project, plan)
-    filters = [o for o in objects if o["kind"] == "EnvoyFilter"]
+    filters = [o for o in objects if o["kind"] == "EnvoyFilter" and o["metadata"]["name"].endswith("-rate-limit")]
     assert [f["metadata"]["name"] for f in filters] == ["api-rate-limit"]
     validate(filters[0])
     spec = filters[0]["spec"]
@@ -552,7 +552,8 @@ def test_a_rate_limit_comes_from_the_preset_and_renders_for_both_meshes(tmp_path
         == {"api.baseline": 5, "api.feat": 5}
     # without a limit nothing is rendered for it, in either mesh
     plain = plan_for_project(_project(tmp_path), [])
-    assert not [o for o in k8s.render_objects(_project(tmp_path), plain) if o["kind"] == "EnvoyFilter"]
+    assert not [o for o in k8s.render_objects(_project(tmp_path), plain)
+                if o["kind"] == "EnvoyFilter" and o["metadata"]["name"].endswith("-rate-limit")]
     hcm = _envoy(plain).lds["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     assert [f["name"] for f in hcm["http_filters"]] == ["envoy.filters.http.router"]
 

@@ -13,42 +13,22 @@ import http.client
 import json
 import random
 import re
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from devmesh.plan.strategy import bucket_of
 from devmesh.traffic.records import Hop, RecordReader, dotted_upstream
-from tests.conftest import GIT_ENV
-from tests.docker_env import cleanup, devmesh, remove_images, run_git, scaffold_shop
+from tests.docker_env import StarterShop, run_git, starter_shop
 
 pytestmark = pytest.mark.docker
 
 HEADER = "x-devmesh-env"
 
 
-@dataclass
-class Shop:
-    root: Path
-    app: str
-    port: int
-    state: Path
-
-    @property
-    def host(self) -> str:
-        return f"{self.app}.localhost"
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        done = devmesh(self.root, *args, env={"DEVMESH_STATE_DIR": str(self.state)})
-        assert done.returncode == 0, f"devmesh {' '.join(args)}: {done.stderr}"
-        return done
-
+class Shop(StarterShop):
     def reset(self) -> None:
         """No strategy: the store emptied and the routes re-applied, in process."""
         from devmesh.config import load_project
@@ -92,7 +72,7 @@ class Gateway:
              method: str = "GET", host: str | None = None) -> tuple[int, dict[str, str], bytes]:
         body = b"{}" if method == "POST" else None
         self.conn.request(method, path, body=body,
-                          headers={"Host": host or self.shop.host, **(headers or {})})
+                          headers={"Host": host or self.shop.host(), **(headers or {})})
         resp = self.conn.getresponse()
         data = resp.read()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
@@ -112,27 +92,14 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Iterator[Shop]:
-    tmp = tmp_path_factory.mktemp("strategies")
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in GIT_ENV.items():
-            mp.setenv(key, value)
-        mp.setenv("HOME", str(tmp))
-        mp.setenv("DEVMESH_STATE_DIR", str(tmp / "state"))
-        root, app, port = scaffold_shop(tmp / "shop")
-        try:
-            run_git(root, "checkout", "-q", "-b", "feat")
-            for service in ("web", "api"):
-                app_py = root / "services" / service / "app.py"
-                app_py.write_text(app_py.read_text().replace('"SHOP_VERSION", "v1"',
-                                                             '"SHOP_VERSION", "v2"'))
-            run_git(root, "commit", "-qam", "web and api v2")
-            the_shop = Shop(root, app, port, tmp / "state")
-            the_shop.cli("up", "--detach")
-            yield the_shop
-        finally:
-            devmesh(root, "down", "--baseline", env={"DEVMESH_STATE_DIR": str(tmp / "state")})
-            cleanup(app)
-            remove_images(app)
+    with starter_shop(tmp_path_factory.mktemp("strategies"), Shop) as shop:
+        run_git(shop.root, "checkout", "-q", "-b", "feat")
+        for service in ("web", "api"):
+            app_py = shop.root / "services" / service / "app.py"
+            app_py.write_text(app_py.read_text().replace('"SHOP_VERSION", "v1"', '"SHOP_VERSION", "v2"'))
+        run_git(shop.root, "commit", "-qam", "web and api v2")
+        shop.ok("up", "--detach")
+        yield shop
 
 
 @pytest.fixture
@@ -144,7 +111,7 @@ def gateway(shop: Shop) -> Gateway:
 
 
 def test_canary_20_percent_of_requests_without_the_header(shop: Shop, gateway: Gateway) -> None:
-    done = shop.cli("canary", "web", "--weight", "20")
+    done = shop.ok("canary", "web", "--weight", "20")
     assert "web: canary: 20% of requests without x-devmesh-env go to feat's version" in done.stdout
     gateway.wait_for_route("canary")
     n = 1000
@@ -162,7 +129,7 @@ def test_canary_20_percent_of_requests_without_the_header(shop: Shop, gateway: G
 
 
 def test_sticky_canary_keeps_each_user_on_one_version(shop: Shop, gateway: Gateway) -> None:
-    shop.cli("canary", "web", "--weight", "20", "--sticky-header", "x-user-id")
+    shop.ok("canary", "web", "--weight", "20", "--sticky-header", "x-user-id")
     gateway.wait_for_route("canary-sticky-rest", {"x-user-id": "99"})
     rng = random.Random(42)
     users = [str(rng.randrange(10**5, 10**6)) for _ in range(200)]
@@ -175,7 +142,7 @@ def test_sticky_canary_keeps_each_user_on_one_version(shop: Shop, gateway: Gatew
     assert abs(len(in_canary) - 40) <= 25, len(in_canary)
 
     # --next keeps the sticky header and only adds users: nobody leaves the canary
-    done = shop.cli("canary", "web", "--next")
+    done = shop.ok("canary", "web", "--next")
     assert "25%" in done.stdout and "sticky by x-user-id" in done.stdout
     gateway.wait_for_route("canary-sticky", {"x-user-id": "4250"})  # bucket 21
     now = {u for u in users if gateway.upstream({"x-user-id": u}) == "web.feat"}
@@ -183,15 +150,15 @@ def test_sticky_canary_keeps_each_user_on_one_version(shop: Shop, gateway: Gatew
 
 
 def test_routes_explain_agrees_with_what_envoy_did(shop: Shop, gateway: Gateway) -> None:
-    shop.cli("canary", "web", "--weight", "30", "--sticky-header", "x-user-id")
-    shop.cli("mirror", "api")
+    shop.ok("canary", "web", "--weight", "30", "--sticky-header", "x-user-id")
+    shop.ok("mirror", "api")
     gateway.wait_for_route("canary-sticky-rest", {"x-user-id": "99"})
-    feat_host = f"feat.{shop.host}"
+    feat_host = shop.host("feat")
     requests = [f"GET / -H 'x-user-id: {u}'" for u in ("7", "42", "4250", "900913", "abc")]
     requests += ["GET /", "POST /", "HEAD /", f"GET / -H '{HEADER}: feat'",
                  f"POST / -H '{HEADER}: feat'", f"GET http://{feat_host}/"]
     args = ["routes", "--json"] + [a for text in requests for a in ("--explain", text)]
-    explained = json.loads(shop.cli(*args).stdout)["explained"]
+    explained = json.loads(shop.ok(*args).stdout)["explained"]
     assert [e["request"] for e in explained] == requests
 
     def api_lines() -> list[Hop]:
@@ -220,9 +187,9 @@ def test_routes_explain_agrees_with_what_envoy_did(shop: Shop, gateway: Gateway)
         assert record.rule == hop["rule"], (entry["request"], record)
         assert f"{record.service}.{record.env}" in {d["upstream"] for d in hop["to"]}
 
-    text = shop.cli("routes", "--explain", "GET / -H 'x-user-id: 4217'").stdout
+    text = shop.ok("routes", "--explain", "GET / -H 'x-user-id: 4217'").stdout
     assert "x-user-id: 4217 is in sticky bucket 25; web's canary takes buckets 0–29: feat's version" in text
-    listing = shop.cli("routes", "--branch", "feat").stdout
+    listing = shop.ok("routes", "--branch", "feat").stdout
     assert "strategy web: canary: 30%" in listing and "strategy api: mirror" in listing
     assert re.search(r"\*\s+canary-sticky\s+x-user-id in sticky buckets 0–29 of 100", listing)
 
@@ -233,7 +200,7 @@ def test_mirror_copies_gets_to_the_branch_never_posts(shop: Shop, gateway: Gatew
         return [line for line in shop.logs("feat-api").splitlines()
                 if line.startswith("api ") and "listening" not in line]
 
-    shop.cli("mirror", "api")
+    shop.ok("mirror", "api")
     gateway.wait_for_route("baseline")  # the gateway is untouched: api is not the entry
     before = len(requests_seen())
     for method in ("GET", "POST", "GET", "HEAD", "POST", "GET", "HEAD", "POST", "GET"):
@@ -251,7 +218,7 @@ def test_mirror_copies_gets_to_the_branch_never_posts(shop: Shop, gateway: Gatew
     assert [line.split()[1] for line in copies] == ["GET", "GET", "HEAD", "GET", "HEAD", "GET"]
     assert all(f"{HEADER}=-" in line for line in copies)
 
-    shop.cli("mirror", "api", "--off")
+    shop.ok("mirror", "api", "--off")
     for _ in range(3):
         gateway.send("/")
     time.sleep(1.0)
@@ -260,14 +227,14 @@ def test_mirror_copies_gets_to_the_branch_never_posts(shop: Shop, gateway: Gatew
 
 def test_switch_and_back_without_restarting_anything(shop: Shop, gateway: Gateway) -> None:
     containers = shop.containers()
-    done = shop.cli("switch", "web")
+    done = shop.ok("switch", "web")
     assert "every request without x-devmesh-env goes to feat's version of web" in done.stdout
     gateway.wait_for_route("switch")
     assert Counter(gateway.upstream() for _ in range(200)) == {"web.feat": 200}
     # requests of other previews (they carry the routing header) keep the baseline web
     assert gateway.upstream({HEADER: "other-preview"}) == "web.baseline"
 
-    back = shop.cli("switch", "web", "--back")
+    back = shop.ok("switch", "web", "--back")
     assert "go to the baseline again" in back.stdout
     gateway.wait_for_route("baseline")
     assert Counter(gateway.upstream() for _ in range(200)) == {"web.baseline": 200}
@@ -275,18 +242,16 @@ def test_switch_and_back_without_restarting_anything(shop: Shop, gateway: Gatewa
 
 
 def test_strategies_outlive_up_and_go_with_their_environment(shop: Shop, gateway: Gateway) -> None:
-    shop.cli("canary", "api", "--weight", "50")
-    up = devmesh(shop.root, "up", "--detach", env={"DEVMESH_STATE_DIR": str(shop.state)})
-    assert up.returncode == 0, up.stderr
-    routes = json.loads(shop.cli("routes", "--json").stdout)
+    shop.ok("canary", "api", "--weight", "50")
+    shop.ok("up", "--detach")
+    routes = json.loads(shop.ok("routes", "--json").stdout)
     assert [s["summary"] for s in routes["strategies"]] == [
         "canary: 50% of requests without x-devmesh-env go to feat's version of api"]
     assert [r["rule"] for r in routes["services"]["api"]] == ["api-feat", "api-canary", "api-baseline"]
 
-    refused = devmesh(shop.root, "canary", "stock", env={"DEVMESH_STATE_DIR": str(shop.state)})
+    refused = shop.run("canary", "stock")
     assert refused.returncode == 2
     assert "environment feat runs no version of its own of stock (it forks: api, web)" in refused.stderr
 
-    done = devmesh(shop.root, "down", env={"DEVMESH_STATE_DIR": str(shop.state)})
-    assert done.returncode == 0, done.stderr
+    shop.ok("down")
     assert not (shop.state / shop.app / "strategies.json").exists()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from devmesh.app.traffic import MeshRecords, TrafficFeed
 from devmesh.traffic.chains import build_chains
-from devmesh.traffic.stats import VersionFigures
+from devmesh.traffic.stats import RuleTaken, VersionFigures, rules_taken
 
 SHOWN_CHAINS = 200
 HISTORY_LINES = 2000  # of the mesh's log, read when the tab starts following
@@ -34,6 +34,8 @@ class TrafficSnapshot:
     unparsed: int = 0
     notes: tuple[str, ...] = ()
     window: float = 60.0
+    # (gateway or service, rule) → the requests it routed over the window
+    rules: dict[tuple[str, str], RuleTaken] = field(default_factory=dict)
 
     def shown(self, text: str) -> list[ChainRow]:
         """The chains whose line or environments hold ``text`` (case-insensitive)."""
@@ -67,17 +69,14 @@ class TrafficFollower:
 
     def snapshot(self) -> TrafficSnapshot:
         store = self.feed.store
+        now = time.time()
         with self._lock:
             hops = list(store.hops)
-            figures = store.stats.figures(now=time.time())
+            figures = store.stats.figures(now=now)
             records, unparsed = store.reader.records, store.reader.unparsed
         chains = build_chains(hops)[-SHOWN_CHAINS:]
-        rows = tuple(ChainRow(_line(c.root.hop.time, c.root.hop.method, c.root.hop.authority,
-                                    c.root.hop.path, c.text()), frozenset(c.envs()), c.linked)
-                     for c in reversed(chains))
+        # to the second: the tab is narrower than a terminal's CLI output
+        rows = tuple(ChainRow(c.line(millis=False), frozenset(c.envs()), c.linked) for c in reversed(chains))
         return TrafficSnapshot(rows, tuple(figures), records, unparsed, tuple(store.notes(chains)),
-                               store.stats.window)
+                               store.stats.window, rules_taken(hops, now - store.stats.window))
 
-
-def _line(at: float, method: str, authority: str, path: str, chain: str) -> str:
-    return f"{time.strftime('%H:%M:%S', time.localtime(at))}  {method} {authority}{path}  {chain}"

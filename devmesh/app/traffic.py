@@ -22,6 +22,8 @@ REFRESH_SECONDS = 1.0
 class MeshRecords(Protocol):
     """What a runtime offers for reading its traffic."""
 
+    app: str
+
     def mesh_log(self, *, follow: bool, tail: int | None = None,
                  stop: threading.Event | None = None) -> Iterator[str]: ...
 
@@ -39,7 +41,7 @@ class TrafficFeed:
         self._clock = clock
         self._callers = rt.mesh_callers()
         self._asked = clock()
-        self.store = TrafficStore(RecordReader(rt.upstream_of, self._caller_of), window=window,
+        self.store = TrafficStore(RecordReader(rt.upstream_of, self._caller_of, app=rt.app), window=window,
                                   max_hops=max_hops)
 
     def _caller_of(self, address: str) -> str | None:

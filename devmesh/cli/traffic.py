@@ -20,15 +20,15 @@ from devmesh.cli import State, pass_state
 from devmesh.cli.output import table
 from devmesh.cli.target import ENV_OPTION, RUNTIMES, open_for
 from devmesh.errors import UserInputError
-from devmesh.traffic.chains import Chain, build_chains
+from devmesh.traffic.chains import build_chains
 from devmesh.traffic.records import Hop
 from devmesh.traffic.stats import DEFAULT_WINDOW, VersionFigures
-from devmesh.traffic.store import Filter, TrafficStore
+from devmesh.traffic.store import Filter
 
 # While following, a request is printed once no record of it came for this long (the mesh
 # logs a hop when it is answered, and Envoy writes its log about once a second).
 SETTLE_SECONDS = 1.5
-_NOTHING = Hop(0.0, None, None, "-", "-", "-", "-", None, None, 0, 0, 0, False, None, "-", "-")
+_NOTHING = object()  # no hop came within a quarter second: only look for requests that settled
 
 
 @click.command()
@@ -63,36 +63,20 @@ def traffic(state: State, branch: str | None, env_name: str | None, service: str
         _follow(feed, keep, as_json=as_json, tail=tail)
         return
     store = feed.read(tail=tail)
+    if as_json:
+        click.echo(json.dumps(store.to_json(keep, last=last, now=time.time()), indent=2))
+        return
     chains = store.chains(keep)
     shown = chains[-last:] if last else []
-    figures = _figures(store, keep)
-    if as_json:
-        click.echo(json.dumps({"chains": [c.to_json() for c in shown],
-                               "versions": [f.to_json() for f in figures],
-                               "records": store.reader.records, "unparsed": store.reader.unparsed,
-                               "notes": store.notes(chains)}, indent=2))
-        return
     if not store.reader.records:
         click.echo("no requests in the mesh's log yet")
     for chain in shown:
-        click.echo(_chain_line(chain))
+        click.echo(chain.line())
     if len(chains) > len(shown) and shown:
         click.echo(f"({len(chains) - len(shown)} earlier request(s) not shown; --last N shows more)")
-    _print_figures(figures, window)
+    _print_figures(store.figures(keep, now=time.time()), window)
     for note in store.notes(chains):
         click.echo(f"note: {note}", err=True)
-
-
-def _figures(store: TrafficStore, keep: Filter) -> list[VersionFigures]:
-    rows = store.stats.figures(now=time.time())
-    return [r for r in rows if (keep.env is None or r.env == keep.env)
-            and (keep.service is None or r.service == keep.service)]
-
-
-def _chain_line(chain: Chain) -> str:
-    hop = chain.root.hop
-    stamp = time.strftime("%H:%M:%S", time.localtime(hop.time)) + f".{int(hop.time * 1000) % 1000:03d}"
-    return f"{stamp}  {hop.method} {hop.authority}{hop.path}  {chain.text()}"
 
 
 def _print_figures(figures: list[VersionFigures], window: float) -> None:
@@ -126,6 +110,7 @@ def _follow(feed: Any, keep: Filter, *, as_json: bool, tail: int | None) -> None
     pending: dict[str | None, tuple[float, list[Hop]]] = {}
     try:
         while True:
+            item: Hop | BaseException | object | None
             try:
                 item = hops.get(timeout=0.25)
             except queue.Empty:
@@ -134,7 +119,7 @@ def _follow(feed: Any, keep: Filter, *, as_json: bool, tail: int | None) -> None
                 raise item
             if item is None:
                 break
-            if item is not _NOTHING:
+            if isinstance(item, Hop):
                 _, group = pending.get(item.request_id, (0.0, []))
                 group.append(item)
                 pending[item.request_id] = (time.monotonic(), group)
@@ -143,12 +128,12 @@ def _follow(feed: Any, keep: Filter, *, as_json: bool, tail: int | None) -> None
             done = [h for k in settled for h in pending.pop(k)[1]]
             for chain in build_chains(done):
                 if keep.keeps(chain):
-                    click.echo(json.dumps(chain.to_json()) if as_json else _chain_line(chain))
+                    click.echo(json.dumps(chain.to_json()) if as_json else chain.line())
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
     if not as_json:
-        _print_figures(_figures(feed.store, keep), feed.store.stats.window)
+        _print_figures(feed.store.figures(keep, now=time.time()), feed.store.stats.window)
         for note in feed.store.notes(feed.store.chains()):
             click.echo(f"note: {note}", err=True)

@@ -26,7 +26,6 @@ from devmesh.gitops.land import DEFAULT_ATTEMPTS, Change, Landed, Unchanged, lan
 from devmesh.gitops.layout import Layout
 from devmesh.gitops.managed import (
     RENDERED,
-    Difference,
     base_fields,
     fingerprint,
     judge_base,

@@ -10,10 +10,12 @@ does, so the mesh routes every hop by the header.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from devmesh.naming import BASELINE_ENV
+from devmesh.plan.envoy.render import local_rate_limit
 from devmesh.plan.routing import Backend, Match, Resilience, RoutePlan, Rule
 from devmesh.plan.service_env import service_env
 from devmesh.plan.supervisor import (
@@ -29,6 +31,7 @@ from devmesh.plan.supervisor import (
     supervised_command,
 )
 from devmesh.config.presets import strategy_preset
+from devmesh.traffic.records import GATEWAY, envoy_access_log
 from devmesh.units import duration
 
 if TYPE_CHECKING:
@@ -274,23 +277,21 @@ def _destination_rule(plan: RoutePlan, service: str, ns: str | None) -> Obj:
 
 
 RATE_LIMIT_SUFFIX = "-rate-limit"
-_T_LOCAL_RATELIMIT = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
 
 
 def _rate_limit(plan: RoutePlan, service: str, ns: str | None) -> Obj | None:
     """An EnvoyFilter that gives each pod of the service (one per version) Envoy's local rate
     limit on its sidecar's inbound side, before the router: the same token bucket as the docker
-    runtime's Envoy keeps per version; the mesh answers the rest 429 (flag RL). None without a
-    limit."""
+    runtime's Envoy keeps per version; the mesh answers the rest 429 (flag RL, and devmesh's
+    rate limit header for the caller's proxy to record). None without a limit."""
     resilience = plan.routes_for(service).resilience
     limit = resilience.rate_limit if resilience is not None else None
     if limit is None:
         return None
-    always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
     meta = _meta(service + RATE_LIMIT_SUFFIX, ns, labels(plan.app, BASELINE_ENV, service))
     # Istio has no other API for a local rate limit: its warning that an EnvoyFilter reaches
     # into Envoy's own config is known and taken.
-    meta["annotations"] = {"galley.istio.io/analyze-suppress": "IST0133"}
+    meta["annotations"] = dict(_SUPPRESS)
     return {
         "apiVersion": "networking.istio.io/v1alpha3",
         "kind": "EnvoyFilter",
@@ -305,19 +306,77 @@ def _rate_limit(plan: RoutePlan, service: str, ns: str | None) -> Obj | None:
                 "match": {"context": "SIDECAR_INBOUND", "listener": {"filterChain": {"filter": {
                     "name": "envoy.filters.network.http_connection_manager",
                     "subFilter": {"name": "envoy.filters.http.router"}}}}},
-                "patch": {"operation": "INSERT_BEFORE", "value": {
-                    "name": "envoy.filters.http.local_ratelimit",
-                    "typed_config": {
-                        "@type": _T_LOCAL_RATELIMIT,
-                        "stat_prefix": "devmesh_rate_limit",
-                        "token_bucket": {"max_tokens": limit.burst, "tokens_per_fill": limit.requests_per_second,
-                                         "fill_interval": "1s"},
-                        "filter_enabled": always,
-                        "filter_enforced": always,
-                    }}},
+                "patch": {"operation": "INSERT_BEFORE", "value": local_rate_limit(limit)},
             }],
         },
     }
+
+
+ACCESS_LOG_FILTER = "devmesh-access-log"
+# Istio's root namespace, where an EnvoyFilter may select the shared ingress gateway's pods.
+ISTIO_ROOT_NAMESPACE = "istio-system"
+GATEWAY_SELECTOR = {"istio": "ingressgateway"}
+_T_HCM = ("type.googleapis.com/envoy.extensions.filters.network."
+          "http_connection_manager.v3.HttpConnectionManager")
+_T_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+_HCM = "envoy.filters.network.http_connection_manager"
+_SUPPRESS = {"galley.istio.io/analyze-suppress": "IST0133"}  # see _rate_limit
+
+
+def gateway_access_log_name(app: str) -> str:
+    return f"devmesh-{app}-access-log"
+
+
+def _envoy_filter(name: str, namespace: str, lbls: Mapping[str, str], patches: list[Obj],
+                  selector: Mapping[str, str] | None = None) -> Obj:
+    meta = _meta(name, namespace, lbls)
+    meta["annotations"] = dict(_SUPPRESS)
+    spec: Obj = {}
+    if selector is not None:
+        spec["workloadSelector"] = {"labels": dict(selector)}
+    spec["configPatches"] = patches
+    return {"apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter", "metadata": meta, "spec": spec}
+
+
+def _log_patch(context: str, log: list[Obj], **settings: Any) -> Obj:
+    """Adds ``log`` to the access logs of every HTTP connection manager in ``context`` (a
+    MERGE appends to a repeated field), with ``settings`` of the connection manager."""
+    return {"applyTo": "NETWORK_FILTER",
+            "match": {"context": context, "listener": {"filterChain": {"filter": {"name": _HCM}}}},
+            "patch": {"operation": "MERGE", "value": {"typed_config": {
+                "@type": _T_HCM, "access_log": log, **settings}}}}
+
+
+def _hosts_of(plan: RoutePlan) -> str:
+    """The app's hosts at the gateway (``<app>.<domain>``, ``<env>.<app>.<domain>``, any port) as
+    an RE2 regex."""
+    return r"([^.:]+\.)?" + re.escape(f"{plan.app}.{plan.domain}") + r"(:\d+)?"
+
+
+def access_log_filters(plan: RoutePlan) -> list[Obj]:
+    """The request records of the app's proxies (devmesh.traffic.records), as on the docker
+    runtime's Envoy: each sidecar's outbound side logs the calls its pod makes (with the rule
+    that routed them and the version that served them, Istio's ``outbound|port|env|host``
+    cluster), its router the mirror copies; the shared ingress gateway logs what came in for the
+    app's hosts, marked with the app (each app's log has its own routing header)."""
+    ns = namespace_for(plan.app)
+    shared = labels(plan.app, BASELINE_ENV)
+    mirror = {"applyTo": "HTTP_FILTER",
+              "match": {"context": "SIDECAR_OUTBOUND", "listener": {"filterChain": {"filter": {
+                  "name": _HCM, "subFilter": {"name": "envoy.filters.http.router"}}}}},
+              "patch": {"operation": "MERGE", "value": {"typed_config": {
+                  "@type": _T_ROUTER,
+                  "upstream_log": envoy_access_log("mesh:%DOWNSTREAM_LOCAL_PORT%", plan.header, kind="mirror")}}}}
+    sidecars = _envoy_filter(ACCESS_LOG_FILTER, ns, shared, [
+        _log_patch("SIDECAR_OUTBOUND", envoy_access_log("mesh:%DOWNSTREAM_LOCAL_PORT%", plan.header)), mirror])
+    gateway = _envoy_filter(gateway_access_log_name(plan.app), ISTIO_ROOT_NAMESPACE, shared, [
+        # a request that comes with an id keeps it (Envoy at the edge makes a new one by
+        # default), as at the docker runtime's gateway: a caller can follow its own request
+        _log_patch("GATEWAY", envoy_access_log(GATEWAY, plan.header, extra={"app": plan.app},
+                                               authority=_hosts_of(plan)),
+                   preserve_external_request_id=True)],
+        selector=GATEWAY_SELECTOR)
+    return [sidecars, gateway]
 
 
 def _virtual_service(plan: RoutePlan, service: str, ns: str | None) -> Obj:
@@ -345,7 +404,7 @@ def _gateway(plan: RoutePlan) -> Obj:
         "kind": "Gateway",
         "metadata": _meta(gateway_name(plan.app), ns, labels(plan.app, BASELINE_ENV)),
         "spec": {
-            "selector": {"istio": "ingressgateway"},
+            "selector": dict(GATEWAY_SELECTOR),
             "servers": [
                 {
                     "port": {"number": 80, "name": "http", "protocol": "HTTP"},
@@ -450,6 +509,7 @@ def render_objects(project: Project, plan: RoutePlan, image_for: ImageFor | None
     objects += [_destination_rule(plan, r.service, ns) for r in plan.services]
     objects += [_virtual_service(plan, r.service, ns) for r in plan.services]
     objects += [f for r in plan.services if (f := _rate_limit(plan, r.service, ns)) is not None]
+    objects += access_log_filters(plan)
     objects.append(_gateway(plan))
     objects += _gateway_virtual_services(plan)
     return objects

@@ -8,6 +8,7 @@ the mesh, not through the gateway, is *unlinked*: the service that called it did
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,15 @@ class Chain:
         if not self.linked:
             line = f"{hop.caller} ⇢ {line}"
         return line
+
+    def line(self, *, millis: bool = True) -> str:
+        """The request on one line: when it started (local time, to the millisecond unless
+        not ``millis``), method, host and path, then ``text()``."""
+        hop = self.root.hop
+        stamp = time.strftime("%H:%M:%S", time.localtime(hop.time))
+        if millis:
+            stamp += f".{int(hop.time * 1000) % 1000:03d}"
+        return f"{stamp}  {hop.method} {hop.authority}{hop.path}  {self.text()}"
 
     def envs(self) -> set[str]:
         return {h.env for _, h in self.hops if h.env} | {h.route_header for _, h in self.hops if h.route_header}

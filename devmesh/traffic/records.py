@@ -22,11 +22,16 @@ from typing import Any
 # Bumped when the fields change, so a reader can tell an older proxy's lines.
 FORMAT = 1
 
-_ENVOY_MESSAGE = re.compile(r"\[\d{4}-\d\d-\d\d[ T]")  # "[2026-12-03 10:00:00.000][1][warning]…"
+# Envoy's own lines ("[2026-12-03 10:00:00.000][1][warning] …") and those of Istio's agent
+# beside it in a sidecar ("2026-12-03T10:00:00.000000Z\tinfo\t…", "2026/12/03 10:00:00 INFO …").
+_ENVOY_MESSAGE = re.compile(r"\[?\d{4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d")
 
 OUTSIDE = "outside"  # the caller of a request that came in through the gateway
 GATEWAY = "gateway"  # the gateway listener's name in records
 REQUEST_ID_HEADER = "x-request-id"
+# Set by the mesh's rate limit on the answers it gives itself: a caller's proxy (Istio limits
+# on the serving side) tells them from a version's own 429.
+RATE_LIMITED_HEADER = "x-devmesh-rate-limited"
 
 # A version that served a hop: (service, env), from an upstream cluster name.
 UpstreamOf = Callable[[str], "tuple[str, str] | None"]
@@ -56,7 +61,31 @@ def access_log_fields(header: str, listener: str, *, kind: str = "request") -> d
         "flags": "%RESPONSE_FLAGS%",
         "ms": "%DURATION%",
         "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
+        "limited": f"%RESP({RATE_LIMITED_HEADER.upper()})%",
     }
+
+
+_T_STDOUT_LOG = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+
+
+def envoy_access_log(listener: str, header: str, *, kind: str = "request",
+                     extra: dict[str, str] | None = None, authority: str | None = None) -> list[dict[str, Any]]:
+    """Envoy's access log config for one listener: one JSON line per request on stdout.
+    ``kind="mirror"``: the router's log of its upstream requests, filtered to the mirror copies
+    (whose host Envoy suffixes with ``-shadow``), so a copy is a record too. ``extra``: fields
+    on top (constants: which app's log this is, on a proxy that several apps share);
+    ``authority``: only requests to hosts this (RE2) regex matches whole."""
+    fields = access_log_fields(header, listener, kind=kind) | (extra or {})
+    log: dict[str, Any] = {
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {"@type": _T_STDOUT_LOG, "log_format": {"json_format": fields}},
+    }
+    if kind == "mirror":
+        authority = r"[^:]*-shadow(:\d+)?"
+    if authority is not None:
+        log["filter"] = {"header_filter": {"header": {
+            "name": ":authority", "string_match": {"safe_regex": {"regex": authority}}}}}
+    return [log]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +108,7 @@ class Hop:
     rule: str | None
     flags: str
     listener: str
+    rate_limited: bool = False  # the answer carries the mesh's rate limit header
 
     @property
     def served_by(self) -> str:
@@ -87,7 +117,7 @@ class Hop:
     @property
     def limited(self) -> bool:
         """Refused by a rate limit (not the app's answer)."""
-        return self.status == 429 and "RL" in self.flags.split(",")
+        return self.status == 429 and (self.rate_limited or "RL" in self.flags.split(","))
 
     @property
     def failed(self) -> bool:
@@ -131,8 +161,10 @@ class RecordReader:
 
     upstream_of: UpstreamOf
     caller_of: Callable[[str], str | None] = lambda address: None
+    app: str | None = None  # records another app's proxy config wrote (a shared gateway) are left out
     records: int = 0
     messages: int = 0  # Envoy's own log lines ("[2026-…][warning] …")
+    others: int = 0  # records of other apps
     unparsed: int = 0
     first_unparsed: str | None = None
     unknown_callers: set[str] = field(default_factory=set)
@@ -154,6 +186,9 @@ class RecordReader:
             return None
         if not isinstance(doc, dict) or doc.get("devmesh") != FORMAT:
             self._unparsed(text)
+            return None
+        if self.app is not None and doc.get("app", self.app) != self.app:
+            self.others += 1
             return None
         hop = self._hop(doc)
         if hop is None:
@@ -201,7 +236,23 @@ class RecordReader:
             rule=_text(doc.get("rule")),
             flags=_text(doc.get("flags")) or "-",
             listener=listener,
+            rate_limited=_text(doc.get("limited")) is not None,
         )
+
+
+def istio_upstream(namespace: str) -> UpstreamOf:
+    """The version an Istio outbound cluster stands for (``outbound|8000|feat|api.<namespace>.svc.cluster.local``:
+    api@feat), for services of ``namespace`` only; a cluster without a subset is no version."""
+    def upstream_of(cluster: str) -> tuple[str, str] | None:
+        parts = cluster.split("|")
+        if len(parts) != 4 or parts[0] != "outbound" or not parts[2]:
+            return None
+        service, _, rest = parts[3].partition(".")
+        if not service or rest.partition(".")[0] != namespace:
+            return None
+        return service, parts[2]
+
+    return upstream_of
 
 
 def dotted_upstream(cluster: str) -> tuple[str, str] | None:

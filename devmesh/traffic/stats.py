@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from devmesh.traffic.records import Hop
+from devmesh.traffic.records import GATEWAY, Hop
 
 DEFAULT_WINDOW = 60.0
 EXACT_MS = 200
@@ -158,3 +158,28 @@ class WindowStats:
                                       percentile(total.latency, 0.50),
                                       percentile(total.latency, 0.95)))
         return out
+
+
+@dataclass(frozen=True)
+class RuleTaken:
+    """How many requests a rule routed since some time, and when the latest came."""
+
+    requests: int
+    latest: float
+
+
+def rules_taken(hops: Iterable[Hop], since: float) -> dict[tuple[str, str], RuleTaken]:
+    """(where, rule) → the requests that rule routed from ``since`` on: ``where`` is
+    :data:`GATEWAY` for the gateway's rules, else the service whose routes hold the rule (the
+    one that served the hop). Mirror copies are not requests a rule took."""
+    counts: dict[tuple[str, str], RuleTaken] = {}
+    for hop in hops:
+        if hop.time < since or hop.mirror or hop.rule is None:
+            continue
+        where = GATEWAY if hop.listener == GATEWAY else hop.service
+        if where is None:
+            continue
+        key = (where, hop.rule)
+        seen = counts.get(key)
+        counts[key] = RuleTaken(1, hop.time) if seen is None else RuleTaken(seen.requests + 1, max(seen.latest, hop.time))
+    return counts

@@ -63,9 +63,14 @@ class TrafficStore:
             chains = [c for c in chains if keep.keeps(c)]
         return chains[-last:] if last else chains
 
-    def figures(self, env: str | None = None) -> list[VersionFigures]:
-        rows = self.stats.figures()
-        return [r for r in rows if env is None or r.env == env]
+    def figures(self, keep: Filter | None = None, *, now: float | None = None) -> list[VersionFigures]:
+        """Each version's figures over the window ending ``now`` (the latest record's time by
+        default), only the environment and service of ``keep``."""
+        rows = self.stats.figures(now=now)
+        if keep is None:
+            return rows
+        return [r for r in rows if (keep.env is None or r.env == keep.env)
+                and (keep.service is None or r.service == keep.service)]
 
     def notes(self, chains: list[Chain]) -> list[str]:
         """What the reader could not read and why chains are broken, one line each."""
@@ -79,11 +84,12 @@ class TrafficStore:
                        f"left out (the first: {r.first_unparsed!r})")
         return out
 
-    def to_json(self, keep: Filter | None = None, *, last: int | None = None) -> dict[str, Any]:
-        chains = self.chains(keep, last=last)
+    def to_json(self, keep: Filter | None = None, *, last: int = 0, now: float | None = None) -> dict[str, Any]:
+        """The latest ``last`` chains ``keep`` keeps, the figures and the notes, as JSON."""
+        chains = self.chains(keep)
         return {
-            "chains": [c.to_json() for c in chains],
-            "versions": [f.to_json() for f in self.figures(keep.env if keep else None)],
+            "chains": [c.to_json() for c in chains[-last:]] if last else [],
+            "versions": [f.to_json() for f in self.figures(keep, now=now)],
             "records": self.reader.records,
             "unparsed": self.reader.unparsed,
             "notes": self.notes(chains),

@@ -455,9 +455,15 @@ def test_down_of_one_environment_then_down_baseline_remove_exactly_the_labelled_
 
         everything = shop.objects()
         assert all(o["metadata"]["labels"][APP_LABEL] == shop.app for o in everything.values())
+        gateway_log = ("networking.istio.io/v1alpha3", "EnvoyFilter", f"devmesh-{shop.app}-access-log",
+                       "istio-system")
+        assert shop.client.get(*gateway_log) is not None
         done = shop.ok("down", "--baseline")
-        assert done.out.strip() == (f"removed {len(everything) + 1} object(s) of environment "
-                                    f"{shop.env}")  # every object of the app, and its namespace
+        # every object of the app in its namespace, the gateway's access log beside the gateway,
+        # and the namespace
+        assert done.out.strip() == (f"removed {len(everything) + 2} object(s) of environment "
+                                    f"{shop.env}")
+        assert shop.client.get(*gateway_log) is None
         assert json.loads(shop.ok("ls", "--json").out) == {"environments": []}
         assert shop.client.get("v1", "ConfigMap", "same-labels", decoy_ns) is not None
 

@@ -52,7 +52,7 @@ class Api:
 
 
 def _fake_api() -> Api:
-    fake = FakeCluster()
+    fake = FakeCluster(istio=False)  # the real API server here runs no Istio
     fates = {PULL_FAILS: "image-pull", CRASHES: "crash"}
 
     def fate_of(pod: Obj) -> str:

@@ -32,8 +32,8 @@ pytestmark = pytest.mark.apiserver
 ONE = Environment("one", ("api",), "feature/one")
 # What `up` of ONE applies to an empty cluster: the namespace, the supervisor's ConfigMap (the
 # branch's api is live-synced), four Deployments, three Services, three DestinationRules, the
-# Gateway, five VirtualServices.
-OBJECTS = 18
+# Gateway, five VirtualServices, the access logs of the sidecars and of the gateway.
+OBJECTS = 20
 
 
 def apiserver(*args: str) -> subprocess.CompletedProcess[str]:
@@ -114,11 +114,15 @@ def runtime(project: Project, plane: ControlPlane, client: KubeClient) -> KindRu
 
 def versions(client: KubeClient, ns: str, described: list[str]) -> dict[str, str]:
     """resourceVersion of each of ``described`` ("Kind name")."""
-    api = {"Namespace": "v1", "ConfigMap": "v1", "Service": "v1", "Deployment": "apps/v1"}
+    api = {"Namespace": "v1", "ConfigMap": "v1", "Service": "v1", "Deployment": "apps/v1",
+           "EnvoyFilter": "networking.istio.io/v1alpha3"}
     out = {}
     for what in described:
         kind, name = what.split(" ", 1)
-        obj = client.get(api.get(kind, "networking.istio.io/v1"), kind, name, None if kind == "Namespace" else ns)
+        version = api.get(kind, "networking.istio.io/v1")
+        obj = client.get(version, kind, name, None if kind == "Namespace" else ns)
+        if obj is None and kind == "EnvoyFilter":  # the gateway's access log, beside the gateway
+            obj = client.get(version, kind, name, "istio-system")
         assert obj is not None, what
         out[what] = obj["metadata"]["resourceVersion"]
     return out
@@ -145,7 +149,7 @@ def test_the_server_stopped_after_four_objects_and_the_next_up_finishes(
     assert str(caught.value) == (
         f"the API server of context {plane.context!r} ({server}) stopped answering after 4 of {OBJECTS} "
         f"objects (connection refused): created Namespace {ns}, ConfigMap devmesh-supervisor, "
-        "Deployment web-baseline and 1 more; not yet Deployment stock-baseline and 13 more; "
+        "Deployment web-baseline and 1 more; not yet Deployment stock-baseline and 15 more; "
         "nothing was rolled back: run `devmesh up` again to finish")
     status = apiserver("status", "--name", plane.name)
     assert status.returncode == 3 and "stopped: kube-apiserver" in status.stdout

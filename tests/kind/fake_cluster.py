@@ -244,7 +244,7 @@ class FakeCluster:
     """``ClusterClient`` over an in-memory (or JSON-file) store."""
 
     def __init__(self, context: str = "kind-devmesh", *, store: Path | None = None,
-                 version: str = "v1.33.1") -> None:
+                 version: str = "v1.33.1", istio: bool = True) -> None:
         self._context = context
         self.store = store
         self.version = version
@@ -264,6 +264,10 @@ class FakeCluster:
         self._state: dict[str, Any] = {"objects": {}, "owners": {}, "seq": 0}
         if store is not None and store.exists():
             self._state = json.loads(store.read_text())
+        elif store is None and istio:
+            # a cluster Istio runs in (a stored one gets it from the fake istioctl install)
+            self.write({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}},
+                       manager="istioctl", force=True, operation="Apply")
 
     # --- persistence ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -29,6 +30,7 @@ from devmesh.runtime.kind.sync import active_requests
 from tests import docker_env
 from tests.docker_env import get, remove_images, run_git, scaffold_shop, wait_for
 from tests.sync.test_sync_docker import _expect, start_sync
+from tests.traffic.test_canary_auto_docker import QUICK, Load
 
 MODE = os.environ.get("DEVMESH_E2E_KIND")
 pytestmark = [
@@ -382,6 +384,15 @@ def test_a_rate_limit_through_istio_answers_429_beyond_it_on_each_version(feat: 
         both = burst()
         tagged = Counter(gateway.send(headers={HEADER: "feat"})[0] for _ in range(5))
         assert both[429] > 0 and tagged == {200: 5}, (both, tagged)
+        # the gateway's records tell the mesh's refusals from web's own answers
+        deadline = time.monotonic() + 20
+        while True:
+            report = json.loads(_cli(root, "traffic", "--json", "--last", "0", "--service", "web"))
+            web = next((v for v in report["versions"] if v["env"] == "baseline"), {"limited": 0})
+            if web["limited"] >= statuses[429] or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert web["limited"] >= statuses[429] and web["error_pct"] == 0, web
     finally:
         config.write_text(before)
         _cli(root, "up", "--detach")
@@ -389,6 +400,71 @@ def test_a_rate_limit_through_istio_answers_429_beyond_it_on_each_version(feat: 
     while burst()[429]:
         assert time.monotonic() < deadline, "the rate limit stayed after it was unset"
         time.sleep(1.5)
+
+
+@full_suite
+def test_traffic_through_istio_shows_each_hop_and_each_version(feat: tuple[Path, str]) -> None:
+    root, app = feat
+    gateway = Gateway(GATEWAY_PORT, app)
+    # Istio programs the access logs within seconds of `up`: wait for the first record
+    deadline = time.monotonic() + 60
+    while True:
+        gateway.answer({"x-request-id": "kind-warm"})
+        found = json.loads(_cli(root, "traffic", "--json", "--last", "1000"))
+        if any(c["request_id"] == "kind-warm" for c in found["chains"]):
+            break
+        assert time.monotonic() < deadline, f"no record of the request: {found}"
+        time.sleep(1)
+    answers = {f"kind-{i}": gateway.answer({"x-request-id": f"kind-{i}", **({HEADER: "feat"} if i % 2 else {})})
+               for i in range(4)}
+    deadline = time.monotonic() + 30
+    while True:
+        report = json.loads(_cli(root, "traffic", "--json", "--last", "1000"))
+        chains = {c["request_id"]: c for c in report["chains"] if c["request_id"] in answers}
+        if len(chains) == len(answers) and all(len(c["hops"]) == 3 for c in chains.values()):
+            break
+        assert time.monotonic() < deadline, f"not every hop was recorded: {chains}"
+        time.sleep(1)
+    for request_id, body in answers.items():
+        served = [f"web@{body['env']}", f"api@{body['api']['env']}", f"stock@{body['api']['stock']['env']}"]
+        chain = chains[request_id]
+        assert [f"{h['service']}@{h['env']}" for h in chain["hops"]] == served, chain
+        assert [h["caller"] for h in chain["hops"]] == ["outside", served[0], served[1]]
+        assert chain["hops"][0]["listener"] == "gateway" and chain["status"] == 200
+        assert chain["hops"][1]["rule"] in ("api-feat", "api-baseline")
+    assert chains["kind-1"]["path_text"] == "web@feat → api@feat → stock@baseline"
+    assert chains["kind-0"]["path_text"] == "web@baseline → api@baseline → stock@baseline"
+    figures = {(v["service"], v["env"]): v for v in report["versions"]}
+    assert figures[("api", "feat")]["requests"] >= 2 and figures[("web", "baseline")]["requests"] >= 2
+    assert report["unparsed"] == 0, report["notes"]
+    # --branch: only the requests that reached feat's versions
+    only = json.loads(_cli(root, "traffic", "--json", "--branch", "feat", "--last", "1000"))
+    assert {"kind-1", "kind-3"} <= {c["request_id"] for c in only["chains"]}
+    assert not {"kind-0", "kind-2"} & {c["request_id"] for c in only["chains"]}
+
+
+@full_suite
+def test_auto_canary_through_istio_walks_every_step_on_the_records(feat: tuple[Path, str]) -> None:
+    root, app = feat
+    presets = root / "presets" / "strategies"
+    presets.mkdir(parents=True, exist_ok=True)
+    (presets / "quick.yaml").write_text(QUICK)
+    load = Load(GATEWAY_PORT, f"{app}.localhost")
+    thread = threading.Thread(target=load.run, daemon=True)
+    thread.start()
+    try:
+        done = devmesh(root, "canary", "api", "--auto", "--preset", "quick", timeout=TIMEOUT)
+        assert done.returncode == 0, done.stdout + done.stderr
+        for step in ("step 1 of 3 (20%) passed", "step 2 of 3 (50%) passed", "step 3 of 3 (100%) passed"):
+            assert step in done.stderr, done.stderr
+        assert "api: auto: passed every step (20%, 50%, 100%)" in done.stdout
+    finally:
+        load.stop.set()
+        thread.join(timeout=15)
+        _cli(root, "canary", "api", "--off")
+        (presets / "quick.yaml").unlink()
+    assert load.answers and all(status == 200 for status, _ in load.answers)
+    assert {env for _, env in load.answers} == {"baseline", "feat"}  # both versions of api answered
 
 
 @full_suite

@@ -18,7 +18,7 @@ from tests.kind.test_kind_runtime import images
 NS = "devmesh-shop"
 ONE = Environment("one", ("api",), "one")
 # What `up` of ONE applies on an empty cluster, in its order.
-OBJECTS = 18  # the supervisor's ConfigMap included (the branch's api is live-synced)
+OBJECTS = 20  # the supervisor's ConfigMap included (the branch's api is live-synced), and the access logs
 
 
 class GoesAway(FakeCluster):
@@ -57,7 +57,7 @@ def test_the_server_stopping_after_four_objects_says_how_far_and_what_to_do(
     assert str(caught.value) == (
         f"the API server of context 'kind-devmesh' stopped answering after 4 of {OBJECTS} objects "
         "(connection refused): created Namespace devmesh-shop, ConfigMap devmesh-supervisor, "
-        "Deployment web-baseline and 1 more; not yet Deployment stock-baseline and 13 more; "
+        "Deployment web-baseline and 1 more; not yet Deployment stock-baseline and 15 more; "
         "nothing was rolled back: run `devmesh up` again to finish")
     # What the CLI prints for it: that line and the hint, no traceback; the exit status of an
     # unreachable cluster.
@@ -95,7 +95,7 @@ def test_objects_updated_and_left_alone_are_counted_too(project: Project) -> Non
     assert str(caught.value) == (
         f"the API server of context 'kind-devmesh' stopped answering after 5 of {OBJECTS} objects "
         "(connection refused): updated Deployment api-baseline; 4 already up to date; "
-        "not yet Deployment api-one and 12 more; nothing was rolled back: run `devmesh up` again to finish")
+        "not yet Deployment api-one and 14 more; nothing was rolled back: run `devmesh up` again to finish")
 
 
 def test_the_server_stopping_while_removing_a_deployment_the_branch_reverted(project: Project) -> None:
@@ -117,7 +117,7 @@ def test_the_server_stopping_while_removing_a_deployment_the_branch_reverted(pro
     assert str(caught.value) == (
         "the API server of context 'kind-devmesh' stopped answering while removing Deployment stock-one, "
         f"after all {OBJECTS} objects were applied (connection refused): updated DestinationRule stock, "
-        "VirtualService stock; 16 already up to date; nothing was rolled back: run `devmesh up` again to finish")
+        "VirtualService stock; 18 already up to date; nothing was rolled back: run `devmesh up` again to finish")
     fake.reachable = True
     rt.up(ONE, images=images(project, ONE))
     assert fake.get("apps/v1", "Deployment", "stock-one", NS) is None
@@ -129,7 +129,7 @@ def test_the_server_stopping_before_anything_was_applied(project: Project) -> No
         runtime(project, fake).up(ONE, images=images(project, ONE))
     assert str(caught.value) == (
         f"the API server of context 'kind-devmesh' stopped answering after 0 of {OBJECTS} objects "
-        "(connection refused): not yet Namespace devmesh-shop and 17 more; "
+        "(connection refused): not yet Namespace devmesh-shop and 19 more; "
         "nothing was changed: run `devmesh up` again to finish")
 
 

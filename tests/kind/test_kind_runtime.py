@@ -149,13 +149,24 @@ def test_a_rate_limit_is_an_envoyfilter_that_goes_when_the_limit_does(make_proje
     project = load_project(root / "devmesh.yaml")
     rt = runtime(project, fake)
     rt.up(one, images=images(project, one))
-    assert names(fake, "EnvoyFilter", "networking.istio.io/v1alpha3") == ["api-rate-limit"]
+    assert names(fake, "EnvoyFilter", "networking.istio.io/v1alpha3") == ["api-rate-limit", "devmesh-access-log"]
     (root / "devmesh.yaml").write_text(KIND_YAML)
     project = load_project(root / "devmesh.yaml")
     result = runtime(project, fake).up(one, images=images(project, one))
-    assert names(fake, "EnvoyFilter", "networking.istio.io/v1alpha3") == []
+    assert names(fake, "EnvoyFilter", "networking.istio.io/v1alpha3") == ["devmesh-access-log"]
     assert "removed EnvoyFilter api-rate-limit: its service has no rate limit now" in result.actions
     assert not runtime(project, fake).up(one, images=images(project, one)).changed
+
+
+def test_the_access_logs_come_with_the_app_and_go_with_it(project: Project, fake: FakeCluster) -> None:
+    one = Environment("one", ("api",), "one")
+    rt = runtime(project, fake)
+    rt.up(one, images=images(project, one))
+    gateway_log = ("networking.istio.io/v1alpha3", "EnvoyFilter", "devmesh-shop-access-log", "istio-system")
+    assert fake.get(*gateway_log) is not None
+    assert fake.get("networking.istio.io/v1alpha3", "EnvoyFilter", "devmesh-access-log", NS) is not None
+    removed = rt.down("one")  # the last environment: the baseline goes with it
+    assert fake.get(*gateway_log) is None and "EnvoyFilter devmesh-shop-access-log" in removed
 
 
 def test_another_managers_change_is_taken_back_on_the_next_change(project: Project, fake: FakeCluster) -> None:
@@ -331,3 +342,13 @@ def test_a_deployment_whose_counts_lag_behind_its_pods_is_not_done() -> None:
     pod["status"]["conditions"][0]["status"] = "True"
     pod["status"]["containerStatuses"][0]["ready"] = True
     assert assess(deployment, [pod]).done
+
+
+def test_a_cluster_without_istios_root_namespace_gets_all_but_the_gateways_log(project: Project,
+                                                                              events: Events) -> None:
+    bare = FakeCluster(istio=False)
+    one = Environment("one", ("api",), "one")
+    runtime(project, bare).up(one, images=images(project, one), sink=events)
+    assert bare.get("networking.istio.io/v1alpha3", "EnvoyFilter", "devmesh-access-log", NS) is not None
+    assert any(m.startswith("no namespace istio-system in context kind-devmesh: the ingress gateway's "
+                            "requests are not recorded") for m in events.messages())

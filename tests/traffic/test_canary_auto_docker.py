@@ -18,12 +18,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import GIT_ENV
-from tests.docker_env import ENVOY_IMAGE, cleanup, devmesh, get, remove_images, run_git, scaffold_shop
+from tests.docker_env import ENVOY_IMAGE, StarterShop, get, run_git, starter_shop
 
 pytestmark = pytest.mark.docker
 
@@ -62,64 +60,39 @@ class Load:
             time.sleep(0.01)
 
 
-@dataclass
-class Shop:
-    root: Path
-    app: str
-    port: int
-    state: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"DEVMESH_STATE_DIR": str(self.state)}
-
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return devmesh(self.root, *args, env=self.env, timeout=timeout)
-
+class Shop(StarterShop):
     def reset(self) -> None:
-        assert self.cli("switch", "api", "--back").returncode == 0
+        assert self.run("switch", "api", "--back").returncode == 0
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Iterator[Shop]:
-    tmp = tmp_path_factory.mktemp("canary-auto")
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in GIT_ENV.items():
-            mp.setenv(key, value)
-        mp.setenv("HOME", str(tmp))
-        mp.setenv("DEVMESH_STATE_DIR", str(tmp / "state"))
-        root, app, port = scaffold_shop(tmp / "shop")
+    with starter_shop(tmp_path_factory.mktemp("canary-auto"), Shop) as shop:
+        root = shop.root
         (root / "presets" / "strategies").mkdir(parents=True)
         (root / "presets" / "strategies" / "quick.yaml").write_text(QUICK)
         run_git(root, "add", "-A")
         run_git(root, "commit", "-qm", "test presets")
-        the_shop = Shop(root, app, port, tmp / "state")
-        try:
-            api = root / "services" / "api" / "app.py"
-            original = api.read_text()
-            for branch, text in (
-                ("good", original.replace('"SHOP_VERSION", "v1"', '"SHOP_VERSION", "v2"')),
-                ("bad", original.replace('status = 502 if "error" in stock else 200', "status = 500")),
-            ):
-                assert text != original
-                run_git(root, "checkout", "-q", "main")
-                run_git(root, "checkout", "-q", "-b", branch)
-                api.write_text(text)
-                run_git(root, "commit", "-qam", f"api: {branch}")
-                done = the_shop.cli("up", "--detach")
-                assert done.returncode == 0, done.stderr
+        api = root / "services" / "api" / "app.py"
+        original = api.read_text()
+        for branch, text in (
+            ("good", original.replace('"SHOP_VERSION", "v1"', '"SHOP_VERSION", "v2"')),
+            ("bad", original.replace('status = 502 if "error" in stock else 200', "status = 500")),
+        ):
+            assert text != original
             run_git(root, "checkout", "-q", "main")
-            yield the_shop
-        finally:
-            devmesh(root, "down", "--baseline", env={"DEVMESH_STATE_DIR": str(tmp / "state")})
-            cleanup(app)
-            remove_images(app)
+            run_git(root, "checkout", "-q", "-b", branch)
+            api.write_text(text)
+            run_git(root, "commit", "-qam", f"api: {branch}")
+            shop.ok("up", "--detach")
+        run_git(root, "checkout", "-q", "main")
+        yield shop
 
 
 @pytest.fixture
 def load(shop: Shop) -> Iterator[Load]:
     shop.reset()
-    running = Load(shop.port, f"{shop.app}.localhost")
+    running = Load(shop.port, shop.host())
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     yield running
@@ -130,13 +103,13 @@ def load(shop: Shop) -> Iterator[Load]:
 def api_envs(shop: Shop, n: int = 30) -> Counter[str]:
     seen: Counter[str] = Counter()
     for _ in range(n):
-        status, body, _ = get(shop.port, f"{shop.app}.localhost")
+        status, body, _ = get(shop.port, shop.host())
         seen[f"{status} {body.get('api', {}).get('env')}"] += 1
     return seen
 
 
 def test_a_fork_answering_500_is_aborted_and_gets_no_default_traffic(shop: Shop, load: Load) -> None:
-    done = shop.cli("canary", "api", "--auto", "--preset", "quick", "--branch", "bad")
+    done = shop.run("canary", "api", "--auto", "--preset", "quick", "--branch", "bad")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "api@bad at 20%: waiting for 10 requests without x-devmesh-env" in done.stderr
     assert ("api: aborted at step 1 of 3 (20%): error rate 100.0% is above the baseline's 0.0% "
@@ -144,27 +117,27 @@ def test_a_fork_answering_500_is_aborted_and_gets_no_default_traffic(shop: Shop,
     assert "hint: the baseline serves every request again" in done.stderr
     # the baseline serves everything again, and the stored strategy says why
     assert api_envs(shop) == Counter({"200 baseline": 30})
-    routes = shop.cli("routes").stdout
+    routes = shop.run("routes").stdout
     assert "canary: 0% of requests without x-devmesh-env go to bad's version of api — aborted at step 1" in routes
     # what the mesh recorded agrees: bad's version answered 500s, and only while at 20 %
-    report = json.loads(shop.cli("traffic", "--json", "--last", "0", "--service", "api").stdout)
+    report = json.loads(shop.run("traffic", "--json", "--last", "0", "--service", "api").stdout)
     bad = next(v for v in report["versions"] if v["env"] == "bad")
     assert bad["error_pct"] == 100.0 and bad["requests"] >= 10
     # the next command explains it too, and a canary by hand starts again from the first step
-    again = shop.cli("canary", "api", "--next", "--preset", "quick", "--branch", "bad")
+    again = shop.run("canary", "api", "--next", "--preset", "quick", "--branch", "bad")
     assert again.returncode == 0 and "api: canary: 20% of requests" in again.stdout
     assert "api's canary was left by --auto: aborted at step 1 of 3 (20%): error rate" in again.stderr
-    assert "aborted" not in shop.cli("routes").stdout
+    assert "aborted" not in shop.run("routes").stdout
 
 
 def test_a_healthy_fork_reaches_the_last_step(shop: Shop, load: Load) -> None:
-    done = shop.cli("canary", "api", "--auto", "--preset", "quick", "--branch", "good")
+    done = shop.run("canary", "api", "--auto", "--preset", "quick", "--branch", "good")
     assert done.returncode == 0, done.stdout + done.stderr
     for step in ("step 1 of 3 (20%) passed", "step 2 of 3 (50%) passed", "step 3 of 3 (100%) passed"):
         assert step in done.stderr, done.stderr
     assert "api: auto: passed every step (20%, 50%, 100%)" in done.stdout
     assert api_envs(shop) == Counter({"200 good": 30})
-    assert "canary: 100% of requests without x-devmesh-env go to good's version of api" in shop.cli("routes").stdout
+    assert "canary: 100% of requests without x-devmesh-env go to good's version of api" in shop.run("routes").stdout
     assert all(status == 200 for status, _ in load.answers)  # no request failed on the way
 
 
@@ -184,14 +157,14 @@ def test_ctrl_c_leaves_the_step_explained_and_auto_goes_on_from_it(shop: Shop) -
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "auto analysis stopped by hand at step 1 of 3 (20%)" in err
-    routes = shop.cli("routes").stdout
+    routes = shop.run("routes").stdout
     assert "20% of requests without x-devmesh-env go to good's version of api — auto analysis stopped by hand" in routes
     assert api_envs(shop, 40)["200 good"] > 0  # still at 20 %
 
 
 def test_thresholds_that_make_no_sense_are_refused(shop: Shop) -> None:
     nonsense = shop.root / "presets" / "strategies" / "nonsense.yaml"
-    before = shop.cli("routes").stdout
+    before = shop.run("routes").stdout
     try:
         for old, new, wanted in (
                 ("max_latency_ratio: 1.5", "max_latency_ratio: 0.5", "a ratio of at least 1"),
@@ -199,11 +172,11 @@ def test_thresholds_that_make_no_sense_are_refused(shop: Shop) -> None:
                 ("step_timeout: 60", "step_timeout: -1", "seconds above 0"),
                 ("latency_slack_ms: 50", "latency_slack: 50", "not an analysis threshold")):
             nonsense.write_text(QUICK.replace(old, new))
-            done = shop.cli("canary", "api", "--auto", "--preset", "nonsense", "--branch", "good")
+            done = shop.run("canary", "api", "--auto", "--preset", "nonsense", "--branch", "good")
             assert done.returncode == 2, done.stderr
             assert "nonsense.yaml: defaults.analysis." in done.stderr and wanted in done.stderr, done.stderr
     finally:
         nonsense.unlink()
-    assert shop.cli("routes").stdout == before  # nothing was applied
-    done = shop.cli("canary", "api", "--auto", "--weight", "20")
+    assert shop.run("routes").stdout == before  # nothing was applied
+    done = shop.run("canary", "api", "--auto", "--weight", "20")
     assert done.returncode == 2 and "--auto takes no --weight" in done.stderr

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from devmesh.traffic.chains import build_chains, unlinked_hint
-from devmesh.traffic.records import FORMAT, GATEWAY, OUTSIDE, RecordReader, dotted_upstream
+from devmesh.traffic.chains import unlinked_hint
+from devmesh.traffic.records import FORMAT, GATEWAY, OUTSIDE, RecordReader, dotted_upstream, istio_upstream
 from devmesh.traffic.stats import WindowStats, percentile
 from devmesh.traffic.store import Filter, TrafficStore
 
@@ -36,6 +36,31 @@ def test_a_record_names_the_version_that_served_it_and_who_called() -> None:
     assert (hop.route_header, hop.retries, hop.ms, hop.status, hop.mirror) == ("feat", 2, 12, 200, False)
     gateway = reader().read(line(listener=GATEWAY, peer="172.18.0.1", upstream="web.feat"))
     assert gateway is not None and gateway.caller == OUTSIDE
+
+
+def test_istio_records_name_versions_by_subset_and_keep_to_their_app() -> None:
+    upstream_of = istio_upstream("devmesh-shop")
+    assert upstream_of("outbound|8000|feat|api.devmesh-shop.svc.cluster.local") == ("api", "feat")
+    assert upstream_of("outbound|8000||api.devmesh-shop.svc.cluster.local") is None  # no subset: no version
+    assert upstream_of("outbound|8000|feat|api.devmesh-other.svc.cluster.local") is None
+    for other in ("inbound|8000||", "PassthroughCluster", "BlackHoleCluster", "api.feat"):
+        assert upstream_of(other) is None
+    r = RecordReader(upstream_of, CALLERS.get, app="shop")
+    mine = r.read(line(app="shop", listener=GATEWAY, upstream="outbound|8000|baseline|web.devmesh-shop.svc.cluster.local"))
+    assert mine is not None and (mine.served_by, mine.caller) == ("web@baseline", OUTSIDE)
+    assert r.read(line(app="other", listener=GATEWAY)) is None  # the shared gateway's record for another app
+    sidecar = r.read(line(upstream="outbound|8000|feat|api.devmesh-shop.svc.cluster.local"))  # no app field
+    assert sidecar is not None and sidecar.served_by == "api@feat"
+    assert (r.records, r.others, r.unparsed) == (2, 1, 0)
+    # a 429 the serving side's rate limit gave, as the caller's proxy records it (no flag RL)
+    limited = r.read(line(status=429, limited="1"))
+    assert limited is not None and limited.limited and not limited.failed
+    own = r.read(line(status=429))  # a version's own 429
+    assert own is not None and not own.limited
+    # the agent's lines beside Envoy's in a sidecar's log are messages too
+    assert r.read("2026-12-03T10:00:00.123456Z\tinfo\tads\tADS: new connection") is None
+    assert r.read("2026/12/03 12:30:14 INFO GOMEMLIMIT is updated package=…") is None
+    assert (r.messages, r.unparsed) == (2, 0)
 
 
 def test_lines_that_are_not_records_are_counted_never_fatal() -> None:
@@ -148,7 +173,16 @@ def test_figures_per_version_over_the_window() -> None:
     assert (feat.p50_ms, feat.p95_ms) == (14, 19)
     assert (base.requests, base.limited, base.failed, base.error_pct) == (20, 5, 0, 0.0)
     assert base.p95_ms == 2  # refused requests are not latency of the app
-    assert [f.env for f in store.figures(env="feat")] == ["feat"]
+    assert [f.env for f in store.figures(Filter(env="feat"))] == ["feat"]
+    assert [(f.service, f.env) for f in store.figures(Filter(service="api", env="baseline"))] == [("api", "baseline")]
+    # the JSON report: the latest chains kept, the figures, and 0 chains for --last 0
+    report = store.to_json(Filter(env="feat"), last=3)
+    assert [c["request_id"] for c in report["chains"]] == ["f97", "f98", "f99"]
+    assert [v["env"] for v in report["versions"]] == ["feat"] and report["records"] == 120
+    assert store.to_json(last=0)["chains"] == []
+    # a line a request: start (to the millisecond), method, host and path, the chain
+    (chain,) = store.chains(Filter(text="api@feat"), last=1)
+    assert chain.line().endswith("49.900  GET api:8000/  web@baseline ⇢ api@feat  200  19 ms")
 
 
 def test_the_window_slides_and_old_seconds_are_dropped() -> None:

@@ -16,45 +16,23 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import GIT_ENV
-from tests.docker_env import ENVOY_IMAGE, cleanup, devmesh, get, remove_images, run_git, scaffold_shop
+from tests.docker_env import ENVOY_IMAGE, StarterShop, get, run_git, starter_shop
 
 pytestmark = pytest.mark.docker
 
 
-@dataclass
-class Shop:
-    root: Path
-    app: str
-    port: int
-    state: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"DEVMESH_STATE_DIR": str(self.state)}
-
-    def cli(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = devmesh(self.root, *args, env=self.env)
-        if ok:
-            assert done.returncode == 0, f"devmesh {' '.join(args)}: {done.stderr}"
-        return done
-
-    def host(self, env: str | None = None) -> str:
-        return f"{env}.{self.app}.localhost" if env else f"{self.app}.localhost"
-
+class Shop(StarterShop):
     def send(self, env: str | None, request_id: str) -> dict[str, Any]:
         status, body, headers = get(self.port, self.host(env), "/", {"x-request-id": request_id})
         assert status == 200, body
         return body
 
     def traffic(self, *args: str) -> dict[str, Any]:
-        return dict(json.loads(self.cli("traffic", "--json", "--last", "1000", *args).stdout))
+        return dict(json.loads(self.ok("traffic", "--json", "--last", "1000", *args).stdout))
 
     def chains_of(self, ids: set[str], *args: str, timeout: float = 10) -> dict[str, dict[str, Any]]:
         """The chains of these request ids, once the mesh has logged them (about once a second)."""
@@ -68,33 +46,22 @@ class Shop:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Iterator[Shop]:
-    tmp = tmp_path_factory.mktemp("traffic")
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in GIT_ENV.items():
-            mp.setenv(key, value)
-        mp.setenv("HOME", str(tmp))
-        mp.setenv("DEVMESH_STATE_DIR", str(tmp / "state"))
-        root, app, port = scaffold_shop(tmp / "shop")
-        the_shop = Shop(root, app, port, tmp / "state")
-        try:
-            run_git(root, "checkout", "-q", "-b", "feat")
-            api = root / "services" / "api" / "app.py"
-            api.write_text(api.read_text().replace('"SHOP_VERSION", "v1"', '"SHOP_VERSION", "v2"'))
-            run_git(root, "commit", "-qam", "api v2")
-            the_shop.cli("up", "--detach")
-            run_git(root, "checkout", "-q", "main")
-            run_git(root, "checkout", "-q", "-b", "nofwd")
-            web = root / "services" / "web" / "app.py"
-            text = web.read_text()
-            assert "for name in (HEADER, REQUEST_ID):" in text
-            web.write_text(text.replace("for name in (HEADER, REQUEST_ID):", "for name in (HEADER,):"))
-            run_git(root, "commit", "-qam", "web forgets the request id")
-            the_shop.cli("up", "--detach")
-            yield the_shop
-        finally:
-            devmesh(root, "down", "--baseline", env={"DEVMESH_STATE_DIR": str(tmp / "state")})
-            cleanup(app)
-            remove_images(app)
+    with starter_shop(tmp_path_factory.mktemp("traffic"), Shop) as shop:
+        root = shop.root
+        run_git(root, "checkout", "-q", "-b", "feat")
+        api = root / "services" / "api" / "app.py"
+        api.write_text(api.read_text().replace('"SHOP_VERSION", "v1"', '"SHOP_VERSION", "v2"'))
+        run_git(root, "commit", "-qam", "api v2")
+        shop.ok("up", "--detach")
+        run_git(root, "checkout", "-q", "main")
+        run_git(root, "checkout", "-q", "-b", "nofwd")
+        web = root / "services" / "web" / "app.py"
+        text = web.read_text()
+        assert "for name in (HEADER, REQUEST_ID):" in text
+        web.write_text(text.replace("for name in (HEADER, REQUEST_ID):", "for name in (HEADER,):"))
+        run_git(root, "commit", "-qam", "web forgets the request id")
+        shop.ok("up", "--detach")
+        yield shop
 
 
 def served(body: dict[str, Any]) -> list[str]:
@@ -138,7 +105,7 @@ def test_three_hop_chains_by_preview_host_match_what_served(shop: Shop) -> None:
     assert set(only) == {"feat-1"}
 
     # the text form: one line a request, then the figures
-    text = shop.cli("traffic", "--branch", "feat", "--last", "3").stdout
+    text = shop.ok("traffic", "--branch", "feat", "--last", "3").stdout
     lines = [line for line in text.splitlines() if "→" in line]
     assert len(lines) == 3 and all("web@baseline → api@feat → stock@baseline  200" in x for x in lines)
     assert f"GET feat.{shop.app}.localhost" in lines[0]
@@ -155,7 +122,7 @@ def test_a_service_that_drops_the_request_id_shows_unlinked_hops_and_one_hint(sh
     orphans = [c for c in shop.traffic()["chains"] if not c["linked"]]
     assert orphans and orphans[-1]["path_text"] == "api@baseline → stock@baseline"
     assert orphans[-1]["hops"][0]["caller"] == "web@nofwd"
-    done = shop.cli("traffic", "--last", "1")
+    done = shop.ok("traffic", "--last", "1")
     assert "note: web does not pass x-request-id" in done.stderr
 
 
@@ -187,9 +154,9 @@ def test_follow_prints_each_request_once_logged_and_stops_cleanly(shop: Shop) ->
 
 
 def test_bad_input_is_refused_with_exit_2(shop: Shop) -> None:
-    done = shop.cli("traffic", "--service", "nosuch", ok=False)
+    done = shop.run("traffic", "--service", "nosuch")
     assert done.returncode == 2 and "has no service 'nosuch'" in done.stderr
-    done = shop.cli("traffic", "--window", "0", ok=False)
+    done = shop.run("traffic", "--window", "0")
     assert done.returncode == 2 and "--window" in done.stderr
 
 
@@ -200,7 +167,7 @@ def test_a_rate_limit_answers_429_beyond_it_and_goes_when_unset(shop: Shop) -> N
     assert limited != before
     config.write_text(limited)
     try:
-        shop.cli("up", "--detach")
+        shop.ok("up", "--detach")
         statuses = Counter(get(shop.port, shop.host(), "/", {"x-request-id": f"limit-{i}"})[0]
                            for i in range(40))
         # 40 quick requests to web@baseline, 5 a second: its burst (5) and what refills while
@@ -217,5 +184,5 @@ def test_a_rate_limit_answers_429_beyond_it_and_goes_when_unset(shop: Shop) -> N
         assert figures[("web", "baseline")]["error_pct"] == 0  # the mesh's refusals are not web's errors
     finally:
         config.write_text(before)
-        shop.cli("up", "--detach")
+        shop.ok("up", "--detach")
     assert {get(shop.port, shop.host(), "/")[0] for _ in range(40)} == {200}

@@ -90,12 +90,13 @@ def mesh_records(env: str = ENV, count: int = 3, at: float | None = None) -> lis
                     "method": "GET", "path": "/", "flags": "-", "attempts": 1, "status": 200}
             out += [
                 json.dumps(dict(base, listener="mesh:8000", time=f"{t + 0.002:.3f}", authority="stock:8000",
-                                peer=f"10.1.0.{3 if preview else 2}", upstream="stock.baseline", ms=1)),
+                                peer=f"10.1.0.{3 if preview else 2}", upstream="stock.baseline", ms=1,
+                                rule="stock-baseline")),
                 json.dumps(dict(base, listener="mesh:8000", time=f"{t + 0.001:.3f}", authority="api:8000",
-                                peer="10.1.0.1", upstream=f"api.{api}", ms=3)),
+                                peer="10.1.0.1", upstream=f"api.{api}", ms=3, rule=f"api-{api}")),
                 json.dumps(dict(base, listener=GATEWAY, time=f"{t:.3f}", peer="172.18.0.1",
                                 authority=f"{env + '.' if preview else ''}shop.localhost:8080",
-                                upstream="web.baseline", ms=6)),
+                                upstream="web.baseline", ms=6, rule=f"preview-{env}" if preview else "baseline")),
             ]
     return out
 
@@ -119,6 +120,10 @@ class FakeRuntime:
     callers: dict[str, str] = field(default_factory=lambda: {
         "10.1.0.1": "web@baseline", "10.1.0.2": "api@baseline", "10.1.0.3": f"api@{ENV}"})
     live_records: list[str] = field(default_factory=list)  # handed out while following
+
+    @property
+    def app(self) -> str:
+        return self.project.app
 
     def mesh_log(self, *, follow: bool, tail: int | None = None,
                  stop: threading.Event | None = None) -> Iterator[str]:

@@ -45,6 +45,7 @@ def test_main_screen_with_a_running_environment(snap_compare: Any, make_app: App
 
 def test_routing_tab_with_a_canary(snap_compare: Any, make_app: AppFactory, runtime: FakeRuntime) -> None:
     runtime.strategies.put(Canary("api", ENV, 20))  # as `devmesh canary api --weight 20` stores it
+    runtime.records = []  # what the mesh recorded shows under the verdict at a time of its own
 
     async def run_before(pilot: Any) -> None:
         await settle(pilot, lines=12)

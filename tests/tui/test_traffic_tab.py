@@ -12,6 +12,8 @@ from textual.widgets import DataTable, Input, Label, Static
 from devmesh.errors import UserInputError
 from tests.tui.conftest import SIZE, AppFactory, settle
 from tests.tui.fakes import ENV, FakeRuntime, mesh_records
+from tui.widgets.explain_box import ExplainBox
+from tui.widgets.route_table import GATEWAY
 from tui.widgets.traffic_pane import TrafficPane
 
 
@@ -65,7 +67,7 @@ async def test_the_tab_shows_figures_and_chains_and_filters_them(make_app: AppFa
 async def test_a_runtime_that_cannot_read_its_records_says_why(make_app: AppFactory,
                                                                 runtime: FakeRuntime) -> None:
     def refuse(**_: Any) -> Any:
-        raise UserInputError("the kind runtime does not read its Istio proxies' request records yet")
+        raise UserInputError("app 'shop' has no Envoy on the docker runtime: nothing has routed a request yet")
 
     runtime.mesh_log = refuse  # type: ignore[method-assign]
     app = make_app()
@@ -73,5 +75,25 @@ async def test_a_runtime_that_cannot_read_its_records_says_why(make_app: AppFact
         await settle(pilot)
         await pilot.press("4")
         pane = app.main.query_one(TrafficPane)
-        await wait_for(pilot, lambda: "does not read" in chains_text(pane), "the refusal shown")
+        await wait_for(pilot, lambda: "has no Envoy" in chains_text(pane), "the refusal shown")
         assert "not following" in str(pane.query_one("#traffic-status", Label).render())
+
+
+async def test_the_explain_box_says_how_many_requests_took_the_rule(make_app: AppFactory,
+                                                                      runtime: FakeRuntime) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        box = app.main.query_one(ExplainBox)
+        result = box.query_one("#explain-result", Static)
+        box.ask("api", f"x-devmesh-env: {ENV}")
+        # the records of the three requests by the preview's host: api-<env> took each
+        await wait_for(pilot, lambda: "3 requests took it in the last 60 s" in str(result.render()),
+                       "the rule's count from the records")
+        assert f"(api-{ENV})" in str(result.render())
+        box.ask(GATEWAY, "host: shop.localhost")
+        await pilot.pause()
+        assert "3 requests took it in the last 60 s" in str(result.render())  # the gateway's baseline rule
+        box.ask("web", "host: shop.localhost")  # web is only called through the gateway here
+        await pilot.pause()
+        assert "no request took this rule in the last 60 s" in str(result.render())

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -9,12 +13,14 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Select, Static
 
 from devmesh.plan.routing import RoutePlan, first_match
+from devmesh.traffic.stats import RuleTaken
 from tui.request_text import parse_request
 from tui.widgets.route_table import GATEWAY, destinations
 
 
-def explain(plan: RoutePlan, where: str, text: str) -> Text:
-    """Which rule of ``where`` (the gateway or a service) matches the typed request, and why."""
+def explain(plan: RoutePlan, where: str, text: str, taken: Taken | None = None) -> Text:
+    """Which rule of ``where`` (the gateway or a service) matches the typed request, and why;
+    with ``taken`` (the mesh's records), how many requests that rule routed lately."""
     request = parse_request(text)
     rules = plan.gateway if where == GATEWAY else plan.routes_for(where).rules
     try:
@@ -33,7 +39,22 @@ def explain(plan: RoutePlan, where: str, text: str) -> Text:
     if rule.set_headers:
         out.append("\nsets     ", style="dim")
         out.append(", ".join(f"{k}: {v}" for k, v in rule.set_headers))
+    if taken is not None and taken.rules:  # once the mesh has recorded requests
+        seen = taken.rules.get((where, rule.name))
+        window = f"the last {taken.window:g} s"
+        out.append("\nrecords  ", style="dim")
+        out.append(f"no request took this rule in {window}" if seen is None else
+                   f"{seen.requests} request{'s' if seen.requests != 1 else ''} took it in {window} "
+                   f"(latest at {time.strftime('%H:%M:%S', time.localtime(seen.latest))})")
     return out
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What the mesh's records say each rule routed over a window (see rules_taken)."""
+
+    rules: Mapping[tuple[str, str], RuleTaken]
+    window: float
 
 
 class ExplainBox(Vertical):
@@ -50,6 +71,7 @@ class ExplainBox(Vertical):
     def __init__(self, *, cursor_blink: bool = True, id: str | None = None) -> None:
         super().__init__(id=id)
         self.plan: RoutePlan | None = None
+        self.taken: Taken | None = None
         self._cursor_blink = cursor_blink
 
     def compose(self) -> ComposeResult:
@@ -73,6 +95,11 @@ class ExplainBox(Vertical):
         where.value = current
         self._explain()
 
+    def records(self, taken: Taken) -> None:
+        """The mesh's latest figures per rule, shown under the verdict."""
+        self.taken = taken
+        self._explain()
+
     def ask(self, where: str, text: str) -> None:
         """Fill in a request (as a person would type it) and explain it."""
         self.query_one("#explain-where", Select).value = where
@@ -92,6 +119,6 @@ class ExplainBox(Vertical):
             result.update(Text("type a request to see which rule takes it", style="dim"))
             return
         try:
-            result.update(explain(self.plan, str(where), text))
+            result.update(explain(self.plan, str(where), text, self.taken))
         except KeyError:
             result.update(Text(f"{where} has no routes in this plan", style="red"))

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from devmesh.plan.envoy.clusters import all_backends, cluster_name, cluster_resource, socket_address
 from devmesh.plan.envoy.files import BOOTSTRAP_FILE, CDS_FILE, LDS_FILE, Doc, EnvoyFiles, rds_file
 from devmesh.plan.envoy.routes import GATEWAY_ROUTES, MESH_ROUTES, gateway_routes, mesh_routes
-from devmesh.plan.routing import Backend, RoutePlan
-from devmesh.traffic.records import GATEWAY, access_log_fields
+from devmesh.plan.routing import Backend, RateLimit, RoutePlan
+from devmesh.traffic.records import GATEWAY, RATE_LIMITED_HEADER, envoy_access_log
 
 GATEWAY_LISTENER = GATEWAY
 
@@ -19,7 +19,6 @@ _T_HCM = ("type.googleapis.com/envoy.extensions.filters.network."
 _T_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 _T_LOCAL_RATELIMIT = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
 _UNLIMITED = 2**31 - 1  # the bucket of requests to versions without a limit
-_T_STDOUT_LOG = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
 
 AddressOf = Callable[[Backend], tuple[str, int]]
 
@@ -107,21 +106,6 @@ def _check_ports(listen_ports: Mapping[str, int], gateway_port: int, admin_port:
                                  f"which the Envoy {what} also uses")
 
 
-def _access_log(listener: str, header: str, *, kind: str = "request") -> list[Doc]:
-    """One JSON line per request (see devmesh.traffic.records); ``kind="mirror"``: the router's
-    log of its upstream requests, filtered to the mirror copies (whose host Envoy suffixes with
-    ``-shadow``), so a copy is a record too."""
-    log: Doc = {
-        "name": "envoy.access_loggers.stdout",
-        "typed_config": {"@type": _T_STDOUT_LOG,
-                         "log_format": {"json_format": access_log_fields(header, listener, kind=kind)}},
-    }
-    if kind == "mirror":
-        log["filter"] = {"header_filter": {"header": {
-            "name": ":authority", "string_match": {"safe_regex": {"regex": r"[^:]*-shadow(:\d+)?"}}}}}
-    return [log]
-
-
 def _rate_limit_filter(plan: RoutePlan, backends: list[Backend]) -> list[Doc]:
     """Envoy's local rate limit, one token bucket per limited version (its cluster's name as
     the descriptor a route's ``destination_cluster`` action gives); nothing when no service has
@@ -131,22 +115,37 @@ def _rate_limit_filter(plan: RoutePlan, backends: list[Backend]) -> list[Doc]:
               if r.resilience is not None and r.resilience.rate_limit is not None}
     if not limits:
         return []
-    always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
     descriptors = [
         {"entries": [{"key": "destination_cluster", "value": cluster_name(b)}],
-         "token_bucket": {"max_tokens": limits[b.service].burst,
-                          "tokens_per_fill": limits[b.service].requests_per_second,
-                          "fill_interval": "1s"}}
+         "token_bucket": _bucket(limits[b.service])}
         for b in backends if b.service in limits
     ]
-    return [{"name": "envoy.filters.http.local_ratelimit", "typed_config": {
+    return [local_rate_limit(None, descriptors)]
+
+
+def _bucket(limit: RateLimit | None) -> Doc:
+    if limit is None:
+        return {"max_tokens": _UNLIMITED, "tokens_per_fill": _UNLIMITED, "fill_interval": "1s"}
+    return {"max_tokens": limit.burst, "tokens_per_fill": limit.requests_per_second, "fill_interval": "1s"}
+
+
+def local_rate_limit(limit: RateLimit | None, descriptors: list[Doc] | None = None) -> Doc:
+    """Envoy's local rate limit HTTP filter: the bucket of ``limit`` (None: one that never runs
+    dry) and, per descriptor, buckets of their own. Always on; its own answers (429, flag RL)
+    carry devmesh's rate limit header, so that a caller's proxy records them as limited too."""
+    always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+    config: Doc = {
         "@type": _T_LOCAL_RATELIMIT,
         "stat_prefix": "devmesh_rate_limit",
-        "token_bucket": {"max_tokens": _UNLIMITED, "tokens_per_fill": _UNLIMITED, "fill_interval": "1s"},
+        "token_bucket": _bucket(limit),
         "filter_enabled": always,
         "filter_enforced": always,
-        "descriptors": descriptors,
-    }}]
+        "response_headers_to_add": [{"header": {"key": RATE_LIMITED_HEADER, "value": "1"},
+                                     "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+    }
+    if descriptors:
+        config["descriptors"] = descriptors
+    return {"name": "envoy.filters.http.local_ratelimit", "typed_config": config}
 
 
 def _listener(name: str, address: str, port: int, route_config: str, config_dir: str, *,
@@ -166,8 +165,8 @@ def _listener(name: str, address: str, port: int, route_config: str, config_dir:
         "upgrade_configs": [{"upgrade_type": "websocket"}],
         "http_filters": [*filters, {"name": "envoy.filters.http.router",
                           "typed_config": {"@type": _T_ROUTER,
-                                           "upstream_log": _access_log(log_prefix, header, kind="mirror")}}],
-        "access_log": _access_log(log_prefix, header),
+                                           "upstream_log": envoy_access_log(log_prefix, header, kind="mirror")}}],
+        "access_log": envoy_access_log(log_prefix, header),
     }
     return {
         "@type": _T_LISTENER,

@@ -13,18 +13,29 @@ from collections.abc import Iterable, Iterator, Sequence
 from devmesh.dirs import state_dir
 from devmesh.errors import DevmeshError, UserInputError
 from devmesh.events import Sink, Step
-from devmesh.plan.k8s import ENV_LABEL, SERVICE_LABEL, namespace_for, selector
+from devmesh.naming import BASELINE_ENV
+from devmesh.plan.k8s import (
+    ENV_LABEL,
+    GATEWAY_SELECTOR,
+    ISTIO_ROOT_NAMESPACE,
+    SERVICE_LABEL,
+    gateway_access_log_name,
+    namespace_for,
+    selector,
+)
 from devmesh.routes_state import StrategyStore
 from devmesh.runtime.base import ServiceState
 from devmesh.runtime.kind.errors import ClusterError
 from devmesh.runtime.kind.kubeconfig import open_client
 from devmesh.runtime.kind.protocol import ClusterClient, Obj
-from devmesh.runtime.logmerge import LogSource, Reader
+from devmesh.runtime.logmerge import LogSource, Reader, merge_logs
 from devmesh.runtime.shared import Describe, LabelledApp
+from devmesh.traffic.records import istio_upstream
 
 BRANCH_ANNOTATION = "devmesh.dev/branch"
 COMMIT_ANNOTATION = "devmesh.dev/commit"
 APPLIED_ANNOTATION = "devmesh.dev/applied"
+PROXY_CONTAINER = "istio-proxy"  # the sidecar's and the gateway's container
 ROLLOUT_TIMEOUT = 180.0
 LOG_LINES_ON_CRASH = 15
 
@@ -73,12 +84,6 @@ def describe_obj(obj: Obj) -> str:
 def image_of(deployment: Obj) -> str:
     containers = deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []
     return str(containers[0].get("image", "")) if containers else ""
-
-
-def _no_records() -> UserInputError:
-    return UserInputError("the kind runtime does not read its Istio proxies' request records yet: "
-                          "'devmesh traffic' reads the docker runtime's Envoy",
-                          hint="run the environment with --runtime docker to see its traffic")
 
 
 class KindApp(LabelledApp[Obj]):
@@ -152,15 +157,52 @@ class KindApp(LabelledApp[Obj]):
 
     # --- the mesh's request records ------------------------------------------------------
 
+    def _proxy_pods(self) -> list[tuple[str, str, Obj]]:
+        """(namespace, env, pod) of every proxy that writes the app's records: its pods'
+        sidecars and the ingress gateway's pods."""
+        gateway_selector = ",".join(f"{k}={v}" for k, v in GATEWAY_SELECTOR.items())
+        found = [(self.namespace, env, p) for env, _, p in self._log_found()]
+        found += [(ISTIO_ROOT_NAMESPACE, BASELINE_ENV, p)
+                  for p in self.cluster.list("v1", "Pod", namespace=ISTIO_ROOT_NAMESPACE, selector=gateway_selector)
+                  if not (p.get("metadata") or {}).get("deletionTimestamp")]
+        return found
+
     def mesh_log(self, *, follow: bool, tail: int | None = None,
                  stop: threading.Event | None = None) -> Iterator[str]:
-        raise _no_records()
+        """The request records of the app's sidecars and of the ingress gateway (the JSON lines
+        of their ``istio-proxy`` containers' logs); while following, a new pod's log joins,
+        until ``stop`` is set."""
+        def reader(namespace: str, pod: str) -> Reader:
+            def read(follow: bool, tail: int | None, since: float | None) -> Iterable[str]:
+                del since  # a pod is not resumed: a new pod is a new source
+                return self.cluster.pod_logs(namespace, pod, container=PROXY_CONTAINER, follow=follow,
+                                             tail=tail, timestamps=True)
+
+            return read
+
+        def sources() -> list[LogSource]:
+            return [LogSource(f"{ns}/{p['metadata']['name']}", PROXY_CONTAINER, env,
+                              reader(ns, p["metadata"]["name"]))
+                    for ns, env, p in self._proxy_pods()
+                    if ((p.get("status") or {}).get("phase")) == "Running"]
+
+        if not follow and not self._deployments():
+            raise UserInputError(f"app {self.app!r} is not running on the kind runtime (nothing in "
+                                 f"namespace {self.namespace} of context {self.context})",
+                                 hint="'devmesh up' starts it")
+        for line in merge_logs(sources, follow=follow, tail=tail, stop=stop, gone=self.log_errors):
+            # Istio's agent shares the container's log (its config at start, in YAML; its own
+            # messages): only a JSON object can be a record
+            if line.text.lstrip().startswith("{"):
+                yield line.text
 
     def mesh_callers(self) -> dict[str, str]:
-        raise _no_records()
+        """The pod address of each version of the app's services → ``service@env``."""
+        return {str(p["status"]["podIP"]): f"{service}@{env}" for env, service, p in self._log_found()
+                if (p.get("status") or {}).get("podIP")}
 
     def upstream_of(self, cluster: str) -> tuple[str, str] | None:
-        raise _no_records()
+        return istio_upstream(self.namespace)(cluster)
 
     def _remove_matching(self, sel: str, sink: Sink) -> list[str]:
         removed = []
@@ -176,6 +218,11 @@ class KindApp(LabelledApp[Obj]):
 
     def _remove_app(self, sink: Sink) -> list[str]:
         removed = self._remove_matching(selector(self.app), sink)
+        # the gateway's access log for the app lives beside the gateway, outside the namespace
+        name = gateway_access_log_name(self.app)
+        if self.cluster.delete("networking.istio.io/v1alpha3", "EnvoyFilter", name, ISTIO_ROOT_NAMESPACE):
+            removed.append(f"EnvoyFilter {name}")
+            sink(Step(f"removed EnvoyFilter {ISTIO_ROOT_NAMESPACE}/{name}"))
         if self.cluster.get("v1", "Namespace", self.namespace) is not None:
             self.cluster.delete("v1", "Namespace", self.namespace)
             removed.append(f"Namespace {self.namespace}")

@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from devmesh.build import docker_client
 from devmesh.errors import DevmeshError, UserInputError
-from devmesh.events import Sink, Step, discard
+from devmesh.events import Sink, Step, Warning, discard
 from devmesh.naming import BASELINE_ENV
-from devmesh.plan.k8s import ENV_LABEL, SERVICE_LABEL, deployment_name, render_objects, selector
+from devmesh.plan.k8s import (
+    ENV_LABEL,
+    ISTIO_ROOT_NAMESPACE,
+    SERVICE_LABEL,
+    deployment_name,
+    render_objects,
+    selector,
+)
 from devmesh.plan.routing import Backend, Environment, RoutePlan
 from devmesh.runtime.base import Health, UpResult
 from devmesh.runtime.kind.app import (
@@ -144,6 +151,7 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
                 if notes:
                     obj["metadata"]["annotations"] = notes
             objects.append(obj)
+        objects = self._without_gateway_log_if_no_istio(objects, sink)
         # From the first write on, an API server that goes away leaves part of the objects
         # applied: the error says which, and that the next `up` finishes (it skips what holds
         # its fingerprint already).
@@ -175,6 +183,18 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
         except ClusterUnreachable as exc:
             raise progress.interrupted(exc, self.cluster.context) from None
         return UpResult(state, bool(actions), tuple(actions))
+
+    def _without_gateway_log_if_no_istio(self, objects: list[Obj], sink: Sink) -> list[Obj]:
+        """The gateway's access log goes to Istio's root namespace; a cluster without it (Istio
+        installed with another root, or not at all) gets the rest, and a warning."""
+        if not any(o["metadata"].get("namespace") == ISTIO_ROOT_NAMESPACE for o in objects):
+            return objects
+        if self.cluster.get("v1", "Namespace", ISTIO_ROOT_NAMESPACE) is not None:
+            return objects
+        sink(Warning(f"no namespace {ISTIO_ROOT_NAMESPACE} in context {self.context}: the ingress "
+                     "gateway's requests are not recorded ('devmesh traffic' shows the hops between "
+                     "services only)"))
+        return [o for o in objects if o["metadata"].get("namespace") != ISTIO_ROOT_NAMESPACE]
 
     def _unwanted_filters(self, objects: Sequence[Obj]) -> list[str]:
         wanted = {o["metadata"]["name"] for o in objects if o["kind"] == _FILTER[1]}
@@ -284,6 +304,6 @@ class KindRuntime(KindApp, ProjectRuntime[Obj]):
         # The routes of the environments that stay, without the one that went (and without
         # its strategies, which the plan drops from the store).
         plan = self._plan_to_apply(remaining)
-        for obj in render_objects(self.project, plan):
+        for obj in self._without_gateway_log_if_no_istio(render_objects(self.project, plan), sink):
             if obj["kind"] not in ("Deployment", "Namespace"):
                 self._apply(obj, lambda m, **kw: sink(Step(m)))

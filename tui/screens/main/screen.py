@@ -29,7 +29,7 @@ from tui.screens.main.workers import MainWorkers
 from tui.widgets.activity_log import ActivityLog
 from tui.widgets.app_header import AppHeader, HeaderInfo
 from tui.widgets.environment_list import EnvironmentList
-from tui.widgets.explain_box import ExplainBox
+from tui.widgets.explain_box import ExplainBox, Taken
 from tui.widgets.logs_pane import LogsPane
 from tui.widgets.route_table import RouteTable
 from tui.widgets.service_table import ServiceTable, SyncNote
@@ -174,6 +174,7 @@ class MainScreen(MainActions, Screen[None]):
     @on(MainWorkers.TrafficRead)
     def _traffic_read(self, message: MainWorkers.TrafficRead) -> None:
         self.query_one(TrafficPane).show(message.snapshot)
+        self.query_one(ExplainBox).records(Taken(message.snapshot.rules, message.snapshot.window))
 
     @on(MainWorkers.WorkFailed)
     def _work_failed(self, message: MainWorkers.WorkFailed) -> None:
