@@ -288,28 +288,14 @@ def _rate_limit(plan: RoutePlan, service: str, ns: str | None) -> Obj | None:
     limit = resilience.rate_limit if resilience is not None else None
     if limit is None:
         return None
-    meta = _meta(service + RATE_LIMIT_SUFFIX, ns, labels(plan.app, BASELINE_ENV, service))
     # Istio has no other API for a local rate limit: its warning that an EnvoyFilter reaches
-    # into Envoy's own config is known and taken.
-    meta["annotations"] = dict(_SUPPRESS)
-    return {
-        "apiVersion": "networking.istio.io/v1alpha3",
-        "kind": "EnvoyFilter",
-        "metadata": meta,
-        "spec": {
-            # a patch placed relative to another filter applies in a set order only with a
-            # priority of its own (istioctl analyze's IST0151): after a user's (priority 0)
-            "priority": 10,
-            "workloadSelector": {"labels": {APP_LABEL: plan.app, SERVICE_LABEL: service}},
-            "configPatches": [{
-                "applyTo": "HTTP_FILTER",
-                "match": {"context": "SIDECAR_INBOUND", "listener": {"filterChain": {"filter": {
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "subFilter": {"name": "envoy.filters.http.router"}}}}},
-                "patch": {"operation": "INSERT_BEFORE", "value": local_rate_limit(limit)},
-            }],
-        },
-    }
+    # into Envoy's own config is known and taken (_SUPPRESS). A patch placed relative to
+    # another filter applies in a set order only with a priority of its own (istioctl
+    # analyze's IST0151): after a user's (priority 0).
+    patch = {"applyTo": "HTTP_FILTER", "match": _router_match("SIDECAR_INBOUND"),
+             "patch": {"operation": "INSERT_BEFORE", "value": local_rate_limit(limit)}}
+    return _envoy_filter(service + RATE_LIMIT_SUFFIX, ns, labels(plan.app, BASELINE_ENV, service), [patch],
+                         selector={APP_LABEL: plan.app, SERVICE_LABEL: service}, priority=10)
 
 
 ACCESS_LOG_FILTER = "devmesh-access-log"
@@ -327,15 +313,23 @@ def gateway_access_log_name(app: str) -> str:
     return f"devmesh-{app}-access-log"
 
 
-def _envoy_filter(name: str, namespace: str, lbls: Mapping[str, str], patches: list[Obj],
-                  selector: Mapping[str, str] | None = None) -> Obj:
+def _envoy_filter(name: str, namespace: str | None, lbls: Mapping[str, str], patches: list[Obj],
+                  selector: Mapping[str, str] | None = None, priority: int | None = None) -> Obj:
     meta = _meta(name, namespace, lbls)
     meta["annotations"] = dict(_SUPPRESS)
     spec: Obj = {}
+    if priority is not None:
+        spec["priority"] = priority
     if selector is not None:
         spec["workloadSelector"] = {"labels": dict(selector)}
     spec["configPatches"] = patches
     return {"apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter", "metadata": meta, "spec": spec}
+
+
+def _router_match(context: str) -> Obj:
+    """The router filter of every HTTP connection manager in ``context``."""
+    return {"context": context, "listener": {"filterChain": {"filter": {
+        "name": _HCM, "subFilter": {"name": "envoy.filters.http.router"}}}}}
 
 
 def _log_patch(context: str, log: list[Obj], **settings: Any) -> Obj:
@@ -361,9 +355,7 @@ def access_log_filters(plan: RoutePlan) -> list[Obj]:
     app's hosts, marked with the app (each app's log has its own routing header)."""
     ns = namespace_for(plan.app)
     shared = labels(plan.app, BASELINE_ENV)
-    mirror = {"applyTo": "HTTP_FILTER",
-              "match": {"context": "SIDECAR_OUTBOUND", "listener": {"filterChain": {"filter": {
-                  "name": _HCM, "subFilter": {"name": "envoy.filters.http.router"}}}}},
+    mirror = {"applyTo": "HTTP_FILTER", "match": _router_match("SIDECAR_OUTBOUND"),
               "patch": {"operation": "MERGE", "value": {"typed_config": {
                   "@type": _T_ROUTER,
                   "upstream_log": envoy_access_log("mesh:%DOWNSTREAM_LOCAL_PORT%", plan.header, kind="mirror")}}}}
