@@ -217,12 +217,25 @@ def test_mirror_copies_gets_to_the_branch_never_posts(shop: Shop, gateway: Gatew
     copies = requests_seen()[before:]
     assert [line.split()[1] for line in copies] == ["GET", "GET", "HEAD", "GET", "HEAD", "GET"]
     assert all(f"{HEADER}=-" in line for line in copies)
+    # the mesh's records hold each copy in its request's chain, called by the original's caller
+    assert gateway.send("/", {"x-request-id": "docker-mirrored"})[0] == 200
+    deadline = time.monotonic() + 5
+    while True:
+        report = json.loads(shop.ok("traffic", "--json", "--last", "1000").stdout)
+        chain = next((c for c in report["chains"] if c["request_id"] == "docker-mirrored"), None)
+        if (chain is not None and len(chain["hops"]) == 5) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert chain is not None and chain["path_text"] == (
+        "web@baseline → [api@baseline → stock@baseline, api@feat (mirror) → stock@baseline]"), chain
+    assert [(f"{h['service']}@{h['env']}", h["caller"]) for h in chain["hops"] if h["mirror"]] == [
+        ("api@feat", "web@baseline")]
 
     shop.ok("mirror", "api", "--off")
     for _ in range(3):
         gateway.send("/")
     time.sleep(1.0)
-    assert len(requests_seen()) == before + 6
+    assert len(requests_seen()) == before + 7  # the six above and the one in the chain
 
 
 def test_switch_and_back_without_restarting_anything(shop: Shop, gateway: Gateway) -> None:

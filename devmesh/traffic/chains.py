@@ -4,13 +4,16 @@ A hop's parent is the latest earlier hop of the same request that the hop's call
 called api while it answered the gateway's request). A chain whose first hop came from inside
 the mesh, not through the gateway, is *unlinked*: the service that called it did not copy
 ``x-request-id`` onto its call, so the mesh gave the call an id of its own.
+
+A mirror copy is sent by the proxy itself, so its record names no caller: it is taken to be the
+caller of the call it copies (the same request to another version of the same service).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from devmesh.traffic.records import OUTSIDE, REQUEST_ID_HEADER, Hop
@@ -105,7 +108,21 @@ def build_chains(hops: Iterable[Hop]) -> list[Chain]:
     return chains
 
 
+def _with_copied_callers(group: Sequence[Hop]) -> list[Hop]:
+    originals = [h for h in group if not h.mirror]
+    out = []
+    for hop in group:
+        if hop.mirror and "@" not in hop.caller:
+            copied = [o for o in originals
+                      if (o.service, o.method, o.path) == (hop.service, hop.method, hop.path)]
+            if copied:
+                hop = replace(hop, caller=min(copied, key=lambda o: abs(o.time - hop.time)).caller)
+        out.append(hop)
+    return out
+
+
 def _trees(group: Sequence[Hop]) -> list[Node]:
+    group = _with_copied_callers(group)
     # Parents start before their children. A proxy logs a hop when it is answered, so a child's
     # line comes before its parent's: within one millisecond, the later line goes first.
     order = sorted(range(len(group)), key=lambda i: (group[i].time, -i))

@@ -66,13 +66,20 @@ def access_log_fields(header: str, listener: str, *, kind: str = "request") -> d
 
 
 _T_STDOUT_LOG = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+# Envoy sends a mirror copy with a client of its own, outside any route: in the router's log of
+# upstream requests the copies are the ones without a route name (devmesh names every route).
+# Their host cannot tell: Envoy suffixes it with "-shadow", but Istio turns that off.
+_MIRROR_COPIES = {"extension_filter": {
+    "name": "envoy.access_loggers.extension_filters.cel",
+    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                     "expression": "xds.route_name == ''"}}}
 
 
 def envoy_access_log(listener: str, header: str, *, kind: str = "request",
                      extra: dict[str, str] | None = None, authority: str | None = None) -> list[dict[str, Any]]:
     """Envoy's access log config for one listener: one JSON line per request on stdout.
-    ``kind="mirror"``: the router's log of its upstream requests, filtered to the mirror copies
-    (whose host Envoy suffixes with ``-shadow``), so a copy is a record too. ``extra``: fields
+    ``kind="mirror"``: the router's log of its upstream requests, filtered to the mirror copies,
+    so a copy is a record too (see :data:`_MIRROR_COPIES`). ``extra``: fields
     on top (constants: which app's log this is, on a proxy that several apps share);
     ``authority``: only requests to hosts this (RE2) regex matches whole."""
     fields = access_log_fields(header, listener, kind=kind) | (extra or {})
@@ -81,8 +88,8 @@ def envoy_access_log(listener: str, header: str, *, kind: str = "request",
         "typed_config": {"@type": _T_STDOUT_LOG, "log_format": {"json_format": fields}},
     }
     if kind == "mirror":
-        authority = r"[^:]*-shadow(:\d+)?"
-    if authority is not None:
+        log["filter"] = _MIRROR_COPIES
+    elif authority is not None:
         log["filter"] = {"header_filter": {"header": {
             "name": ":authority", "string_match": {"safe_regex": {"regex": authority}}}}}
     return [log]

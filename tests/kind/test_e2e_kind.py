@@ -355,6 +355,23 @@ def test_mirror_through_istio_copies_gets_never_posts(feat: tuple[Path, str]) ->
                 assert (answer["api"]["env"], answer["api"]["method"]) == ("baseline", method)
         time.sleep(3)  # a late copy of a POST would show by now
         assert copies()[start:] == ["GET", "HEAD"]
+        # the caller's sidecar records the copy too, as a branch of the request's chain
+        assert gateway.send("GET", {"x-request-id": "kind-mirrored"})[0] == 200
+        deadline = time.monotonic() + 30
+        while True:
+            report = json.loads(_cli(root, "traffic", "--json", "--last", "1000", "--service", "api"))
+            chain = next((c for c in report["chains"] if c["request_id"] == "kind-mirrored"), None)
+            if chain is not None and len(chain["hops"]) >= 5:  # each pod's sidecar logs its own
+                break
+            assert time.monotonic() < deadline, f"not every hop of the mirrored request was recorded: {chain}"
+            time.sleep(1)
+        served = sorted((h["service"], h["env"], h["mirror"], h["caller"]) for h in chain["hops"])
+        # the copy is answered by feat's api, which calls stock as it would for a real request
+        assert served == [("api", "baseline", False, "web@baseline"), ("api", "feat", True, "web@baseline"),
+                          ("stock", "baseline", False, "api@baseline"), ("stock", "baseline", False, "api@feat"),
+                          ("web", "baseline", False, "outside")], chain
+        assert chain["path_text"] == ("web@baseline → [api@baseline → stock@baseline, "
+                                      "api@feat (mirror) → stock@baseline]")
     finally:
         _cli(root, "mirror", "api", "--off")
 

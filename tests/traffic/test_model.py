@@ -120,7 +120,8 @@ def test_a_fan_out_and_a_mirror_copy_are_branches() -> None:
     store = TrafficStore(reader())
     store.extend([
         line(id="m", time="7.001", peer="10.0.0.2", upstream="api.baseline"),
-        line(id="m", time="7.001", peer="10.0.0.2", upstream="api.feat", kind="mirror",
+        # as Envoy logs a copy: no downstream (it sends the copy itself), no route
+        line(id="m", time="7.001", peer=None, listener="mesh:-", upstream="api.feat", kind="mirror",
              authority="api-shadow:8000", rule=None),
         line(id="m", time="7.003", peer="10.0.0.2", upstream="stock.baseline", authority="stock:8000"),
         line(id="m", time="7.000", listener=GATEWAY, upstream="web.baseline", ms=9),
