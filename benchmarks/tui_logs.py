@@ -48,18 +48,16 @@ def rss_mib() -> float:
     return float("nan")
 
 
-class Firehose:
-    """A runtime whose log stream yields ``rate`` lines a second (0: as fast as it can)."""
+class RecordedState:
+    """A runtime's recorded environments (the baseline and a branch) and their routes."""
 
     name = "docker"
+    app = "shop"
 
-    def __init__(self, rate: int, total: int | None = None) -> None:
+    def __init__(self) -> None:
         from tests.tui.fakes import baseline_state, branch_state
 
-        self.rate = rate
-        self.total = total
         self.sent = 0
-        self.finished = threading.Event()
         self.states = [baseline_state(), branch_state()]
 
     def environments(self) -> list[Any]:
@@ -67,6 +65,21 @@ class Firehose:
 
     def down(self, env: str, *, baseline: bool = False, sink: Any = None) -> list[str]:
         return []
+
+    def route_plan(self) -> Any:
+        from devmesh.plan.routing import Environment, plan_for_project
+
+        return plan_for_project(_project(), [Environment("feat", ("api",))])
+
+
+class Firehose(RecordedState):
+    """A runtime whose log stream yields ``rate`` lines a second (0: as fast as it can)."""
+
+    def __init__(self, rate: int, total: int | None = None) -> None:
+        super().__init__()
+        self.rate = rate
+        self.total = total
+        self.finished = threading.Event()
 
     def logs(self, env: str, services: Sequence[str], *, follow: bool, tail: int | None = None,
              stop: threading.Event | None = None) -> Iterator[LogLine]:
@@ -88,16 +101,31 @@ class Firehose:
         self.finished.set()
 
 
-def make_app(runtime: Any, log_lines: int = 10_000) -> Any:
+def _project() -> Any:
+    """The scratch project the benchmark's app runs on (written the first time)."""
     from devmesh.config import load_project
     from tests.gitops.gitops_helpers import write_project
+
+    root = Path(_SCRATCH.name)
+    return load_project(root / "shop" / "devmesh.yaml") if (root / "shop").is_dir() else \
+        load_project(write_project(root / "shop", None))
+
+
+def fake_runtime() -> Any:
+    """The tests' runtime of recorded state, on the scratch project."""
+    from devmesh.routes_state import StrategyStore
+    from tests.tui.fakes import FakeRuntime
+
+    project = _project()
+    return FakeRuntime(project, StrategyStore(Path(_SCRATCH.name) / "state" / project.app))
+
+
+def make_app(runtime: Any, log_lines: int = 10_000) -> Any:
     from tests.tui.fakes import NOW, selection
     from tui.app import DevmeshApp
     from tui.sources import Health, Sources
 
-    root = Path(_SCRATCH.name)
-    project = load_project(root / "shop" / "devmesh.yaml") if (root / "shop").is_dir() else \
-        load_project(write_project(root / "shop", None))
+    project = _project()
     sources = Sources(project, runtime=runtime, selection=selection(),
                       health=lambda rt: Health(True, "engine"), now=lambda: NOW)
     return DevmeshApp(sources, cursor_blink=False, poll_seconds=0, log_lines=log_lines)
@@ -133,10 +161,20 @@ def _instrument(app: Any) -> asyncio.Event:
     return answered
 
 
+async def _keys_for(app: Any, answered: Any, seconds: float) -> list[float]:
+    """A key ("f") every 100 ms for ``seconds``: how long each took to be answered (ms)."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        t0 = time.perf_counter()
+        latencies.append(await _press(app, "f", answered))
+        await asyncio.sleep(max(0.0, 0.1 - (time.perf_counter() - t0)))
+    return latencies
+
+
 async def _ingest(rate: int, seconds: float) -> tuple[float, list[float], int]:
     """Lines/s into the buffer at an offered ``rate``, key latencies (ms), lines dropped."""
     app = make_app(Firehose(rate))
-    latencies: list[float] = []
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
         answered = _instrument(app)
@@ -144,13 +182,10 @@ async def _ingest(rate: int, seconds: float) -> tuple[float, list[float], int]:
             await asyncio.sleep(0.01)
         first = _buffer(app).received
         started = time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            t0 = time.perf_counter()
-            latencies.append(await _press(app, "f", answered))
-            await asyncio.sleep(max(0.0, 0.1 - (time.perf_counter() - t0)))
+        latencies = await _keys_for(app, answered, seconds)
         elapsed = time.perf_counter() - started
         got = _buffer(app).received - first
-        dropped = app.main._inbox.dropped
+        dropped = app.main.inbox.dropped
     return got / elapsed, latencies, dropped
 
 
@@ -170,10 +205,8 @@ async def _memory(total: int) -> list[tuple[int, float]]:
 
 
 async def _first_frame_in_process() -> float:
-    from tests.tui.fakes import FakeRuntime
-
     started = time.perf_counter()
-    app = make_app(FakeRuntime())
+    app = make_app(fake_runtime())
     done = asyncio.Event()
     app.call_later(lambda: app.main.call_after_refresh(done.set))
     async with app.run_test(size=SIZE):
@@ -184,9 +217,8 @@ async def _first_frame_in_process() -> float:
 _CHILD = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from benchmarks.tui_logs import make_app
-from tests.tui.fakes import FakeRuntime
-app = make_app(FakeRuntime())
+from benchmarks.tui_logs import fake_runtime, make_app
+app = make_app(fake_runtime())
 def first_frame():
     print(time.time(), flush=True)
     app.exit()
@@ -201,6 +233,8 @@ def first_frame_cold(runs: int) -> list[float]:
         started = time.time()
         done = subprocess.run([sys.executable, "-c", _CHILD.format(repo=str(REPO))], capture_output=True,
                               text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+        if done.returncode != 0 or not done.stdout.split():
+            raise SystemExit(f"the app in a fresh process did not start:\n{done.stderr}")
         out.append(float(done.stdout.split()[0]) - started)
     return out
 

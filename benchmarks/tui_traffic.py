@@ -24,12 +24,11 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.tui_logs import _SCRATCH, SIZE, _instrument, _press, make_app  # noqa: E402
+from benchmarks.tui_logs import SIZE, RecordedState, _instrument, _keys_for, make_app  # noqa: E402
 from devmesh.runtime.base import LogLine  # noqa: E402
 from devmesh.traffic.records import FORMAT, GATEWAY, dotted_upstream  # noqa: E402
 
@@ -52,32 +51,13 @@ def records(n: int, at: float) -> list[str]:
     ]
 
 
-class RecordHose:
+class RecordHose(RecordedState):
     """A runtime whose mesh log yields ``rate`` records a second (None: as fast as it can; 0:
     none), with no log lines of the services."""
 
-    name = "docker"
-    app = "shop"
-
     def __init__(self, rate: int | None) -> None:
-        from tests.tui.fakes import baseline_state, branch_state
-
+        super().__init__()
         self.rate = rate
-        self.sent = 0
-        self.states = [baseline_state(), branch_state()]
-
-    def environments(self) -> list[Any]:
-        return list(self.states)
-
-    def down(self, env: str, *, baseline: bool = False, sink: Any = None) -> list[str]:
-        return []
-
-    def route_plan(self) -> Any:
-        from devmesh.config import load_project
-        from devmesh.plan.routing import Environment, plan_for_project
-
-        project = load_project(Path(_SCRATCH.name) / "shop" / "devmesh.yaml")
-        return plan_for_project(project, [Environment("feat", ("api",))])
 
     def logs(self, env: str, services: Sequence[str], *, follow: bool, tail: int | None = None,
              stop: threading.Event | None = None) -> Iterator[LogLine]:
@@ -113,7 +93,6 @@ async def _run(rate: int | None, seconds: float) -> tuple[float, list[float]]:
     """Records/s the Traffic tab took in at an offered ``rate``, and key latencies (ms)."""
     runtime = RecordHose(rate)
     app = make_app(runtime)
-    latencies: list[float] = []
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("4")
         answered = _instrument(app)
@@ -122,10 +101,7 @@ async def _run(rate: int | None, seconds: float) -> tuple[float, list[float]]:
             await asyncio.sleep(0.01)
         first = runtime.sent
         started = time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            t0 = time.perf_counter()
-            latencies.append(await _press(app, "f", answered))
-            await asyncio.sleep(max(0.0, 0.1 - (time.perf_counter() - t0)))
+        latencies = await _keys_for(app, answered, seconds)
         elapsed = time.perf_counter() - started
         got = runtime.sent - first
     return got / elapsed, latencies

@@ -10,12 +10,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 
 from devmesh.app.traffic import MeshRecords, TrafficFeed
 from devmesh.traffic.chains import build_chains
-from devmesh.traffic.stats import RuleTaken, VersionFigures, rules_taken
+from devmesh.traffic.stats import RuleTaken, VersionFigures
 
 SHOWN_CHAINS = 200
+# The latest chains are built from the latest hops only (a request's hops are logged within
+# moments of each other): ten a shown chain leaves room for long chains and fan-outs.
+CHAIN_HOPS = SHOWN_CHAINS * 10
 HISTORY_LINES = 2000  # of the mesh's log, read when the tab starts following
 
 
@@ -71,12 +75,14 @@ class TrafficFollower:
         store = self.feed.store
         now = time.time()
         with self._lock:
-            hops = list(store.hops)
+            hops = list(islice(reversed(store.hops), CHAIN_HOPS))[::-1]
             figures = store.stats.figures(now=now)
+            rules = store.stats.rules(now=now)
             records, unparsed = store.reader.records, store.reader.unparsed
+        # the oldest of these chains may have lost hops to the cut: only the latest are shown
         chains = build_chains(hops)[-SHOWN_CHAINS:]
         # to the second: the tab is narrower than a terminal's CLI output
         rows = tuple(ChainRow(c.line(millis=False), frozenset(c.envs()), c.linked) for c in reversed(chains))
         return TrafficSnapshot(rows, tuple(figures), records, unparsed, tuple(store.notes(chains)),
-                               store.stats.window, rules_taken(hops, now - store.stats.window))
+                               store.stats.window, rules)
 

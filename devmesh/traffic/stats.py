@@ -97,12 +97,12 @@ class WindowStats:
             raise ValueError(f"a window must be longer than 0 s, not {window}")
         self.window = window
         self._seconds: dict[tuple[str, str], dict[int, _Second]] = {}
+        # (gateway or service, rule) → second → [requests, latest start]
+        self._rules: dict[tuple[str, str], dict[int, list[float]]] = {}
         self.latest = 0.0
         self._pruned_at = 0
 
     def add(self, hop: Hop) -> None:
-        if hop.service is None or hop.env is None:
-            return
         second = int(hop.time)
         if hop.time > self.latest:
             self.latest = hop.time
@@ -110,6 +110,9 @@ class WindowStats:
                 self._prune(second)
         if second <= self.latest - self.window - 1:
             return  # older than the window
+        self._add_rule(hop, second)
+        if hop.service is None or hop.env is None:
+            return
         slots = self._seconds.setdefault((hop.service, hop.env), {})
         slot = slots.get(second)
         if slot is None:
@@ -124,15 +127,38 @@ class WindowStats:
         if not hop.limited:
             slot.latency[_bucket(hop.ms)] += 1
 
+    def _add_rule(self, hop: Hop, second: int) -> None:
+        where = GATEWAY if hop.listener == GATEWAY else hop.service
+        if hop.mirror or hop.rule is None or where is None:
+            return  # a mirror copy is not a request a rule took
+        slot = self._rules.setdefault((where, hop.rule), {}).setdefault(second, [0, hop.time])
+        slot[0] += 1
+        slot[1] = max(slot[1], hop.time)
+
     def _prune(self, now: int) -> None:
         self._pruned_at = now
         oldest = now - int(self.window) - 1
-        for key in list(self._seconds):
-            slots = self._seconds[key]
-            for second in [s for s in slots if s < oldest]:
-                del slots[second]
-            if not slots:
-                del self._seconds[key]
+        for table in (self._seconds, self._rules):
+            for key in list(table):
+                slots: dict[int, Any] = table[key]
+                for second in [s for s in slots if s < oldest]:
+                    del slots[second]
+                if not slots:
+                    del table[key]
+
+    def rules(self, *, now: float | None = None) -> dict[tuple[str, str], RuleTaken]:
+        """(where, rule) → the requests that rule routed over the window ending at ``now``
+        (default: the latest hop), to the second: ``where`` is :data:`GATEWAY` for the
+        gateway's rules, else the service whose routes hold the rule (the one that served the
+        hop). Mirror copies are not counted."""
+        end = self.latest if now is None else now
+        start = end - self.window
+        out = {}
+        for key, slots in self._rules.items():
+            kept = [slot for second, slot in slots.items() if start <= second + 1 and second <= end]
+            if kept:
+                out[key] = RuleTaken(int(sum(slot[0] for slot in kept)), max(slot[1] for slot in kept))
+        return out
 
     def figures(self, *, now: float | None = None, since: float | None = None,
                 versions: Iterable[tuple[str, str]] | None = None) -> list[VersionFigures]:
@@ -166,20 +192,3 @@ class RuleTaken:
 
     requests: int
     latest: float
-
-
-def rules_taken(hops: Iterable[Hop], since: float) -> dict[tuple[str, str], RuleTaken]:
-    """(where, rule) → the requests that rule routed from ``since`` on: ``where`` is
-    :data:`GATEWAY` for the gateway's rules, else the service whose routes hold the rule (the
-    one that served the hop). Mirror copies are not requests a rule took."""
-    counts: dict[tuple[str, str], RuleTaken] = {}
-    for hop in hops:
-        if hop.time < since or hop.mirror or hop.rule is None:
-            continue
-        where = GATEWAY if hop.listener == GATEWAY else hop.service
-        if where is None:
-            continue
-        key = (where, hop.rule)
-        seen = counts.get(key)
-        counts[key] = RuleTaken(1, hop.time) if seen is None else RuleTaken(seen.requests + 1, max(seen.latest, hop.time))
-    return counts

@@ -65,7 +65,13 @@ def pid(tmp_path: Path) -> str:
 
 
 def alive(process_id: str) -> bool:
-    return Path(f"/proc/{process_id}").exists() and "zombie" not in Path(f"/proc/{process_id}/status").read_text()
+    """Whether the process runs; "" (its pid file is being written) is no process yet."""
+    if not process_id.strip():
+        return False
+    try:
+        return "zombie" not in Path(f"/proc/{process_id.strip()}/status").read_text()
+    except FileNotFoundError:  # it has exited, or exits as we look
+        return False
 
 
 def test_a_reload_runs_the_command_again_and_other_signals_reach_it(

@@ -9,7 +9,7 @@ import pytest
 
 from devmesh.traffic.chains import unlinked_hint
 from devmesh.traffic.records import FORMAT, GATEWAY, OUTSIDE, RecordReader, dotted_upstream, istio_upstream
-from devmesh.traffic.stats import WindowStats, percentile
+from devmesh.traffic.stats import RuleTaken, WindowStats, percentile
 from devmesh.traffic.store import Filter, TrafficStore
 
 CALLERS = {"10.0.0.2": "web@baseline", "10.0.0.3": "api@feat", "10.0.0.4": "api@baseline",
@@ -196,6 +196,28 @@ def test_the_window_slides_and_old_seconds_are_dropped() -> None:
     (fig,) = stats.figures()
     assert fig.requests <= 7 and fig.p95_ms == 99
     assert sum(len(slots) for slots in stats._seconds.values()) <= 7
+
+
+def test_the_rules_taken_over_the_window_whatever_the_rate() -> None:
+    store = TrafficStore(reader(), window=10, max_hops=100)  # far fewer hops kept than counted
+    for n in range(3000):  # 300 requests a second for 10 s: gateway → web, web → api
+        at = f"{100 + n / 300:.4f}"
+        store.add_line(line(id=f"r{n}", time=at, listener=GATEWAY, rule="baseline", upstream="web.baseline"))
+        store.add_line(line(id=f"r{n}", time=at, rule="api-feat" if n % 3 == 0 else "api-baseline",
+                            upstream="api.feat" if n % 3 == 0 else "api.baseline"))
+    store.add_line(line(id="c", time="109.99", upstream="api.feat", kind="mirror", rule=None, peer=None))
+    rules = store.stats.rules()
+    assert set(rules) == {(GATEWAY, "baseline"), ("api", "api-feat"), ("api", "api-baseline")}
+    assert rules[(GATEWAY, "baseline")].requests == 3000  # every one, not the 100 hops kept
+    assert rules[("api", "api-feat")].requests == 1000 and rules[("api", "api-baseline")].requests == 2000
+    assert rules[(GATEWAY, "baseline")].latest == pytest.approx(100 + 2999 / 300, abs=1e-3)
+    # ten seconds later only the latest second's are left; then none
+    assert store.stats.rules(now=119.5)[(GATEWAY, "baseline")].requests == 300
+    assert store.stats.rules(now=121) == {}
+    # old seconds go as new hops come
+    store.add_line(line(id="late", time="200.0", rule="api-baseline", upstream="api.baseline"))
+    assert store.stats.rules() == {("api", "api-baseline"): RuleTaken(1, 200.0)}
+    assert all(s >= 189 for slots in store.stats._rules.values() for s in slots)
 
 
 def test_percentiles_are_exact_when_fast_and_within_two_percent_when_slow() -> None:

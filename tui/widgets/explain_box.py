@@ -51,7 +51,7 @@ def explain(plan: RoutePlan, where: str, text: str, taken: Taken | None = None) 
 
 @dataclass(frozen=True)
 class Taken:
-    """What the mesh's records say each rule routed over a window (see rules_taken)."""
+    """What the mesh's records say each rule routed over a window (see WindowStats.rules)."""
 
     rules: Mapping[tuple[str, str], RuleTaken]
     window: float
