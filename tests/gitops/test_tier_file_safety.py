@@ -294,7 +294,7 @@ def test_an_edit_that_cannot_keep_the_style_is_refused_not_reformatted(tmp_path:
 @pytest.mark.parametrize(
     ("text", "line", "problem"),
     [
-        (f"images:\n- name: shop/api\n  newName: r/api\n  digest: sha256:xyz\n", 4, "not an image digest"),
+        ("images:\n- name: shop/api\n  newName: r/api\n  digest: sha256:xyz\n", 4, "not an image digest"),
         (f"images:\n- name: shop/api\n  newName: r/api\n  digest: |\n    {sha('a')}\n", 4, "not an image digest"),
         (f"images:\n- name: shop/api\n  newName: UPPER/api\n  digest: {sha('a')}\n", 3, "not a valid image name"),
         ("kind: Kustomization\nimages: 5\n", 2, "images: expected a list"),
