@@ -108,7 +108,9 @@ def build_chains(hops: Iterable[Hop]) -> list[Chain]:
     return chains
 
 
-def _with_copied_callers(group: Sequence[Hop]) -> list[Hop]:
+def _with_copied_callers(group: Sequence[Hop]) -> Sequence[Hop]:
+    if not any(h.mirror for h in group):
+        return group  # most requests: nothing to do
     originals = [h for h in group if not h.mirror]
     out = []
     for hop in group:

@@ -146,16 +146,20 @@ class WindowStats:
                 if not slots:
                     del table[key]
 
+    def _span(self, now: float | None) -> tuple[float, float]:
+        """(start, end) of the window ending at ``now`` (default: the latest hop)."""
+        end = self.latest if now is None else now
+        return end - self.window, end
+
     def rules(self, *, now: float | None = None) -> dict[tuple[str, str], RuleTaken]:
         """(where, rule) → the requests that rule routed over the window ending at ``now``
         (default: the latest hop), to the second: ``where`` is :data:`GATEWAY` for the
         gateway's rules, else the service whose routes hold the rule (the one that served the
         hop). Mirror copies are not counted."""
-        end = self.latest if now is None else now
-        start = end - self.window
+        start, end = self._span(now)
         out = {}
         for key, slots in self._rules.items():
-            kept = [slot for second, slot in slots.items() if start <= second + 1 and second <= end]
+            kept = [slot for second, slot in slots.items() if _within(second, start, end)]
             if kept:
                 out[key] = RuleTaken(int(sum(slot[0] for slot in kept)), max(slot[1] for slot in kept))
         return out
@@ -164,8 +168,7 @@ class WindowStats:
                 versions: Iterable[tuple[str, str]] | None = None) -> list[VersionFigures]:
         """Each version's figures over the window ending at ``now`` (default: the latest hop),
         or from ``since`` when that is later than the window's start."""
-        end = self.latest if now is None else now
-        start = end - self.window
+        start, end = self._span(now)
         if since is not None and since > start:
             start = since
         keys = sorted(self._seconds) if versions is None else list(versions)
@@ -173,7 +176,7 @@ class WindowStats:
         for key in keys:
             total = _Second()
             for second, slot in self._seconds.get(key, {}).items():
-                if start <= second + 1 and second <= end:
+                if _within(second, start, end):
                     total.requests += slot.requests
                     total.failed += slot.failed
                     total.limited += slot.limited
@@ -184,6 +187,11 @@ class WindowStats:
                                       percentile(total.latency, 0.50),
                                       percentile(total.latency, 0.95)))
         return out
+
+
+def _within(second: int, start: float, end: float) -> bool:
+    """Whether the second that starts at ``second`` overlaps [start, end]."""
+    return start <= second + 1 and second <= end
 
 
 @dataclass(frozen=True)
